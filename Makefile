@@ -1,0 +1,91 @@
+# natter: natterd (server), natter (client), natter-bench (load generator).
+# `make` builds into build/, `make test` runs every test (plain and ASan+UBSan),
+# `make run` starts a server on the defaults.
+
+CC      ?= cc
+BUILD   ?= build
+PREFIX  ?= /usr/local
+DESTDIR ?=
+VERSION := 0.1.0
+
+WARN    := -Wall -Wextra -Wpedantic -Werror -Wshadow -Wstrict-prototypes
+CFLAGS  ?= -O2 -g
+CPPFLAGS += -D_GNU_SOURCE -DNATTER_VERSION='"$(VERSION)"'
+ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) $(SANFLAGS) -MMD -MP
+LDLIBS_EDIT := $(shell pkg-config --libs libedit 2>/dev/null || echo -ledit)
+CFLAGS_EDIT := $(shell pkg-config --cflags libedit 2>/dev/null)
+
+# Shared by the server and the tools: one concept per file (see docs/architecture.md).
+CORE     := loop net buf text log dict
+SERVER   := conn hub linecodec commands
+CLIENT   := lineedit
+CORE_O   := $(CORE:%=$(BUILD)/%.o)
+SERVER_O := $(SERVER:%=$(BUILD)/%.o)
+CLIENT_O := $(CLIENT:%=$(BUILD)/%.o)
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+TEST_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(wildcard tests/tools/*.c))
+
+all: $(BUILD)/natterd $(BUILD)/natter $(BUILD)/natter-bench
+
+$(BUILD)/natterd: $(BUILD)/natterd.o $(SERVER_O) $(CORE_O)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS)
+
+$(BUILD)/natter: $(BUILD)/natter.o $(CLIENT_O) $(CORE_O)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS_EDIT)
+
+$(BUILD)/natter-bench: $(BUILD)/bench.o $(CORE_O)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) -lpthread -lm
+
+$(BUILD)/lineedit.o: src/lineedit.c | $(BUILD)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(CFLAGS_EDIT) -c -o $@ $<
+
+$(BUILD)/natter.o: src/natter.c | $(BUILD)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(CFLAGS_EDIT) -c -o $@ $<
+
+$(BUILD)/%.o: src/%.c | $(BUILD)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(SERVER_O) $(CORE_O) | $(BUILD)/tests
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -Isrc -o $@ $^ $(LDFLAGS)
+
+$(BUILD)/tests/%: tests/tools/%.c $(CORE_O) | $(BUILD)/tests
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -Isrc -o $@ $^ $(LDFLAGS)
+
+$(BUILD) $(BUILD)/tests:
+	mkdir -p $@
+
+-include $(wildcard $(BUILD)/*.d $(BUILD)/tests/*.d)
+
+tests: all $(UNIT_BIN) $(TEST_BIN)
+
+# make test: the whole suite, then again under ASan+UBSan, one summary line.
+test: deps
+	$(MAKE) BUILD=build tests
+	$(MAKE) BUILD=build-asan CFLAGS='-O1 -g -fno-omit-frame-pointer' \
+		SANFLAGS='-fsanitize=address,undefined -fno-sanitize-recover=all' tests
+	python3 tests/run.py build build-asan
+
+run: all
+	./$(BUILD)/natterd
+
+# Debian packages the build needs; installed when we may, asked for otherwise.
+deps:
+	@pkg-config --exists libedit 2>/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing libedit-dev (line editing for the natter client)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libedit-dev pkg-config; \
+	  else echo "natter needs Debian packages: sudo apt-get install libedit-dev pkg-config python3" >&2; exit 1; fi; }
+	@command -v python3 >/dev/null || { echo "make test needs python3 (apt-get install python3)" >&2; exit 1; }
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 755 $(BUILD)/natterd $(BUILD)/natter $(BUILD)/natter-bench $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 man/natter.1 man/natter-bench.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 man/natterd.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+.PHONY: all tests test run deps install clean

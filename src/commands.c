@@ -1,0 +1,143 @@
+/* commands.c - the plain protocol's slash commands: parse, call the hub, reply.
+ * Each command is one row of the table below; /help is generated from it. */
+#include "commands.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "conn.h"
+#include "hub.h"
+#include "linecodec.h"
+#include "text.h"
+
+/* Split off the first space-separated word of *s; *s moves past it and the spaces. */
+static char *next_word(char **s)
+{
+    char *p = *s;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (!*p)
+        return NULL;
+    char *word = p;
+    while (*p && *p != ' ' && *p != '\t')
+        p++;
+    if (*p)
+        *p++ = '\0';
+    while (*p == ' ' || *p == '\t')
+        p++;
+    *s = p;
+    return word;
+}
+
+static int usage(struct conn *c, const char *text)
+{
+    conn_printf(c, "!! usage: %s", text);
+    return 0;
+}
+
+static int cmd_nick(struct conn *c, char *args)
+{
+    char *name = next_word(&args);
+    if (!name || *args)
+        return usage(c, "/nick NAME");
+    line_error(c, hub_nick(conn_hub(), c->user, name), name);
+    return 0;
+}
+
+static int cmd_join(struct conn *c, char *args)
+{
+    char *room = next_word(&args);
+    if (!room || *args)
+        return usage(c, "/join #room");
+    enum hub_err err = hub_join(conn_hub(), c->user, room);
+    char max[16];
+    snprintf(max, sizeof max, "%u", (unsigned)hub_limits(conn_hub())->max_rooms);
+    line_error(c, err, err == HUB_ETOOMANYROOMS ? max : room);
+    return 0;
+}
+
+static int cmd_part(struct conn *c, char *args)
+{
+    char *room = NULL;
+    if (args[0] == '#')
+        room = next_word(&args);
+    line_error(c, hub_part(conn_hub(), c->user, room, *args ? args : NULL), room);
+    return 0;
+}
+
+static int cmd_msg(struct conn *c, char *args)
+{
+    char *to = next_word(&args);
+    if (!to || !*args)
+        return usage(c, "/msg NAME text");
+    line_error(c, hub_privmsg(conn_hub(), c->user, to, args), to);
+    return 0;
+}
+
+static int cmd_me(struct conn *c, char *args)
+{
+    if (!*args)
+        return usage(c, "/me text");
+    line_error(c, hub_action(conn_hub(), c->user, args), NULL);
+    return 0;
+}
+
+static int cmd_who(struct conn *c, char *args)
+{
+    char *room = next_word(&args);
+    line_error(c, hub_who(conn_hub(), c->user, room), room);
+    return 0;
+}
+
+static int cmd_rooms(struct conn *c, char *args)
+{
+    (void)args;
+    line_error(c, hub_rooms(conn_hub(), c->user), NULL);
+    return 0;
+}
+
+static int cmd_quit(struct conn *c, char *args)
+{
+    return line_quit(c, args);
+}
+
+static int cmd_help(struct conn *c, char *args);
+
+static const struct command {
+    const char *name;
+    int (*run)(struct conn *c, char *args);
+    const char *synopsis;
+    const char *help;
+} commands[] = {
+    {"nick", cmd_nick, "/nick NAME", "change your name"},
+    {"join", cmd_join, "/join #room", "join a room (or switch to it) and talk there"},
+    {"part", cmd_part, "/part [#room] [reason]", "leave a room (default: the current one)"},
+    {"msg", cmd_msg, "/msg NAME text", "send a private message"},
+    {"me", cmd_me, "/me text", "act: * you text"},
+    {"who", cmd_who, "/who [#room]", "list the users in a room"},
+    {"rooms", cmd_rooms, "/rooms", "list the rooms"},
+    {"help", cmd_help, "/help", "this list"},
+    {"quit", cmd_quit, "/quit [reason]", "leave (so does a line that is just: bye)"},
+};
+
+static int cmd_help(struct conn *c, char *args)
+{
+    (void)args;
+    conn_printf(c, "-- commands (a line without / talks in your current room; // sends a /):");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        conn_printf(c, "--   %-24s %s", commands[i].synopsis, commands[i].help);
+    return 0;
+}
+
+int commands_run(struct conn *c, char *line)
+{
+    char *args = line + 1;
+    char *name = next_word(&args);
+    if (name) {
+        for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+            if (text_ieq(name, commands[i].name))
+                return commands[i].run(c, args);
+    }
+    conn_printf(c, "!! unknown command: /%s (try /help)", name ? name : "");
+    return 0;
+}

@@ -1,0 +1,321 @@
+/* conn.c - client connections (see conn.h).
+ *
+ * The data path: a readable socket is read once into a shared buffer; complete
+ * lines go straight from there to the codec (only an unfinished line is copied
+ * and kept). Output is never written where it is produced: conn_send queues a
+ * reference and puts the connection on the pending list, and conn_before_sleep
+ * writes each pending connection once per loop turn, all its queued messages in
+ * one writev. Only if the socket is full do we ask epoll for writability.
+ *
+ * Closing is deferred to the end of the loop turn, so a connection never
+ * disappears while the hub is iterating over a room that contains it.
+ */
+#include "conn.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "log.h"
+#include "loop.h"
+
+#define READ_CHUNK (64 * 1024)
+
+enum {
+    CONN_PENDING = 1 << 0,   /* on the pending-write list */
+    CONN_CLOSING = 1 << 1,   /* on the closing list */
+    CONN_FLUSH = 1 << 2,     /* write queued output before closing */
+    CONN_THROTTLED = 1 << 3, /* not reading: over its rate */
+    CONN_WANTWRITE = 1 << 4, /* socket was full: waiting for EPOLLOUT */
+};
+
+static struct {
+    struct loop *loop;
+    struct hub *hub;
+    struct conn_limits lim;
+    struct conn **by_fd; /* every open connection, by descriptor */
+    int max_fds;
+    size_t count;
+    struct conn *pending;
+    struct conn *closing;
+    struct conn *dead;
+    char rbuf[READ_CHUNK];
+} S;
+
+void conn_init(struct loop *l, struct hub *h, const struct conn_limits *lim, int max_fds)
+{
+    S.loop = l;
+    S.hub = h;
+    S.lim = *lim;
+    S.max_fds = max_fds;
+    S.by_fd = calloc((size_t)max_fds, sizeof *S.by_fd);
+}
+
+struct hub *conn_hub(void) { return S.hub; }
+size_t conn_count(void) { return S.count; }
+
+static void watch(struct conn *c);
+
+/* ==== Output ==== */
+
+static void mark_pending(struct conn *c)
+{
+    if (!(c->flags & (CONN_PENDING | CONN_WANTWRITE))) {
+        c->flags |= CONN_PENDING;
+        c->next_pending = S.pending;
+        S.pending = c;
+    }
+}
+
+void conn_send(struct conn *c, struct msg *m)
+{
+    if (c->flags & CONN_CLOSING)
+        return;
+    /* A client that does not read must not make the server hold an unbounded
+     * backlog for it, nor slow anyone else down: drop it. */
+    if (c->out.bytes + m->len > S.lim.max_outbuf) {
+        log_info("%s: output queue over %zu bytes, disconnecting", c->peer, S.lim.max_outbuf);
+        outq_clear(&c->out);
+        conn_close(c, "too slow", 0);
+        return;
+    }
+    if (outq_push(&c->out, m) < 0) {
+        conn_close(c, "out of memory", 0);
+        return;
+    }
+    mark_pending(c);
+}
+
+void conn_printf(struct conn *c, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n > sizeof line - 2)
+        n = sizeof line - 2;
+    line[n++] = '\n';
+    struct msg *m = msg_new(line, (size_t)n);
+    if (m) {
+        conn_send(c, m);
+        msg_unref(m);
+    }
+}
+
+/* Write what the socket takes; returns -1 if the connection failed. */
+static int flush(struct conn *c)
+{
+    if (outq_write(&c->out, c->fd) < 0) {
+        c->close_errno = errno;
+        return -1;
+    }
+    int want = c->out.count > 0;
+    if (want != !!(c->flags & CONN_WANTWRITE)) {
+        c->flags ^= CONN_WANTWRITE;
+        watch(c);
+    }
+    return 0;
+}
+
+/* ==== Input ==== */
+
+static int on_line(void *ctx, const char *line, size_t len)
+{
+    struct conn *c = ctx;
+    if (c->flags & CONN_CLOSING)
+        return 1;
+    if (!line) {
+        c->codec->overlong(c, S.lim.max_line);
+        return 0;
+    }
+    if (S.lim.rate > 0)
+        c->tokens -= 1;
+    return c->codec->line(c, line, len);
+}
+
+/* Flood control: a token bucket of lines. A client over its rate is not read
+ * until it has tokens again, so TCP pushes back on it; nothing it sent is lost. */
+static void refill(struct conn *c, long long now)
+{
+    double secs = (double)(now - c->last_input_ms) / 1000.0;
+    c->tokens += secs * S.lim.rate;
+    if (c->tokens > S.lim.burst)
+        c->tokens = S.lim.burst;
+}
+
+static void on_readable(struct conn *c)
+{
+    ssize_t n;
+    do
+        n = read(c->fd, S.rbuf, sizeof S.rbuf);
+    while (n < 0 && errno == EINTR);
+    if (n == 0) {
+        conn_close(c, "connection closed", 1);
+        return;
+    }
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            c->close_errno = errno;
+            conn_close(c, "read error", 0);
+        }
+        return;
+    }
+    long long now = loop_now_ms();
+    if (S.lim.rate > 0)
+        refill(c, now);
+    c->last_input_ms = now;
+    if (inbuf_feed(&c->in, S.rbuf, (size_t)n, S.lim.max_line, on_line, c) < 0)
+        conn_close(c, "out of memory", 0);
+    if (S.lim.rate > 0 && c->tokens < 1 && !(c->flags & CONN_CLOSING)) {
+        c->flags |= CONN_THROTTLED;
+        watch(c);
+    }
+}
+
+static void on_event(struct loop *l, int fd, int mask, void *data)
+{
+    (void)l, (void)fd;
+    struct conn *c = data;
+    if ((mask & LOOP_WRITE) && !(c->flags & CONN_CLOSING) && flush(c) < 0)
+        conn_close(c, "write error", 0);
+    if ((mask & LOOP_READ) && !(c->flags & CONN_CLOSING))
+        on_readable(c);
+}
+
+static void watch(struct conn *c)
+{
+    int mask = (c->flags & CONN_THROTTLED ? 0 : LOOP_READ) | (c->flags & CONN_WANTWRITE ? LOOP_WRITE : 0);
+    if (loop_watch(S.loop, c->fd, mask, on_event, c) < 0)
+        log_errno("%s: epoll_ctl", c->peer);
+}
+
+/* ==== Life cycle ==== */
+
+struct conn *conn_new(int fd, const char *peer, const struct codec *codec)
+{
+    struct conn *c = fd < S.max_fds ? calloc(1, sizeof *c) : NULL;
+    if (!c) {
+        close(fd);
+        return NULL;
+    }
+    c->fd = fd;
+    c->codec = codec;
+    c->tokens = S.lim.burst;
+    c->last_input_ms = loop_now_ms();
+    snprintf(c->peer, sizeof c->peer, "%s", peer);
+    if (loop_watch(S.loop, fd, LOOP_READ, on_event, c) < 0) {
+        log_errno("%s: epoll_ctl", peer);
+        close(fd);
+        free(c);
+        return NULL;
+    }
+    S.by_fd[fd] = c;
+    S.count++;
+    if (codec->open(c) < 0) {
+        conn_close(c, "out of memory", 0);
+        return NULL;
+    }
+    return c;
+}
+
+void conn_close(struct conn *c, const char *reason, int flush_first)
+{
+    if (c->flags & CONN_CLOSING)
+        return;
+    c->flags |= CONN_CLOSING | (flush_first ? CONN_FLUSH : 0);
+    c->close_reason = reason;
+    c->next_close = S.closing;
+    S.closing = c;
+}
+
+/* Leave the hub, write a last goodbye if asked to, close the socket. The struct
+ * itself is freed later, once no list can still point at it. */
+static void finish(struct conn *c)
+{
+    if (c->close_errno)
+        log_info("disconnect %s: %s: %s", c->peer, c->close_reason, strerror(c->close_errno));
+    else
+        log_info("disconnect %s: %s", c->peer, c->close_reason);
+    c->codec->close(c, c->close_reason);
+    if (c->flags & CONN_FLUSH)
+        outq_write(&c->out, c->fd);
+    loop_unwatch(S.loop, c->fd);
+    close(c->fd);
+    S.by_fd[c->fd] = NULL;
+    S.count--;
+    outq_clear(&c->out);
+    inbuf_clear(&c->in);
+}
+
+static void reap_closing(void)
+{
+    while (S.closing) {
+        struct conn *c = S.closing;
+        S.closing = c->next_close;
+        finish(c); /* may close others (their queues overflow): they join S.closing */
+        c->next_close = S.dead;
+        S.dead = c;
+    }
+}
+
+static void flush_pending(void)
+{
+    while (S.pending) {
+        struct conn *c = S.pending;
+        S.pending = c->next_pending;
+        c->flags &= ~CONN_PENDING;
+        if (!(c->flags & CONN_CLOSING) && flush(c) < 0)
+            conn_close(c, "write error", 0);
+    }
+}
+
+void conn_before_sleep(void)
+{
+    do {
+        reap_closing();
+        flush_pending();
+    } while (S.closing);
+    while (S.dead) {
+        struct conn *c = S.dead;
+        S.dead = c->next_close;
+        free(c);
+    }
+}
+
+void conn_tick(void)
+{
+    long long now = loop_now_ms();
+    for (int fd = 0; fd < S.max_fds; fd++) {
+        struct conn *c = S.by_fd[fd];
+        if (!c || (c->flags & CONN_CLOSING))
+            continue;
+        if (c->flags & CONN_THROTTLED) {
+            refill(c, now);
+            c->last_input_ms = now;
+            if (c->tokens >= 1) {
+                c->flags &= ~CONN_THROTTLED;
+                watch(c);
+            }
+        } else if (S.lim.idle_timeout > 0 && now - c->last_input_ms > S.lim.idle_timeout * 1000LL) {
+            conn_printf(c, "!! idle for %d seconds, disconnected", S.lim.idle_timeout);
+            conn_close(c, "idle timeout", 1);
+        }
+    }
+}
+
+void conn_close_all(void)
+{
+    for (int fd = 0; fd < S.max_fds; fd++)
+        if (S.by_fd[fd])
+            conn_close(S.by_fd[fd], "server shutting down", 1);
+    conn_before_sleep();
+    free(S.by_fd);
+    S.by_fd = NULL;
+}

@@ -1,0 +1,460 @@
+/* hub.c - users, rooms and routing (see hub.h). */
+#include "hub.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "dict.h"
+#include "text.h"
+
+struct room {
+    char *name;
+    struct user **members;
+    uint32_t count;
+    uint32_t cap;
+};
+
+struct hub {
+    struct hub_limits lim;
+    struct dict users; /* by name */
+    struct dict rooms; /* by name */
+    uint32_t next_guest;
+    uint32_t gen;      /* for user.mark */
+};
+
+static const char *user_key(const void *p) { return ((const struct user *)p)->name; }
+static const char *room_key(const void *p) { return ((const struct room *)p)->name; }
+
+struct hub *hub_new(const struct hub_limits *lim)
+{
+    struct hub *h = calloc(1, sizeof *h);
+    if (!h)
+        return NULL;
+    h->lim = *lim;
+    dict_init(&h->users, user_key);
+    dict_init(&h->rooms, room_key);
+    return h;
+}
+
+static void room_free(struct room *r)
+{
+    free(r->members);
+    free(r->name);
+    free(r);
+}
+
+void hub_free(struct hub *h)
+{
+    if (!h)
+        return;
+    /* Users belong to their connections, which free them first; rooms are ours. */
+    for (size_t i = 0; i < h->rooms.cap; i++)
+        if (h->rooms.slots[i])
+            room_free(h->rooms.slots[i]);
+    dict_free(&h->rooms);
+    dict_free(&h->users);
+    free(h);
+}
+
+size_t hub_user_count(const struct hub *h) { return h->users.count; }
+const struct hub_limits *hub_limits(const struct hub *h) { return &h->lim; }
+
+struct user *hub_find_user(const struct hub *h, const char *name) { return dict_get(&h->users, name); }
+
+/* ==== Delivery ==== */
+
+/* The msgs encoded so far for one event, one per codec: a broadcast is built once
+ * per protocol in use, then shared by reference. */
+#define MAX_CODECS 4
+struct fanout {
+    const struct hub_event *ev;
+    const struct user_ops *ops[MAX_CODECS];
+    struct msg *msg[MAX_CODECS];
+    int n;
+};
+
+static struct msg *encoded_for(struct fanout *f, const struct user_ops *ops)
+{
+    for (int i = 0; i < f->n; i++)
+        if (f->ops[i] == ops)
+            return f->msg[i];
+    struct msg *m = ops->encode(f->ev);
+    if (m && f->n < MAX_CODECS) {
+        f->ops[f->n] = ops;
+        f->msg[f->n++] = m;
+    }
+    return m; /* with more codecs than slots, the extra msg is not cached (not freed below) */
+}
+
+static void fanout_to(struct fanout *f, struct user *u)
+{
+    struct msg *m = encoded_for(f, u->ops);
+    if (!m)
+        return;
+    u->ops->deliver(u->ctx, m);
+    int cached = 0;
+    for (int i = 0; i < f->n; i++)
+        cached |= f->msg[i] == m;
+    if (!cached)
+        msg_unref(m);
+}
+
+static void fanout_done(struct fanout *f)
+{
+    for (int i = 0; i < f->n; i++)
+        msg_unref(f->msg[i]);
+}
+
+void hub_send(struct user *u, const struct hub_event *ev)
+{
+    struct fanout f = {.ev = ev};
+    fanout_to(&f, u);
+    fanout_done(&f);
+}
+
+/* To every member of r except `except` (may be NULL). */
+static void to_room(struct room *r, const struct hub_event *ev, const struct user *except)
+{
+    struct fanout f = {.ev = ev};
+    for (uint32_t i = 0; i < r->count; i++)
+        if (r->members[i] != except)
+            fanout_to(&f, r->members[i]);
+    fanout_done(&f);
+}
+
+/* Once to each user sharing a room with u (and to u itself if include_self):
+ * quit and rename notices, which must not arrive twice via two shared rooms. */
+static void to_neighbours(struct hub *h, struct user *u, const struct hub_event *ev, int include_self)
+{
+    struct fanout f = {.ev = ev};
+    uint32_t gen = ++h->gen;
+    u->mark = gen;
+    if (include_self)
+        fanout_to(&f, u);
+    for (uint16_t i = 0; i < u->nrooms; i++) {
+        struct room *r = u->rooms[i];
+        if (r->count > h->lim.max_announce)
+            continue;
+        for (uint32_t j = 0; j < r->count; j++) {
+            struct user *m = r->members[j];
+            if (m->mark != gen) {
+                m->mark = gen;
+                fanout_to(&f, m);
+            }
+        }
+    }
+    fanout_done(&f);
+}
+
+void hub_shutdown(struct hub *h)
+{
+    struct hub_event ev = {.type = EV_SHUTDOWN};
+    struct fanout f = {.ev = &ev};
+    for (size_t i = 0; i < h->users.cap; i++)
+        if (h->users.slots[i])
+            fanout_to(&f, h->users.slots[i]);
+    fanout_done(&f);
+}
+
+/* ==== Rooms ==== */
+
+static struct room *room_get_or_create(struct hub *h, const char *name)
+{
+    struct room *r = dict_get(&h->rooms, name);
+    if (r)
+        return r;
+    r = calloc(1, sizeof *r);
+    if (!r || !(r->name = strdup(name)) || dict_add(&h->rooms, r) < 0) {
+        if (r)
+            free(r->name);
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+static int room_add(struct room *r, struct user *u)
+{
+    if (r->count == r->cap) {
+        uint32_t cap = r->cap ? r->cap * 2 : 4;
+        struct user **p = realloc(r->members, cap * sizeof *p);
+        if (!p)
+            return -1;
+        r->members = p;
+        r->cap = cap;
+    }
+    r->members[r->count++] = u;
+    return 0;
+}
+
+static void room_remove(struct hub *h, struct room *r, struct user *u)
+{
+    for (uint32_t i = 0; i < r->count; i++) {
+        if (r->members[i] == u) {
+            r->members[i] = r->members[--r->count]; /* order does not matter */
+            break;
+        }
+    }
+    if (r->count == 0) {
+        dict_remove(&h->rooms, r);
+        room_free(r);
+    }
+}
+
+static int user_index_of(const struct user *u, const struct room *r)
+{
+    for (int i = 0; i < u->nrooms; i++)
+        if (u->rooms[i] == r)
+            return i;
+    return -1;
+}
+
+static int user_add_room(struct user *u, struct room *r)
+{
+    if (u->nrooms == u->caprooms) {
+        uint16_t cap = u->caprooms ? (uint16_t)(u->caprooms * 2) : 1;
+        struct room **p = realloc(u->rooms, cap * sizeof *p);
+        if (!p)
+            return -1;
+        u->rooms = p;
+        u->caprooms = cap;
+    }
+    u->rooms[u->nrooms++] = r;
+    return 0;
+}
+
+static void user_drop_room(struct user *u, int i)
+{
+    memmove(&u->rooms[i], &u->rooms[i + 1], (size_t)(u->nrooms - i - 1) * sizeof *u->rooms);
+    u->nrooms--;
+    if (u->nrooms == 0) {
+        free(u->rooms);
+        u->rooms = NULL;
+        u->caprooms = 0;
+    }
+}
+
+/* Room names may be given without '#'. Returns 0 if the result is valid. */
+static int room_name(const char *in, char *out, size_t len)
+{
+    snprintf(out, len, "%s%s", in[0] == '#' ? "" : "#", in);
+    return text_valid_room(out) ? 0 : -1;
+}
+
+enum hub_err hub_join(struct hub *h, struct user *u, const char *name)
+{
+    char rname[HUB_NAME_MAX];
+    if (room_name(name, rname, sizeof rname) < 0)
+        return HUB_EBADROOM;
+    struct room *r = dict_get(&h->rooms, rname);
+    if (r && user_index_of(u, r) >= 0) {
+        u->current = r;
+        hub_send(u, &(struct hub_event){.type = EV_SWITCH, .room = r->name});
+        return HUB_OK;
+    }
+    if (u->nrooms >= h->lim.max_rooms)
+        return HUB_ETOOMANYROOMS;
+    if (!(r = room_get_or_create(h, rname)))
+        return HUB_ENOMEM;
+    if (user_add_room(u, r) < 0 || room_add(r, u) < 0) {
+        if (user_index_of(u, r) >= 0)
+            user_drop_room(u, user_index_of(u, r));
+        if (r->count == 0)
+            room_remove(h, r, u);
+        return HUB_ENOMEM;
+    }
+    u->current = r;
+    struct hub_event ev = {.type = EV_JOIN, .room = r->name, .from = u->name};
+    if (r->count <= h->lim.max_announce)
+        to_room(r, &ev, NULL);
+    else
+        hub_send(u, &ev);
+    return HUB_OK;
+}
+
+/* Take u out of room index i, telling the room (unless quietly). */
+static void leave_room(struct hub *h, struct user *u, int i, const char *reason, int quietly)
+{
+    struct room *r = u->rooms[i];
+    struct hub_event ev = {.type = EV_PART, .room = r->name, .from = u->name, .text = reason};
+    if (!quietly) {
+        if (r->count <= h->lim.max_announce)
+            to_room(r, &ev, NULL);
+        else
+            hub_send(u, &ev);
+    }
+    user_drop_room(u, i);
+    if (u->current == r)
+        u->current = u->nrooms ? u->rooms[u->nrooms - 1] : NULL;
+    room_remove(h, r, u); /* may free r */
+}
+
+enum hub_err hub_part(struct hub *h, struct user *u, const char *name, const char *reason)
+{
+    struct room *r = u->current;
+    char rname[HUB_NAME_MAX];
+    if (name) {
+        if (room_name(name, rname, sizeof rname) < 0)
+            return HUB_EBADROOM;
+        r = dict_get(&h->rooms, rname);
+    } else if (!r) {
+        return HUB_ENOROOM;
+    }
+    int i = r ? user_index_of(u, r) : -1;
+    if (i < 0)
+        return HUB_ENOTINROOM;
+    leave_room(h, u, i, reason, 0);
+    return HUB_OK;
+}
+
+/* ==== Users ==== */
+
+struct user *hub_connect(struct hub *h, const struct user_ops *ops, void *ctx)
+{
+    struct user *u = calloc(1, sizeof *u);
+    if (!u)
+        return NULL;
+    u->ops = ops;
+    u->ctx = ctx;
+    /* Someone may have picked "guestN" by hand: take the next free number. */
+    do {
+        u->guest_id = ++h->next_guest;
+        if (u->guest_id == 0)
+            u->guest_id = h->next_guest = 1;
+        snprintf(u->name, sizeof u->name, "guest%u", u->guest_id);
+    } while (dict_get(&h->users, u->name));
+    if (dict_add(&h->users, u) < 0) {
+        free(u);
+        return NULL;
+    }
+    hub_send(u, &(struct hub_event){.type = EV_WELCOME, .from = u->name});
+    hub_join(h, u, HUB_DEFAULT_ROOM);
+    return u;
+}
+
+void hub_disconnect(struct hub *h, struct user *u, const char *reason)
+{
+    struct hub_event ev = {.type = EV_QUIT, .from = u->name, .text = reason};
+    to_neighbours(h, u, &ev, 0);
+    while (u->nrooms > 0)
+        leave_room(h, u, u->nrooms - 1, NULL, 1);
+    dict_remove(&h->users, u);
+    free(u);
+}
+
+void hub_bye(struct hub *h, struct user *u)
+{
+    (void)h;
+    hub_send(u, &(struct hub_event){.type = EV_BYE, .from = u->name});
+}
+
+enum hub_err hub_nick(struct hub *h, struct user *u, const char *name)
+{
+    if (strlen(name) >= HUB_NAME_MAX || !text_valid_name(name, h->lim.max_name))
+        return HUB_EBADNICK;
+    struct user *other = dict_get(&h->users, name);
+    if (other && other != u)
+        return HUB_ENICKTAKEN;
+    if (strcmp(u->name, name) == 0)
+        return HUB_OK; /* nothing changes */
+    char old[HUB_NAME_MAX];
+    memcpy(old, u->name, sizeof old);
+    dict_remove(&h->users, u);
+    snprintf(u->name, sizeof u->name, "%s", name);
+    dict_add(&h->users, u); /* cannot fail: the table did not grow */
+    u->guest_id = 0;
+    struct hub_event ev = {.type = EV_NICK, .from = old, .to = u->name};
+    to_neighbours(h, u, &ev, 1);
+    return HUB_OK;
+}
+
+/* ==== Messages ==== */
+
+static enum hub_err say(struct user *u, enum hub_event_type type, const char *text)
+{
+    if (!u->current)
+        return HUB_ENOROOM;
+    struct hub_event ev = {.type = type, .room = u->current->name, .from = u->name, .text = text};
+    to_room(u->current, &ev, u);
+    return HUB_OK;
+}
+
+enum hub_err hub_say(struct hub *h, struct user *u, const char *text)
+{
+    (void)h;
+    return say(u, EV_SAY, text);
+}
+
+enum hub_err hub_action(struct hub *h, struct user *u, const char *text)
+{
+    (void)h;
+    return say(u, EV_ACTION, text);
+}
+
+enum hub_err hub_privmsg(struct hub *h, struct user *u, const char *to, const char *text)
+{
+    struct user *r = dict_get(&h->users, to);
+    if (!r)
+        return HUB_ENOUSER;
+    struct hub_event ev = {.type = EV_PRIVMSG, .from = u->name, .to = r->name, .text = text};
+    hub_send(r, &ev);
+    ev.type = EV_PRIVECHO;
+    hub_send(u, &ev);
+    return HUB_OK;
+}
+
+/* ==== Listings ==== */
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+enum hub_err hub_who(struct hub *h, struct user *u, const char *name)
+{
+    struct room *r = u->current;
+    char rname[HUB_NAME_MAX];
+    if (name) {
+        if (room_name(name, rname, sizeof rname) < 0)
+            return HUB_EBADROOM;
+        if (!(r = dict_get(&h->rooms, rname)))
+            return HUB_ENOTINROOM;
+    } else if (!r) {
+        return HUB_ENOROOM;
+    }
+    const char **names = malloc(r->count * sizeof *names);
+    if (!names)
+        return HUB_ENOMEM;
+    for (uint32_t i = 0; i < r->count; i++)
+        names[i] = r->members[i]->name;
+    qsort(names, r->count, sizeof *names, cmp_names);
+    hub_send(u, &(struct hub_event){.type = EV_WHO, .room = r->name, .names = names, .count = r->count});
+    free(names);
+    return HUB_OK;
+}
+
+enum hub_err hub_rooms(struct hub *h, struct user *u)
+{
+    size_t n = h->rooms.count;
+    const char **names = malloc((n ? n : 1) * sizeof *names);
+    struct room **rooms = malloc((n ? n : 1) * sizeof *rooms);
+    uint32_t *sizes = malloc((n ? n : 1) * sizeof *sizes);
+    if (!names || !rooms || !sizes) {
+        free(names), free(rooms), free(sizes);
+        return HUB_ENOMEM;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < h->rooms.cap; i++)
+        if (h->rooms.slots[i])
+            rooms[k++] = h->rooms.slots[i];
+    for (size_t i = 0; i < k; i++)
+        names[i] = rooms[i]->name;
+    qsort(names, k, sizeof *names, cmp_names);
+    for (size_t i = 0; i < k; i++)
+        sizes[i] = ((struct room *)dict_get(&h->rooms, names[i]))->count;
+    hub_send(u, &(struct hub_event){.type = EV_ROOMS, .names = names, .sizes = sizes, .count = k});
+    free(names), free(rooms), free(sizes);
+    return HUB_OK;
+}

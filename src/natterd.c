@@ -1,0 +1,304 @@
+/* natterd.c - the chat server: options, listening socket, accept, signals, main loop.
+ *
+ * One thread, one epoll loop. Everything a client does arrives as a line on its
+ * connection (conn.c), is interpreted by the codec (linecodec.c, commands.c),
+ * and routed by the hub (hub.c) to the output queues of its recipients.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "hub.h"
+#include "linecodec.h"
+#include "log.h"
+#include "loop.h"
+#include "net.h"
+
+#define RESERVED_FDS 16 /* listener, epoll, signalfd, stdio, the spare below, logs */
+#define ACCEPTS_PER_TURN 64
+
+struct options {
+    const char *bind;
+    int port;
+    long max_clients; /* 0 = as many as descriptors allow */
+    struct conn_limits conn;
+    struct hub_limits hub;
+    int verbose;
+};
+
+static struct {
+    struct loop *loop;
+    int listen_fd;
+    int signal_fd;
+    int spare_fd;     /* closed to accept-and-refuse when out of descriptors */
+    long max_clients;
+    long long full_logged_ms;
+} D;
+
+/* ==== Options ==== */
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: natterd [options]\n"
+            "  -b, --bind ADDR          address to listen on (default: all, IPv6 and IPv4)\n"
+            "  -p, --port PORT          port (default 8888; 0 picks a free one)\n"
+            "      --max-clients N      connections at once (default: as many as descriptors allow)\n"
+            "      --max-line BYTES     longest input line (default 4096)\n"
+            "      --max-outbuf BYTES   output queued for one client before it is dropped (default 262144)\n"
+            "      --max-name N         longest name in characters (default 24)\n"
+            "      --max-rooms N        rooms one user may be in (default 16)\n"
+            "      --max-announce N     no join/leave notices in rooms larger than this (default 200)\n"
+            "      --rate LINES         lines per second per client, 0 = unlimited (default 10)\n"
+            "      --burst LINES        lines a client may send at once (default 50)\n"
+            "      --idle-timeout SECS  drop clients silent this long, 0 = never (default 0)\n"
+            "  -v, --verbose            log more\n"
+            "  -h, --help               this help\n"
+            "  -V, --version            print the version\n"
+            "See natterd(8).\n");
+}
+
+/* Parse a number in [min, max] or exit with a usage error naming the option. */
+static double number(const char *opt, const char *s, double min, double max)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || v < min || v > max) {
+        fprintf(stderr, "natterd: %s: invalid value '%s' (expected %g to %g)\n", opt, s, min, max);
+        exit(2);
+    }
+    return v;
+}
+
+static void parse_options(int argc, char **argv, struct options *o)
+{
+    enum { O_MAXCLIENTS = 256, O_MAXLINE, O_MAXOUTBUF, O_MAXNAME, O_MAXROOMS, O_MAXANNOUNCE,
+           O_RATE, O_BURST, O_IDLE };
+    static const struct option longopts[] = {
+        {"bind", required_argument, NULL, 'b'},
+        {"port", required_argument, NULL, 'p'},
+        {"max-clients", required_argument, NULL, O_MAXCLIENTS},
+        {"max-line", required_argument, NULL, O_MAXLINE},
+        {"max-outbuf", required_argument, NULL, O_MAXOUTBUF},
+        {"max-name", required_argument, NULL, O_MAXNAME},
+        {"max-rooms", required_argument, NULL, O_MAXROOMS},
+        {"max-announce", required_argument, NULL, O_MAXANNOUNCE},
+        {"rate", required_argument, NULL, O_RATE},
+        {"burst", required_argument, NULL, O_BURST},
+        {"idle-timeout", required_argument, NULL, O_IDLE},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    int ch;
+    while ((ch = getopt_long(argc, argv, "b:p:vhV", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'b': o->bind = optarg; break;
+        case 'p': o->port = (int)number("--port", optarg, 0, 65535); break;
+        case O_MAXCLIENTS: o->max_clients = (long)number("--max-clients", optarg, 1, 10000000); break;
+        case O_MAXLINE: o->conn.max_line = (size_t)number("--max-line", optarg, 64, 1 << 24); break;
+        case O_MAXOUTBUF: o->conn.max_outbuf = (size_t)number("--max-outbuf", optarg, 4096, 1 << 30); break;
+        case O_MAXNAME: o->hub.max_name = (uint32_t)number("--max-name", optarg, 1, 31); break;
+        case O_MAXROOMS: o->hub.max_rooms = (uint32_t)number("--max-rooms", optarg, 1, 1000); break;
+        case O_MAXANNOUNCE: o->hub.max_announce = (uint32_t)number("--max-announce", optarg, 0, 1e9); break;
+        case O_RATE: o->conn.rate = number("--rate", optarg, 0, 1e9); break;
+        case O_BURST: o->conn.burst = number("--burst", optarg, 1, 1e9); break;
+        case O_IDLE: o->conn.idle_timeout = (int)number("--idle-timeout", optarg, 0, 1e7); break;
+        case 'v': o->verbose = 1; break;
+        case 'h': usage(stdout); exit(0);
+        case 'V': printf("natterd %s\n", NATTER_VERSION); exit(0);
+        default: usage(stderr); exit(2);
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "natterd: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        exit(2);
+    }
+    /* Messages must fit a line: sanitising may triple an input line's size. */
+    if (o->conn.max_outbuf < 4 * o->conn.max_line) {
+        fprintf(stderr, "natterd: --max-outbuf must be at least 4 times --max-line\n");
+        exit(2);
+    }
+}
+
+/* ==== Descriptors ==== */
+
+/* Raise the soft descriptor limit to the hard one: each client is a descriptor. */
+static long raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return 1024;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t want = rl.rlim_max == RLIM_INFINITY ? 1 << 20 : rl.rlim_max;
+        struct rlimit up = {want, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+            rl.rlim_cur = want;
+        else
+            log_errno("setrlimit RLIMIT_NOFILE %lu", (unsigned long)want);
+    }
+    return rl.rlim_cur == RLIM_INFINITY ? 1 << 20 : (long)rl.rlim_cur;
+}
+
+static void refuse(int fd, const char *line)
+{
+    ssize_t n = write(fd, line, strlen(line)); /* best effort: the socket is fresh and empty */
+    (void)n;
+    close(fd);
+}
+
+/* Out of descriptors: accept with the spare one and close at once, so the client
+ * hears "server full" instead of waiting in the backlog, and the listener stops
+ * reporting readable (which would spin the loop at 100% CPU). */
+static void accept_when_out_of_fds(void)
+{
+    long long now = loop_now_ms();
+    if (now - D.full_logged_ms > 1000) {
+        log_errno("accept");
+        D.full_logged_ms = now;
+    }
+    if (D.spare_fd < 0)
+        return;
+    close(D.spare_fd);
+    int fd = net_accept(D.listen_fd, NULL);
+    if (fd >= 0)
+        refuse(fd, "!! server full, try again later\n");
+    D.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+static void on_accept(struct loop *l, int lfd, int mask, void *data)
+{
+    (void)l, (void)mask, (void)data;
+    for (int i = 0; i < ACCEPTS_PER_TURN; i++) {
+        char peer[NET_ADDR_LEN];
+        int fd = net_accept(lfd, peer);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE)
+                accept_when_out_of_fds();
+            else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED)
+                log_errno("accept");
+            return;
+        }
+        if ((long)conn_count() >= D.max_clients) {
+            log_info("refused %s: server full (%ld clients)", peer, D.max_clients);
+            refuse(fd, "!! server full, try again later\n");
+            continue;
+        }
+        net_set_nodelay(fd); /* chat lines are small and latency matters */
+        if (conn_new(fd, peer, &line_codec))
+            log_info("connect %s (%zu clients)", peer, conn_count());
+    }
+}
+
+/* ==== Signals and timers ==== */
+
+static void on_signal(struct loop *l, int fd, int mask, void *data)
+{
+    (void)mask, (void)data;
+    struct signalfd_siginfo si;
+    if (read(fd, &si, sizeof si) == (ssize_t)sizeof si) {
+        log_info("%s received, shutting down", strsignal((int)si.ssi_signo));
+        loop_stop(l);
+    }
+}
+
+static int setup_signals(void)
+{
+    signal(SIGPIPE, SIG_IGN); /* a write to a closed socket is an error return, not death */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+        return -1;
+    return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
+static long tick_ms;
+
+static void on_tick(struct loop *l, void *data)
+{
+    (void)data;
+    conn_tick();
+    loop_set_timer(l, tick_ms, on_tick, NULL);
+}
+
+static void before_sleep(struct loop *l, void *data)
+{
+    (void)l, (void)data;
+    conn_before_sleep();
+}
+
+/* ==== Main ==== */
+
+int main(int argc, char **argv)
+{
+    struct options o = {
+        .port = 8888,
+        .conn = {.max_line = 4096, .max_outbuf = 256 * 1024, .rate = 10, .burst = 50},
+        .hub = {.max_name = 24, .max_rooms = 16, .max_announce = 200},
+    };
+    parse_options(argc, argv, &o);
+    log_init("natterd", o.verbose);
+
+    long fds = raise_fd_limit();
+    D.max_clients = fds - RESERVED_FDS;
+    if (o.max_clients > 0 && o.max_clients < D.max_clients)
+        D.max_clients = o.max_clients;
+    if (D.max_clients < 1) {
+        log_info("descriptor limit %ld is too low to serve anyone", fds);
+        return 1;
+    }
+
+    char err[NET_ERR_LEN];
+    D.listen_fd = net_listen(o.bind, o.port, 511, err);
+    if (D.listen_fd < 0) {
+        log_info("%s", err);
+        return 1;
+    }
+    D.signal_fd = setup_signals();
+    D.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    D.loop = loop_new((int)fds);
+    struct hub *hub = hub_new(&o.hub);
+    if (D.signal_fd < 0 || !D.loop || !hub) {
+        log_errno("startup");
+        return 1;
+    }
+    conn_init(D.loop, hub, &o.conn, (int)fds);
+    loop_watch(D.loop, D.listen_fd, LOOP_READ, on_accept, NULL);
+    loop_watch(D.loop, D.signal_fd, LOOP_READ, on_signal, NULL);
+    loop_set_before_sleep(D.loop, before_sleep, NULL);
+    if (o.conn.rate > 0 || o.conn.idle_timeout > 0) {
+        tick_ms = o.conn.rate > 0 ? 100 : 1000;
+        loop_set_timer(D.loop, tick_ms, on_tick, NULL);
+    }
+
+    char addr[NET_ADDR_LEN];
+    net_local_addr(D.listen_fd, addr, sizeof addr);
+    log_info("listening on %s (max %ld clients)", addr, D.max_clients);
+
+    loop_run(D.loop);
+
+    hub_shutdown(hub);
+    conn_close_all();
+    hub_free(hub);
+    loop_free(D.loop);
+    close(D.listen_fd);
+    close(D.signal_fd);
+    if (D.spare_fd >= 0)
+        close(D.spare_fd);
+    log_info("stopped");
+    return 0;
+}

@@ -1,0 +1,29 @@
+/* text.h - what may reach a terminal: UTF-8 repair, control stripping, name rules. */
+#ifndef NATTER_TEXT_H
+#define NATTER_TEXT_H
+
+#include <stddef.h>
+
+/* Copy src (len bytes) to dst, replacing invalid UTF-8 (bad bytes, overlong forms,
+ * surrogates, > U+10FFFF) with U+FFFD and dropping C0 controls except TAB, DEL, C1
+ * controls and bidi embedding/override/isolate controls (U+202A-202E, U+2066-2069).
+ * dst must hold at least 3*len bytes (each bad byte can become a 3-byte U+FFFD) + 1.
+ * Returns the length written; dst is NUL-terminated. */
+size_t text_sanitize(char *dst, const char *src, size_t len);
+
+/* Number of code points in valid UTF-8 s. */
+size_t text_utf8_len(const char *s);
+
+/* Names: 1..max_chars code points, sanitised UTF-8 already, no space or TAB, none of
+ * "<>*," anywhere, not starting with any of # / * - ! < >. Returns 1 if valid. */
+int text_valid_name(const char *s, size_t max_chars);
+
+/* Rooms: '#' then 1..32 code points of ASCII letters, digits, '_', '-', '.', or any
+ * non-ASCII character. Returns 1 if valid. */
+int text_valid_room(const char *s);
+
+/* ASCII case-insensitive equality and a hash that agrees with it. */
+int text_ieq(const char *a, const char *b);
+unsigned long text_ihash(const char *s);
+
+#endif

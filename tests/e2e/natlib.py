@@ -1,0 +1,231 @@
+"""Helpers for natter's end-to-end tests: start natterd, connect clients, wait with deadlines.
+
+Nothing here sleeps for a fixed time to wait for something: every wait polls with a
+deadline. Everything started is registered and stopped by cleanup(), which the runner
+calls after every test, pass or fail.
+"""
+import os, re, select, signal, socket, subprocess, time
+
+BUILD = os.environ.get("NATTER_BUILD", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+DEFAULT_WAIT = float(os.environ.get("NATTER_WAIT", "10"))
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                   "SUMMARY: UndefinedBehaviorSanitizer")
+
+_live = []  # processes and sockets to stop at cleanup()
+
+
+class Skip(Exception):
+    """Raise to skip a test, with the reason."""
+
+
+def binary(name):
+    path = os.path.join(BUILD, name)
+    if not os.access(path, os.X_OK):
+        raise AssertionError(f"{path} is not built")
+    return path
+
+
+def sanitizer_env():
+    env = dict(os.environ)
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:exitcode=66")
+    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1:exitcode=67")
+    return env
+
+
+def cleanup():
+    while _live:
+        thing = _live.pop()
+        try:
+            if isinstance(thing, subprocess.Popen):
+                if thing.poll() is None:
+                    thing.kill()
+                thing.wait(timeout=10)
+            else:
+                thing.close()
+        except Exception:
+            pass
+
+
+def wait_until(pred, timeout=DEFAULT_WAIT, what="condition"):
+    deadline = time.time() + timeout
+    delay = 0.005
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+class Server:
+    """natterd on 127.0.0.1 and a free port; use as a context manager.
+
+    stop() sends SIGTERM, waits, and asserts a clean exit with no sanitizer report.
+    """
+
+    def __init__(self, *args, bind="127.0.0.1", port=0, env=None):
+        self.args = list(args)
+        cmd = [binary("natterd"), "--bind", bind, "--port", str(port)] + self.args
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, env=env or sanitizer_env())
+        _live.append(self.proc)
+        self.log = ""
+        m = self.wait_log(r"listening on (\[[^\]]+\]|[^ :]+):(\d+)")
+        self.host = m.group(1).strip("[]")
+        self.port = int(m.group(2))
+        self.family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+
+    def _read_stderr(self, timeout):
+        r, _, _ = select.select([self.proc.stderr], [], [], timeout)
+        if not r:
+            return False
+        chunk = os.read(self.proc.stderr.fileno(), 65536)
+        if not chunk:
+            return None
+        self.log += chunk.decode("utf-8", "replace")
+        return True
+
+    def wait_log(self, pattern, timeout=DEFAULT_WAIT, start=0):
+        """Wait until the server's stderr (from offset start) matches pattern."""
+        rx = re.compile(pattern)
+        deadline = time.time() + timeout
+        while True:
+            m = rx.search(self.log, start)
+            if m:
+                return m
+            left = deadline - time.time()
+            if left <= 0:
+                raise AssertionError(f"server log never matched {pattern!r}; log:\n{self.log[-3000:]}")
+            if self._read_stderr(min(left, 0.2)) is None and not rx.search(self.log, start):
+                raise AssertionError(f"server exited ({self.proc.poll()}) before {pattern!r}; log:\n{self.log[-3000:]}")
+
+    def drain_log(self):
+        while self._read_stderr(0):
+            pass
+        return self.log
+
+    def connect(self, **kw):
+        return Client(self.host, self.port, **kw)
+
+    def stop(self, sig=signal.SIGTERM, expect_rc=0):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("server did not exit within 30s of SIGTERM")
+        while self._read_stderr(0):
+            pass
+        for mark in SANITIZER_MARKS:
+            assert mark not in self.log, f"sanitizer report from natterd:\n{self.log[-6000:]}"
+        assert self.proc.returncode == expect_rc, \
+            f"natterd exited {self.proc.returncode}, wanted {expect_rc}; log:\n{self.log[-3000:]}"
+        return self.log
+
+    def pid(self):
+        return self.proc.pid
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.stop()
+        else:
+            cleanup()
+
+
+class Client:
+    """A plain-protocol client over a real socket: send lines, expect lines with deadlines."""
+
+    def __init__(self, host, port, family=None, greet=True, timeout=DEFAULT_WAIT):
+        fam = family or (socket.AF_INET6 if ":" in host else socket.AF_INET)
+        self.sock = socket.socket(fam, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect((host, port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        _live.append(self.sock)
+        self.buf = b""
+        self.lines = []  # every line received, in order
+        self.eof = False
+        self.name = None
+        if greet:
+            m = self.expect(r"^-- welcome to natter, (\S+?)!")
+            self.name = m.group(1)
+            self.expect(r"^-- %s joined #lobby$" % re.escape(self.name))
+
+    def send(self, text):
+        data = text if isinstance(text, bytes) else (text + "\n").encode()
+        self.sock.sendall(data)
+
+    def _fill(self, timeout):
+        r, _, _ = select.select([self.sock], [], [], max(timeout, 0))
+        if not r:
+            return False
+        try:
+            chunk = self.sock.recv(65536)
+        except (ConnectionResetError, socket.timeout):
+            chunk = b""
+        if not chunk:
+            self.eof = True
+            return False
+        self.buf += chunk
+        return True
+
+    def readline(self, timeout=DEFAULT_WAIT):
+        """Next line (str, without newline), or None at EOF; raises on timeout."""
+        deadline = time.time() + timeout
+        while b"\n" not in self.buf:
+            if self.eof:
+                return None
+            left = deadline - time.time()
+            if left <= 0:
+                raise AssertionError(f"no line within {timeout}s; got so far: {self.lines[-10:]!r}")
+            self._fill(left)
+        line, self.buf = self.buf.split(b"\n", 1)
+        s = line.decode("utf-8")  # the server must only ever send valid UTF-8
+        self.lines.append(s)
+        return s
+
+    def expect(self, pattern, timeout=DEFAULT_WAIT):
+        """Read lines until one matches pattern (regex); returns the match. Lines skipped are kept in .lines."""
+        rx = re.compile(pattern)
+        deadline = time.time() + timeout
+        while True:
+            line = self.readline(max(deadline - time.time(), 0.001))
+            if line is None:
+                raise AssertionError(f"EOF while waiting for {pattern!r}; last lines: {self.lines[-10:]!r}")
+            m = rx.search(line)
+            if m:
+                return m
+
+    def expect_eof(self, timeout=DEFAULT_WAIT):
+        deadline = time.time() + timeout
+        while True:
+            line = self.readline(max(deadline - time.time(), 0.001))
+            if line is None:
+                return
+
+    def nothing_pending(self, wait=0.2):
+        """True if no line arrives within `wait` seconds (use after a sync point, not to wait)."""
+        if b"\n" in self.buf:
+            return False
+        self._fill(wait)
+        return b"\n" not in self.buf
+
+    def sync(self):
+        """Round-trip a /who so everything the server sent before it has arrived."""
+        self.send("/rooms")
+        return self.expect(r"^-- rooms: ")
+
+    def nick(self, name):
+        self.send("/nick " + name)
+        self.expect(r"^-- %s is now known as %s$" % (re.escape(self.name), re.escape(name)))
+        self.name = name
+
+    def close(self):
+        self.sock.close()
