@@ -59,6 +59,7 @@ struct hub *conn_hub(void) { return S.hub; }
 size_t conn_count(void) { return S.count; }
 
 static void watch(struct conn *c);
+static int flush(struct conn *c);
 
 /* ==== Output ==== */
 
@@ -76,7 +77,12 @@ void conn_send(struct conn *c, struct msg *m)
     if (c->flags & CONN_CLOSING)
         return;
     /* A client that does not read must not make the server hold an unbounded
-     * backlog for it, nor slow anyone else down: drop it. */
+     * backlog for it, nor slow anyone else down: drop it. But a burst within one
+     * loop turn is not slowness: first hand the kernel what it will take now. */
+    if (c->out.bytes + m->len > S.lim.max_outbuf && flush(c) < 0) {
+        conn_close(c, "write error", 0);
+        return;
+    }
     if (c->out.bytes + m->len > S.lim.max_outbuf) {
         log_info("%s: output queue over %zu bytes, disconnecting", c->peer, S.lim.max_outbuf);
         outq_clear(&c->out);

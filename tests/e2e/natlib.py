@@ -14,6 +14,20 @@ SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime e
 _live = []  # processes and sockets to stop at cleanup()
 
 
+def short(lines, width=160):
+    """Lines for an error message, each cut to width characters."""
+    return "\n  " + "\n  ".join(repr(l if len(l) <= width else l[:width] + "...") for l in lines)
+
+
+def rss_kib(pid):
+    """Resident set size of a process, in KiB (from /proc)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
 class Skip(Exception):
     """Raise to skip a test, with the reason."""
 
@@ -184,7 +198,7 @@ class Client:
                 return None
             left = deadline - time.time()
             if left <= 0:
-                raise AssertionError(f"no line within {timeout}s; got so far: {self.lines[-10:]!r}")
+                raise AssertionError(f"no line within {timeout}s; last lines: {short(self.lines[-10:])}")
             self._fill(left)
         line, self.buf = self.buf.split(b"\n", 1)
         s = line.decode("utf-8")  # the server must only ever send valid UTF-8
@@ -198,7 +212,7 @@ class Client:
         while True:
             line = self.readline(max(deadline - time.time(), 0.001))
             if line is None:
-                raise AssertionError(f"EOF while waiting for {pattern!r}; last lines: {self.lines[-10:]!r}")
+                raise AssertionError(f"EOF while waiting for {pattern!r}; last lines: {short(self.lines[-10:])}")
             m = rx.search(line)
             if m:
                 return m
