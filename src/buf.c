@@ -175,7 +175,7 @@ static int feed_tail(struct inbuf *b, const char *data, size_t n, size_t max, in
     if ((size_t)b->len + n > max + 1) { /* +1: room for a '\r' before the '\n' */
         inbuf_clear(b);
         b->skipping = 1;
-        return fn(ctx, NULL, 0) ? 1 : 0;
+        return fn(ctx, NULL, 0) == INBUF_STOP ? INBUF_STOP : INBUF_GO;
     }
     return keep_partial(b, data, n);
 }
@@ -185,33 +185,47 @@ int inbuf_feed(struct inbuf *b, const char *data, size_t n, size_t max, inbuf_li
     const char *nl;
     while ((nl = memchr(data, '\n', n)) != NULL) {
         size_t len = (size_t)(nl - data);
-        int stop;
+        int rc = INBUF_GO;
         if (b->skipping) {
             b->skipping = 0;
-            stop = 0;
         } else if (b->len > 0) {
             /* Finish the line kept from earlier reads. */
-            int rc = feed_tail(b, data, len, max, fn, ctx);
-            if (rc != 0)
+            rc = feed_tail(b, data, len, max, fn, ctx);
+            if (rc != INBUF_GO)
                 return rc;
             if (b->skipping) {
                 b->skipping = 0;
-                stop = 0;
             } else {
-                stop = emit(b->data, b->len, fn, ctx);
+                rc = emit(b->data, b->len, fn, ctx);
                 inbuf_clear(b);
             }
         } else if (len > max + (len > 0 && data[len - 1] == '\r')) {
-            stop = fn(ctx, NULL, 0);
+            rc = fn(ctx, NULL, 0);
         } else {
-            stop = emit(data, len, fn, ctx); /* the common case: no copy at all */
+            rc = emit(data, len, fn, ctx); /* the common case: no copy at all */
         }
-        if (stop)
-            return 1;
         n -= len + 1;
         data = nl + 1;
+        if (rc == INBUF_PAUSE && keep_partial(b, data, n) == 0) {
+            b->held = 1;
+            return INBUF_PAUSE;
+        }
+        if (rc != INBUF_GO)
+            return rc == INBUF_PAUSE ? -1 : rc;
     }
     return feed_tail(b, data, n, max, fn, ctx);
+}
+
+int inbuf_resume(struct inbuf *b, size_t max, inbuf_line_fn *fn, void *ctx)
+{
+    if (!b->held)
+        return INBUF_GO;
+    /* Frame the kept input as if it had just been read. */
+    struct inbuf kept = *b;
+    *b = (struct inbuf){0};
+    int rc = inbuf_feed(b, kept.data, kept.len, max, fn, ctx);
+    free(kept.data);
+    return rc;
 }
 
 void inbuf_clear(struct inbuf *b)
@@ -219,4 +233,5 @@ void inbuf_clear(struct inbuf *b)
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
+    b->held = 0;
 }

@@ -50,15 +50,21 @@ struct inbuf {
     uint32_t len;
     uint32_t cap;
     uint8_t skipping; /* discarding an overlong line up to its newline */
+    uint8_t held;     /* data holds input kept by a pause, not an unfinished line */
 };
 
 /* Called for each complete line (without "\n" or "\r\n"), or with line NULL once
- * when a line passes max bytes (its rest is then discarded). Return non-zero to
- * stop: the rest of the data is dropped (the connection is going away). */
+ * when a line passes max bytes (its rest is then discarded). Returns INBUF_GO to
+ * go on, INBUF_STOP to drop the rest (the connection is going away), or
+ * INBUF_PAUSE to keep the rest for later (flood control). */
+enum { INBUF_GO = 0, INBUF_STOP = 1, INBUF_PAUSE = 2 };
 typedef int inbuf_line_fn(void *ctx, const char *line, size_t len);
 
-/* Frame n bytes of input. Returns 0, 1 if a callback stopped it, -1 out of memory. */
+/* Frame n bytes of input. Returns INBUF_GO when all was framed, INBUF_STOP or
+ * INBUF_PAUSE when a callback said so, -1 when out of memory. After a pause,
+ * inbuf_resume frames what was kept. */
 int inbuf_feed(struct inbuf *b, const char *data, size_t n, size_t max, inbuf_line_fn *fn, void *ctx);
+int inbuf_resume(struct inbuf *b, size_t max, inbuf_line_fn *fn, void *ctx);
 void inbuf_clear(struct inbuf *b);
 
 #endif

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "dict.h"
 #include "log.h"
 #include "loop.h"
 
@@ -31,6 +32,13 @@ enum {
     CONN_FLUSH = 1 << 2,     /* write queued output before closing */
     CONN_THROTTLED = 1 << 3, /* not reading: over its rate */
     CONN_WANTWRITE = 1 << 4, /* socket was full: waiting for EPOLLOUT */
+    CONN_SPOKE = 1 << 5,     /* has sent at least one line */
+};
+
+/* How many connections one address holds (for --max-per-ip). */
+struct ip_count {
+    char addr[48];
+    unsigned n;
 };
 
 static struct {
@@ -43,8 +51,11 @@ static struct {
     struct conn *pending;
     struct conn *closing;
     struct conn *dead;
+    struct dict ips;
     char rbuf[READ_CHUNK];
 } S;
+
+static const char *ip_key(const void *p) { return ((const struct ip_count *)p)->addr; }
 
 void conn_init(struct loop *l, struct hub *h, const struct conn_limits *lim, int max_fds)
 {
@@ -53,6 +64,14 @@ void conn_init(struct loop *l, struct hub *h, const struct conn_limits *lim, int
     S.lim = *lim;
     S.max_fds = max_fds;
     S.by_fd = calloc((size_t)max_fds, sizeof *S.by_fd);
+    dict_init(&S.ips, ip_key);
+}
+
+long conn_tick_ms(void)
+{
+    if (S.lim.rate > 0)
+        return 100; /* resume throttled readers promptly */
+    return S.lim.idle_timeout > 0 || S.lim.login_timeout > 0 ? 1000 : 0;
 }
 
 struct hub *conn_hub(void) { return S.hub; }
@@ -132,18 +151,28 @@ static int flush(struct conn *c)
 
 /* ==== Input ==== */
 
+/* Flood control costs: a line is one token, plus one per LINE_TOKEN_BYTES, so
+ * the bucket limits bytes as well as lines. */
+#define LINE_TOKEN_BYTES 512
+
 static int on_line(void *ctx, const char *line, size_t len)
 {
     struct conn *c = ctx;
     if (c->flags & CONN_CLOSING)
-        return 1;
+        return INBUF_STOP;
+    c->flags |= CONN_SPOKE;
     if (!line) {
         c->codec->overlong(c, S.lim.max_line);
-        return 0;
+        return INBUF_GO;
     }
-    if (S.lim.rate > 0)
-        c->tokens -= 1;
-    return c->codec->line(c, line, len);
+    if (c->codec->line(c, line, len))
+        return INBUF_STOP;
+    if (S.lim.rate > 0) {
+        c->tokens -= 1 + (double)(len / LINE_TOKEN_BYTES);
+        if (c->tokens < 1)
+            return INBUF_PAUSE; /* keep the rest of the input until tokens come back */
+    }
+    return INBUF_GO;
 }
 
 /* Flood control: a token bucket of lines. A client over its rate is not read
@@ -152,8 +181,29 @@ static void refill(struct conn *c, long long now)
 {
     double secs = (double)(now - c->last_input_ms) / 1000.0;
     c->tokens += secs * S.lim.rate;
-    if (c->tokens > S.lim.burst)
+    if (c->tokens >= S.lim.burst) {
         c->tokens = S.lim.burst;
+        c->flooding_since_ms = 0;
+    }
+}
+
+static void throttle(struct conn *c, long long now)
+{
+    if (!c->flooding_since_ms) {
+        c->flooding_since_ms = now;
+        conn_printf(c, "!! slow down: more than %g lines per second, reading paused", S.lim.rate);
+    }
+    c->flags |= CONN_THROTTLED;
+    watch(c);
+}
+
+/* After framing: out of memory closes, a pause stops reading (TCP backpressure). */
+static void framed(struct conn *c, int rc, long long now)
+{
+    if (rc < 0)
+        conn_close(c, "out of memory", 0);
+    else if (rc == INBUF_PAUSE && !(c->flags & CONN_CLOSING))
+        throttle(c, now);
 }
 
 static void on_readable(struct conn *c)
@@ -177,12 +227,7 @@ static void on_readable(struct conn *c)
     if (S.lim.rate > 0)
         refill(c, now);
     c->last_input_ms = now;
-    if (inbuf_feed(&c->in, S.rbuf, (size_t)n, S.lim.max_line, on_line, c) < 0)
-        conn_close(c, "out of memory", 0);
-    if (S.lim.rate > 0 && c->tokens < 1 && !(c->flags & CONN_CLOSING)) {
-        c->flags |= CONN_THROTTLED;
-        watch(c);
-    }
+    framed(c, inbuf_feed(&c->in, S.rbuf, (size_t)n, S.lim.max_line, on_line, c), now);
 }
 
 static void on_event(struct loop *l, int fd, int mask, void *data)
@@ -204,24 +249,68 @@ static void watch(struct conn *c)
 
 /* ==== Life cycle ==== */
 
+/* Count one more connection from peer's address; NULL if it has too many. */
+static struct ip_count *ip_take(const char *peer)
+{
+    char addr[sizeof ((struct ip_count *)0)->addr];
+    snprintf(addr, sizeof addr, "%s", peer);
+    char *colon = strrchr(addr, ':'); /* drop ":port" ("[v6]:port" keeps its brackets) */
+    if (colon)
+        *colon = '\0';
+    struct ip_count *ip = dict_get(&S.ips, addr);
+    if (!ip) {
+        if (!(ip = calloc(1, sizeof *ip)))
+            return NULL;
+        memcpy(ip->addr, addr, sizeof addr);
+        if (dict_add(&S.ips, ip) < 0) {
+            free(ip);
+            return NULL;
+        }
+    }
+    if (S.lim.max_per_ip && ip->n >= S.lim.max_per_ip)
+        return NULL;
+    ip->n++;
+    return ip;
+}
+
+static void ip_release(struct ip_count *ip)
+{
+    if (ip && --ip->n == 0) {
+        dict_remove(&S.ips, ip);
+        free(ip);
+    }
+}
+
+void conn_refuse(int fd, const char *peer, const char *line, const char *why)
+{
+    if (peer)
+        log_info("refused %s: %s", peer, why);
+    ssize_t n = write(fd, line, strlen(line)); /* best effort: the socket is new and empty */
+    (void)n;
+    close(fd);
+}
+
 struct conn *conn_new(int fd, const char *peer, const struct codec *codec)
 {
-    struct conn *c = fd < S.max_fds ? calloc(1, sizeof *c) : NULL;
-    if (!c) {
-        close(fd);
+    struct ip_count *ip = ip_take(peer);
+    if (!ip) {
+        conn_refuse(fd, peer, "!! too many connections from your address\n", "too many connections from its address");
         return NULL;
     }
-    c->fd = fd;
-    c->codec = codec;
-    c->tokens = S.lim.burst;
-    c->last_input_ms = loop_now_ms();
-    snprintf(c->peer, sizeof c->peer, "%s", peer);
-    if (loop_watch(S.loop, fd, LOOP_READ, on_event, c) < 0) {
-        log_errno("%s: epoll_ctl", peer);
+    struct conn *c = fd < S.max_fds ? calloc(1, sizeof *c) : NULL;
+    if (!c || loop_watch(S.loop, fd, LOOP_READ, on_event, c) < 0) {
+        log_errno("%s: cannot take the connection", peer);
+        ip_release(ip);
         close(fd);
         free(c);
         return NULL;
     }
+    c->fd = fd;
+    c->ip = ip;
+    c->codec = codec;
+    c->tokens = S.lim.burst;
+    c->last_input_ms = loop_now_ms();
+    snprintf(c->peer, sizeof c->peer, "%s", peer);
     S.by_fd[fd] = c;
     S.count++;
     if (codec->open(c) < 0) {
@@ -256,6 +345,7 @@ static void finish(struct conn *c)
     close(c->fd);
     S.by_fd[c->fd] = NULL;
     S.count--;
+    ip_release(c->ip);
     outq_clear(&c->out);
     inbuf_clear(&c->in);
 }
@@ -295,24 +385,40 @@ void conn_before_sleep(void)
     }
 }
 
+/* A throttled client reads again once it has tokens; one that has been over its
+ * rate for --flood-timeout seconds, or silent too long, is told why and dropped. */
+static void tick_one(struct conn *c, long long now)
+{
+    if (c->flags & CONN_THROTTLED) {
+        refill(c, now);
+        c->last_input_ms = now;
+        if (c->tokens >= 1) {
+            c->flags &= ~CONN_THROTTLED;
+            watch(c);
+            framed(c, inbuf_resume(&c->in, S.lim.max_line, on_line, c), now);
+        }
+    }
+    long long since = now - c->last_input_ms;
+    if (S.lim.flood_timeout && c->flooding_since_ms &&
+        now - c->flooding_since_ms > S.lim.flood_timeout * 1000LL) {
+        conn_printf(c, "!! flooding, disconnected");
+        conn_close(c, "flooding", 1);
+    } else if (!(c->flags & CONN_SPOKE) && S.lim.login_timeout && since > S.lim.login_timeout * 1000LL) {
+        conn_printf(c, "!! nothing received for %d seconds, disconnected", S.lim.login_timeout);
+        conn_close(c, "login timeout", 1);
+    } else if (S.lim.idle_timeout && since > S.lim.idle_timeout * 1000LL) {
+        conn_printf(c, "!! idle for %d seconds, disconnected", S.lim.idle_timeout);
+        conn_close(c, "idle timeout", 1);
+    }
+}
+
 void conn_tick(void)
 {
     long long now = loop_now_ms();
     for (int fd = 0; fd < S.max_fds; fd++) {
         struct conn *c = S.by_fd[fd];
-        if (!c || (c->flags & CONN_CLOSING))
-            continue;
-        if (c->flags & CONN_THROTTLED) {
-            refill(c, now);
-            c->last_input_ms = now;
-            if (c->tokens >= 1) {
-                c->flags &= ~CONN_THROTTLED;
-                watch(c);
-            }
-        } else if (S.lim.idle_timeout > 0 && now - c->last_input_ms > S.lim.idle_timeout * 1000LL) {
-            conn_printf(c, "!! idle for %d seconds, disconnected", S.lim.idle_timeout);
-            conn_close(c, "idle timeout", 1);
-        }
+        if (c && !(c->flags & CONN_CLOSING))
+            tick_one(c, now);
     }
 }
 
@@ -324,4 +430,5 @@ void conn_close_all(void)
     conn_before_sleep();
     free(S.by_fd);
     S.by_fd = NULL;
+    dict_free(&S.ips);
 }

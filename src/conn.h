@@ -19,6 +19,9 @@ struct conn_limits {
     double rate;        /* lines per second per client; 0 = unlimited */
     double burst;       /* lines a client may send at once */
     int idle_timeout;   /* seconds without input before a client is dropped; 0 = never */
+    int login_timeout;  /* seconds a new client may stay without sending a line; 0 = forever */
+    int flood_timeout;  /* seconds a client may stay over its rate before it is dropped */
+    unsigned max_per_ip; /* connections from one address; 0 = unlimited */
 };
 
 struct conn {
@@ -34,6 +37,8 @@ struct conn {
     int close_errno;
     double tokens;              /* flood control: lines this client may still send */
     long long last_input_ms;    /* for the idle timeout */
+    long long flooding_since_ms; /* over its rate since then; 0 = not */
+    struct ip_count *ip;        /* connections from the same address */
     char peer[48];              /* "address:port", for logs */
 };
 
@@ -42,8 +47,15 @@ void conn_init(struct loop *l, struct hub *h, const struct conn_limits *lim, int
 struct hub *conn_hub(void);
 size_t conn_count(void);
 
-/* Adopt an accepted socket speaking codec. Returns NULL (and closes fd) on failure. */
+/* Adopt an accepted socket speaking codec; peer is "address:port". Returns NULL
+ * (and closes fd) on failure, after a line saying why if there is one to say. */
 struct conn *conn_new(int fd, const char *peer, const struct codec *codec);
+
+/* Say line to a socket we will not serve, and close it; logs why (unless peer is NULL). */
+void conn_refuse(int fd, const char *peer, const char *line, const char *why);
+
+/* Whether the connection layer needs conn_tick() called, and how often. */
+long conn_tick_ms(void);
 
 /* Queue a msg (a reference is taken) and schedule a coalesced write. */
 void conn_send(struct conn *c, struct msg *m);

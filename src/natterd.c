@@ -30,6 +30,7 @@ struct options {
     const char *bind;
     int port;
     long max_clients; /* 0 = as many as descriptors allow */
+    int keepalive;    /* seconds; 0 = off */
     struct conn_limits conn;
     struct hub_limits hub;
     int verbose;
@@ -42,6 +43,7 @@ static struct {
     int spare_fd;     /* closed to accept-and-refuse when out of descriptors */
     long max_clients;
     long long full_logged_ms;
+    int keepalive;
 } D;
 
 /* ==== Options ==== */
@@ -60,7 +62,11 @@ static void usage(FILE *out)
             "      --max-announce N     no join/leave notices in rooms larger than this (default 200)\n"
             "      --rate LINES         lines per second per client, 0 = unlimited (default 10)\n"
             "      --burst LINES        lines a client may send at once (default 50)\n"
+            "      --max-per-ip N       connections from one address, 0 = unlimited (default 64)\n"
+            "      --flood-timeout SECS drop clients over --rate this long, 0 = never (default 30)\n"
+            "      --login-timeout SECS drop new clients that send nothing this long, 0 = never (default 300)\n"
             "      --idle-timeout SECS  drop clients silent this long, 0 = never (default 0)\n"
+            "      --keepalive SECS     TCP keepalive idle time to find dead peers, 0 = off (default 60)\n"
             "  -v, --verbose            log more\n"
             "  -h, --help               this help\n"
             "  -V, --version            print the version\n"
@@ -83,7 +89,7 @@ static double number(const char *opt, const char *s, double min, double max)
 static void parse_options(int argc, char **argv, struct options *o)
 {
     enum { O_MAXCLIENTS = 256, O_MAXLINE, O_MAXOUTBUF, O_MAXNAME, O_MAXROOMS, O_MAXANNOUNCE,
-           O_RATE, O_BURST, O_IDLE };
+           O_RATE, O_BURST, O_IDLE, O_PERIP, O_FLOOD, O_LOGIN, O_KEEPALIVE };
     static const struct option longopts[] = {
         {"bind", required_argument, NULL, 'b'},
         {"port", required_argument, NULL, 'p'},
@@ -96,6 +102,10 @@ static void parse_options(int argc, char **argv, struct options *o)
         {"rate", required_argument, NULL, O_RATE},
         {"burst", required_argument, NULL, O_BURST},
         {"idle-timeout", required_argument, NULL, O_IDLE},
+        {"max-per-ip", required_argument, NULL, O_PERIP},
+        {"flood-timeout", required_argument, NULL, O_FLOOD},
+        {"login-timeout", required_argument, NULL, O_LOGIN},
+        {"keepalive", required_argument, NULL, O_KEEPALIVE},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -115,6 +125,10 @@ static void parse_options(int argc, char **argv, struct options *o)
         case O_RATE: o->conn.rate = number("--rate", optarg, 0, 1e9); break;
         case O_BURST: o->conn.burst = number("--burst", optarg, 1, 1e9); break;
         case O_IDLE: o->conn.idle_timeout = (int)number("--idle-timeout", optarg, 0, 1e7); break;
+        case O_PERIP: o->conn.max_per_ip = (unsigned)number("--max-per-ip", optarg, 0, 1e9); break;
+        case O_FLOOD: o->conn.flood_timeout = (int)number("--flood-timeout", optarg, 0, 1e7); break;
+        case O_LOGIN: o->conn.login_timeout = (int)number("--login-timeout", optarg, 0, 1e7); break;
+        case O_KEEPALIVE: o->keepalive = (int)number("--keepalive", optarg, 0, 1e6); break;
         case 'v': o->verbose = 1; break;
         case 'h': usage(stdout); exit(0);
         case 'V': printf("natterd %s\n", NATTER_VERSION); exit(0);
@@ -152,13 +166,6 @@ static long raise_fd_limit(void)
     return rl.rlim_cur == RLIM_INFINITY ? 1 << 20 : (long)rl.rlim_cur;
 }
 
-static void refuse(int fd, const char *line)
-{
-    ssize_t n = write(fd, line, strlen(line)); /* best effort: the socket is fresh and empty */
-    (void)n;
-    close(fd);
-}
-
 /* Out of descriptors: accept with the spare one and close at once, so the client
  * hears "server full" instead of waiting in the backlog, and the listener stops
  * reporting readable (which would spin the loop at 100% CPU). */
@@ -174,7 +181,7 @@ static void accept_when_out_of_fds(void)
     close(D.spare_fd);
     int fd = net_accept(D.listen_fd, NULL);
     if (fd >= 0)
-        refuse(fd, "!! server full, try again later\n");
+        conn_refuse(fd, NULL, "!! server full, try again later\n", NULL);
     D.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
@@ -192,11 +199,12 @@ static void on_accept(struct loop *l, int lfd, int mask, void *data)
             return;
         }
         if ((long)conn_count() >= D.max_clients) {
-            log_info("refused %s: server full (%ld clients)", peer, D.max_clients);
-            refuse(fd, "!! server full, try again later\n");
+            conn_refuse(fd, peer, "!! server full, try again later\n", "server full");
             continue;
         }
         net_set_nodelay(fd); /* chat lines are small and latency matters */
+        if (D.keepalive)
+            net_set_keepalive(fd, D.keepalive); /* reaps peers that vanished without a FIN */
         if (conn_new(fd, peer, &line_codec))
             log_info("connect %s (%zu clients)", peer, conn_count());
     }
@@ -247,7 +255,9 @@ int main(int argc, char **argv)
 {
     struct options o = {
         .port = 8888,
-        .conn = {.max_line = 4096, .max_outbuf = 256 * 1024, .rate = 10, .burst = 50},
+        .conn = {.max_line = 4096, .max_outbuf = 256 * 1024, .rate = 10, .burst = 50,
+                 .flood_timeout = 30, .login_timeout = 300, .max_per_ip = 64},
+        .keepalive = 60,
         .hub = {.max_name = 24, .max_rooms = 16, .max_announce = 200},
     };
     parse_options(argc, argv, &o);
@@ -255,7 +265,10 @@ int main(int argc, char **argv)
 
     long fds = raise_fd_limit();
     D.max_clients = fds - RESERVED_FDS;
-    if (o.max_clients > 0 && o.max_clients < D.max_clients)
+    if (o.max_clients > D.max_clients)
+        log_info("--max-clients %ld is more than %ld descriptors allow: expect 'server full' sooner",
+                 o.max_clients, fds);
+    if (o.max_clients > 0)
         D.max_clients = o.max_clients;
     if (D.max_clients < 1) {
         log_info("descriptor limit %ld is too low to serve anyone", fds);
@@ -280,10 +293,9 @@ int main(int argc, char **argv)
     loop_watch(D.loop, D.listen_fd, LOOP_READ, on_accept, NULL);
     loop_watch(D.loop, D.signal_fd, LOOP_READ, on_signal, NULL);
     loop_set_before_sleep(D.loop, before_sleep, NULL);
-    if (o.conn.rate > 0 || o.conn.idle_timeout > 0) {
-        tick_ms = o.conn.rate > 0 ? 100 : 1000;
+    D.keepalive = o.keepalive;
+    if ((tick_ms = conn_tick_ms()) > 0)
         loop_set_timer(D.loop, tick_ms, on_tick, NULL);
-    }
 
     char addr[NET_ADDR_LEN];
     net_local_addr(D.listen_fd, addr, sizeof addr);

@@ -79,11 +79,12 @@ class Server:
     stop() sends SIGTERM, waits, and asserts a clean exit with no sanitizer report.
     """
 
-    def __init__(self, *args, bind="127.0.0.1", port=0, env=None):
+    def __init__(self, *args, bind="127.0.0.1", port=0, env=None, preexec_fn=None):
         self.args = list(args)
         cmd = [binary("natterd"), "--bind", bind, "--port", str(port)] + self.args
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, env=env or sanitizer_env())
+                                     stderr=subprocess.PIPE, env=env or sanitizer_env(),
+                                     preexec_fn=preexec_fn)
         _live.append(self.proc)
         self.log = ""
         m = self.wait_log(r"listening on (\[[^\]]+\]|[^ :]+):(\d+)")

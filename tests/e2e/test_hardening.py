@@ -1,0 +1,140 @@
+"""Hostile and broken clients: floods, limits, timeouts, descriptor exhaustion.
+Each test also checks that the well-behaved clients lost nothing."""
+import os, re, resource, socket, subprocess, time
+import natlib
+from natlib import Server, Client
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_flood_is_paused_not_dropped():
+    with Server("--rate", "20", "--burst", "5", "--flood-timeout", "30") as s:
+        a, b = s.connect(), s.connect()
+        a.send(b"".join(b"line %d\n" % i for i in range(40)))  # 8 times the burst, at once
+        a.expect(r"^!! slow down: more than 20 lines per second, reading paused$")
+        for i in range(40):  # every line arrives, in order: TCP held them, nothing was dropped
+            b.expect(r"^#lobby <%s> line %d$" % (a.name, i))
+        a.send("still here")
+        b.expect(r"still here$")
+
+
+def test_persistent_flooder_is_disconnected():
+    with Server("--rate", "5", "--burst", "5", "--flood-timeout", "1") as s:
+        a, b, c = s.connect(), s.connect(), s.connect()
+        flood = b"".join(b"spam %d\n" % i for i in range(2000))
+        a.sock.setblocking(False)
+        deadline = time.time() + 15
+        sent = 0
+        while not a.eof and time.time() < deadline:  # keep pushing until the server gives up
+            try:
+                sent += a.sock.send(flood[sent % len(flood):])
+            except (BlockingIOError, ConnectionError):
+                pass
+            a._fill(0.05)
+        assert b"!! flooding, disconnected" in a.buf, a.buf[-300:]
+        c.send("after the flood")
+        b.expect(r"after the flood$")
+        assert "-- %s quit (flooding)" % a.name in b.lines, natlib.short(b.lines[-5:])
+        spam = [l for l in b.lines if " spam " in l]
+        assert 5 <= len(spam) <= 5 + 5 * 4, f"the rate limit let {len(spam)} lines through"
+        assert spam == ["#lobby <%s> spam %d" % (a.name, i) for i in range(len(spam))]
+
+
+def test_max_per_ip():
+    with Server("--max-per-ip", "2") as s:
+        a, b = s.connect(), s.connect()
+        c = s.connect(greet=False)
+        c.expect(r"^!! too many connections from your address$")
+        c.expect_eof()
+        # another loopback address is another address
+        d = socket.create_connection((s.host, s.port), source_address=("127.0.0.2", 0), timeout=5)
+        natlib._live.append(d)
+        assert b"welcome" in d.recv(4096)
+        b.close()
+        natlib.wait_until(lambda: "disconnect" in s.drain_log(), what="b's disconnect")
+        e = s.connect()  # a slot came free
+        a.send("hi e")
+        e.expect(r"hi e$")
+
+
+def test_silent_connection_is_reaped_talkers_stay():
+    with Server("--login-timeout", "1") as s:
+        silent, talker = s.connect(), s.connect()
+        talker.send("")  # an empty line counts as a sign of life
+        silent.expect(r"^!! nothing received for 1 seconds, disconnected$", timeout=5)
+        silent.expect_eof()
+        talker.expect(r"^-- %s quit \(login timeout\)$" % silent.name)
+        talker.sync()
+
+
+def test_idle_timeout():
+    with Server("--idle-timeout", "1") as s:
+        a = s.connect()
+        a.expect(r"^!! idle for 1 seconds, disconnected$", timeout=5)
+        a.expect_eof()
+        s.wait_log(r"idle timeout")
+
+
+def test_out_of_descriptors_does_not_spin_and_recovers():
+    def low_fds():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (48, 48))
+    proc_env = natlib.sanitizer_env()
+    s = Server("--max-clients", "1000", "--max-per-ip", "0", preexec_fn=low_fds, env=proc_env)
+    try:
+        s.wait_log(r"expect 'server full' sooner")
+        clients, refused = [], 0
+        for i in range(60):
+            c = Client(s.host, s.port, greet=False)
+            line = c.readline()
+            if line.startswith("!! server full"):
+                refused += 1
+                c.expect_eof()
+                c.close()
+            else:
+                assert line.startswith("-- welcome"), line
+                clients.append(c)
+        assert refused > 0 and len(clients) > 20, (refused, len(clients))
+        # The listener stays readable while fds are exhausted: it must not spin.
+        t0, c0 = time.time(), cpu_seconds(s.pid())
+        pending = [socket.create_connection((s.host, s.port)) for _ in range(3)]
+        natlib._live.extend(pending)
+        natlib.wait_until(lambda: time.time() - t0 > 1.0, what="a second to pass")
+        assert cpu_seconds(s.pid()) - c0 < 0.5, "natterd busy-looped while out of descriptors"
+        for c in clients[:10]:
+            c.close()
+        natlib.wait_until(lambda: s.drain_log().count("disconnect") >= 10, what="10 disconnects")
+        fresh = s.connect()  # descriptors came back: new clients are served again
+        clients[-1].expect(r"^-- %s joined #lobby$" % fresh.name)
+        fresh.send("recovered")
+        clients[-1].expect(r"recovered$")
+    finally:
+        s.stop()
+
+
+def test_hostile_names_and_long_lines():
+    with Server() as s:
+        a, b = s.connect(), s.connect()
+        a.send("/nick \u202eevil")  # a bidi override would display the name reversed
+        b.expect(r"^-- %s is now known as evil$" % a.name)
+        a.send(b"/nick \xc0\xafroot\n")  # overlong '/' is not a '/'
+        a.expect(r"^-- evil is now known as \ufffd\ufffdroot$")
+        a.send(b"x" * (1 << 20))  # 1 MiB with no newline at all
+        a.expect(r"^!! line too long \(max 4096 bytes\), discarded$")
+        a.send(b"\nnormal again\n")
+        b.expect(r"<\ufffd\ufffdroot> normal again$")
+        b.sync()
+        assert not any("xxxx" in l for l in b.lines)
+
+
+def test_half_close_leaves_cleanly():
+    with Server() as s:
+        a, b = s.connect(), s.connect()
+        a.send("last words")
+        a.sock.shutdown(socket.SHUT_WR)
+        b.expect(r"last words$")
+        b.expect(r"^-- %s quit \(connection closed\)$" % a.name)
+        a.expect_eof()
