@@ -33,7 +33,8 @@ class Skip(Exception):
 
 
 def binary(name):
-    path = os.path.join(BUILD, name)
+    # Read at call time: the runner sets NATTER_BUILD for each build directory in turn.
+    path = os.path.join(os.environ.get("NATTER_BUILD", BUILD), name)
     if not os.access(path, os.X_OK):
         raise AssertionError(f"{path} is not built")
     return path
