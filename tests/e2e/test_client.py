@@ -1,0 +1,503 @@
+"""End-to-end tests of the natter client: scripted mode against natterd, 1:1 chat
+(--listen) with a natter or a raw socket on the other end, and the terminal mode
+for real, in tmux (typing, history, UTF-8 editing, messages arriving mid-line).
+
+Nothing waits a fixed time: every wait polls for what it expects, with a deadline.
+"""
+import os, re, select, shlex, shutil, socket, subprocess, tempfile, time
+import natlib
+from natlib import Server
+
+WAIT = natlib.DEFAULT_WAIT
+
+
+# ==== natter in scripted mode: stdin and stdout are pipes ====
+
+class Natter:
+    """A natter process with piped stdin/stdout/stderr; stopped by natlib.cleanup()."""
+
+    def __init__(self, *args):
+        self.proc = subprocess.Popen([natlib.binary("natter"), *map(str, args)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, env=natlib.sanitizer_env())
+        natlib._live.append(self.proc)
+        self.out, self.err = b"", b""
+        self.open = {self.proc.stdout.fileno(): "out", self.proc.stderr.fileno(): "err"}
+
+    def _pump(self, timeout):
+        if not self.open:
+            return False
+        r, _, _ = select.select(list(self.open), [], [], max(timeout, 0))
+        for fd in r:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                del self.open[fd]
+            elif self.open[fd] == "out":
+                self.out += chunk
+            else:
+                self.err += chunk
+        return bool(r)
+
+    def stdout(self):
+        return self.out.decode("utf-8")  # natter must only ever print valid UTF-8
+
+    def stderr(self):
+        return self.err.decode("utf-8", "replace")
+
+    def _wait(self, what, pattern, timeout):
+        rx = re.compile(pattern, re.M)
+        deadline = time.time() + timeout
+        while True:
+            text = self.stdout() if what == "out" else self.stderr()
+            m = rx.search(text)
+            if m:
+                return m
+            left = deadline - time.time()
+            if left <= 0 or (not self.open and self.proc.poll() is not None):
+                raise AssertionError(f"natter std{what} never matched {pattern!r}\n"
+                                     f"stdout:\n{self.stdout()[-2000:]}\nstderr:\n{self.stderr()[-2000:]}")
+            self._pump(min(left, 0.2))
+
+    def wait_out(self, pattern, timeout=WAIT):
+        return self._wait("out", pattern, timeout)
+
+    def wait_err(self, pattern, timeout=WAIT):
+        return self._wait("err", pattern, timeout)
+
+    def send(self, text):
+        self.proc.stdin.write(text.encode() if isinstance(text, str) else text)
+        self.proc.stdin.flush()
+
+    def close_stdin(self):
+        self.proc.stdin.close()
+
+    def wait_exit(self, timeout=WAIT):
+        """Wait for the exit (reading all output); returns the exit status."""
+        deadline = time.time() + timeout
+        while self.open or self.proc.poll() is None:
+            left = deadline - time.time()
+            if left <= 0:
+                raise AssertionError(f"natter did not exit within {timeout}s\nstdout:\n"
+                                     f"{self.stdout()[-2000:]}\nstderr:\n{self.stderr()[-2000:]}")
+            if not self._pump(min(left, 0.1)) and not self.open:
+                time.sleep(0.01)
+        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if not f.closed:
+                f.close()
+        for mark in natlib.SANITIZER_MARKS:
+            assert mark not in self.stderr(), f"sanitizer report from natter:\n{self.stderr()[-6000:]}"
+        return self.proc.returncode
+
+
+def listener(*extra):
+    """natter --listen 127.0.0.1:0; returns (process, port)."""
+    n = Natter("--listen", "127.0.0.1:0", *extra)
+    port = int(n.wait_err(r"^natter: listening on 127\.0\.0\.1:(\d+)$").group(1))
+    return n, port
+
+
+def raw_peer(port):
+    sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+    natlib._live.append(sock)
+    return sock
+
+
+def recv_line(sock, buf, timeout=WAIT):
+    """Next line from a raw socket; buf is a one-element list holding unread bytes."""
+    deadline = time.time() + timeout
+    while b"\n" not in buf[0]:
+        r, _, _ = select.select([sock], [], [], max(deadline - time.time(), 0))
+        if not r:
+            raise AssertionError(f"no line within {timeout}s; have {buf[0]!r}")
+        chunk = sock.recv(65536)
+        if not chunk:
+            return None
+        buf[0] += chunk
+    line, buf[0] = buf[0].split(b"\n", 1)
+    return line.decode()
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_client_usage_version_and_errors():
+    exe = natlib.binary("natter")
+    env = natlib.sanitizer_env()
+    p = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=WAIT, env=env)
+    assert p.returncode == 0 and re.fullmatch(r"natter \d+\.\d+\.\d+\n", p.stdout), p
+    p = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=WAIT, env=env)
+    assert p.returncode == 0 and "--listen" in p.stdout and "--no-color" in p.stdout, p
+    for bad in (["--bogus"], ["--name"], ["host", "99999"], ["a", "b", "c"],
+                ["--listen", "nope"], ["--listen", "0", "host"]):
+        p = subprocess.run([exe, *bad], capture_output=True, text=True, timeout=WAIT, env=env,
+                           stdin=subprocess.DEVNULL)
+        assert p.returncode == 2 and p.stderr.startswith("natter: ") and "usage:" in p.stderr, (bad, p)
+    port = free_port()
+    p = subprocess.run([exe, "127.0.0.1", str(port)], capture_output=True, text=True, timeout=WAIT,
+                       env=env, stdin=subprocess.DEVNULL)
+    assert p.returncode == 1, p
+    assert p.stderr == f"natter: connect 127.0.0.1:{port}: Connection refused\n", p.stderr
+
+
+# ==== Scripted mode against natterd ====
+
+def test_client_scripted_room_chat():
+    with Server() as s:
+        carol = s.connect()
+        carol.nick("carol")
+        bob = Natter("--name", "bob", s.host, s.port)
+        bob.wait_out(r"^-- \S+ is now known as bob$")
+        bob.send("hello everyone\n")
+        carol.expect(r"^#lobby <bob> hello everyone$")
+        carol.send("hi bob")
+        bob.wait_out(r"^#lobby <carol> hi bob$")
+        bob.send("/msg carol psst\n")
+        carol.expect(r"^\*bob\* psst$")
+        bob.wait_out(r"^-> \*carol\* psst$")
+        bob.send("bye\n")
+        bob.close_stdin()
+        assert bob.wait_exit() == 0, bob.stderr()
+        carol.expect(r"^-- bob quit$")
+        lines = bob.stdout().splitlines()
+        # Exactly what the server sent, unadorned: no timestamps, colours or echo.
+        assert re.fullmatch(r"-- welcome to natter, guest\d+! .*", lines[0]), lines
+        assert lines[-1] == "-- bye bob", lines
+        assert not any("hello everyone" in l for l in lines), lines
+        assert "\x1b" not in bob.stdout()
+
+
+def test_client_scripted_pipe_until_server_closes():
+    with Server() as s:
+        carol = s.connect()
+        carol.nick("carol")
+        exe = natlib.binary("natter")
+        # The lesson's way out: bye. natter prints the server's answer, then exits.
+        p = subprocess.run([exe, "--name", "bob", s.host, str(s.port)], input=b"hello\nbye\n",
+                           capture_output=True, timeout=WAIT, env=natlib.sanitizer_env())
+        assert p.returncode == 0, p
+        assert p.stdout.decode().splitlines()[-1] == "-- bye bob", p.stdout
+        carol.expect(r"^#lobby <bob> hello$")
+        # No bye: at the end of stdin natter half-closes, so every line still arrives
+        # (even a last one without a newline), and it exits when the server closes.
+        p = subprocess.run([exe, "--name", "dave", s.host, str(s.port)], input=b"one\ntwo",
+                           capture_output=True, timeout=WAIT, env=natlib.sanitizer_env())
+        assert p.returncode == 0, p
+        assert re.search(rb"^-- \S+ is now known as dave$", p.stdout, re.M), p.stdout
+        carol.expect(r"^#lobby <dave> one$")
+        carol.expect(r"^#lobby <dave> two$")
+        carol.expect(r"^-- dave quit")
+        for mark in natlib.SANITIZER_MARKS:
+            assert mark.encode() not in p.stderr, p.stderr.decode()
+
+
+def test_client_reports_server_close():
+    s = Server()
+    bob = Natter("--name", "bob", s.host, s.port)
+    bob.wait_out(r"^-- \S+ is now known as bob$")
+    s.stop()
+    assert bob.wait_exit() == 0, bob.stderr()
+    assert bob.stdout().splitlines()[-1] == "-- server shutting down", bob.stdout()
+    assert "natter: connection closed by server" in bob.stderr(), bob.stderr()
+
+
+# ==== 1:1 chat: natter --listen ====
+
+def test_client_one_to_one_between_two_natters():
+    lis, port = listener()
+    alice = Natter("--name", "alice", "127.0.0.1", port)
+    lis.wait_err(r"^natter: connection from 127\.0\.0\.1:\d+$")
+    # Both ways at once, not turn by turn: two lines each way before any answer.
+    alice.send("hi there\nhow are you?\n")
+    lis.send("hello alice\nfine\n")
+    lis.wait_out(r"^how are you\?$")
+    alice.wait_out(r"^fine$")
+    assert lis.stdout().splitlines() == ["/nick alice", "hi there", "how are you?"], lis.stdout()
+    assert alice.stdout().splitlines() == ["hello alice", "fine"], alice.stdout()
+    # The side that types bye sends it and leaves; the other prints it and leaves.
+    lis.send("bye\n")
+    assert lis.wait_exit() == 0, lis.stderr()
+    alice.wait_out(r"^bye$")
+    assert alice.wait_exit() == 0, alice.stderr()
+
+
+def test_client_one_to_one_raw_peer():
+    lis, port = listener()
+    peer = raw_peer(port)
+    m = lis.wait_err(r"^natter: connection from (127\.0\.0\.1:\d+)$")
+    assert m.group(1) == "127.0.0.1:%d" % peer.getsockname()[1], lis.stderr()
+    buf = [b""]
+    peer.sendall(b"hello from nc\n")
+    lis.wait_out(r"^hello from nc$")
+    lis.send("hello nc\n")
+    assert recv_line(peer, buf) == "hello nc"
+    # What reaches the terminal is cleaned: no escapes, no bells, bad bytes replaced.
+    peer.sendall(b"\x1b[2J\x1b]0;owned\x07red \xff end\r\n")
+    m = lis.wait_out(r"^.*red .* end$")
+    assert m.group(0) == "[2J]0;owned" + "red \ufffd end", repr(m.group(0))
+    peer.sendall(b"bye\n")
+    lis.wait_out(r"^bye$")
+    assert lis.wait_exit() == 0, lis.stderr()
+    assert recv_line(peer, buf) is None  # the listener closed
+
+
+def test_client_one_to_one_listener_sees_peer_leave():
+    lis, port = listener()
+    peer = raw_peer(port)
+    lis.wait_err(r"^natter: connection from ")
+    peer.sendall(b"just passing\n")
+    peer.close()
+    lis.wait_out(r"^just passing$")
+    assert lis.wait_exit() == 0, lis.stderr()
+    assert "natter: connection closed by peer" in lis.stderr()
+
+
+# ==== The terminal, for real: natter in tmux ====
+
+class Tmux:
+    """natter in a detached tmux session of its own (a private server socket)."""
+    count = 0
+
+    def __init__(self, *args, env=None):
+        if not shutil.which("tmux"):
+            raise natlib.Skip("tmux is not installed")
+        argv = [natlib.binary("natter"), *map(str, args)]
+        Tmux.count += 1
+        self.base = ["tmux", "-L", f"natter-test-{os.getpid()}-{Tmux.count}", "-f", "/dev/null"]
+        self.socket_path = None
+        self.env = {k: v for k, v in os.environ.items() if k != "TMUX"}
+        self.env.update({"LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"})
+        fd, self.errfile = tempfile.mkstemp(prefix="natter-tmux-", suffix=".err")
+        os.close(fd)
+        natlib._live.append(self)  # from here on, close() cleans up
+        pane_env = {"TERM": "xterm-256color", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
+                    "ASAN_OPTIONS": natlib.sanitizer_env()["ASAN_OPTIONS"],
+                    "UBSAN_OPTIONS": natlib.sanitizer_env()["UBSAN_OPTIONS"]}
+        pane_env.update(env or {})
+        # stderr to a file (sanitizer reports); the exit status stays on screen.
+        cmd = f"{shlex.join(argv)} 2>>{shlex.quote(self.errfile)}; echo \"[natter exited $?]\"; sleep 600"
+        envargs = [a for k, v in pane_env.items() for a in ("-e", f"{k}={v}")]
+        subprocess.run(self.base + ["new-session", "-d", "-x", "100", "-y", "30", *envargs, cmd],
+                       env=self.env, check=True, timeout=WAIT, stdin=subprocess.DEVNULL)
+        self.socket_path = self._tmux("display-message", "-p", "#{socket_path}").decode().strip()
+
+    def _tmux(self, *args):
+        return subprocess.run(self.base + list(args), env=self.env, check=True, timeout=WAIT,
+                              capture_output=True, stdin=subprocess.DEVNULL).stdout
+
+    def keys(self, *keys):
+        self._tmux("send-keys", *keys)
+
+    def type(self, text):
+        self._tmux("send-keys", "-l", text)
+
+    def screen(self, colors=False):
+        out = self._tmux("capture-pane", "-p", *(["-e"] if colors else []))
+        return [l.rstrip() for l in out.decode("utf-8").split("\n")]
+
+    def wait(self, pred, what):
+        last = []
+
+        def check():
+            last[:] = self.screen()
+            return pred(last)
+        try:
+            return natlib.wait_until(check, what=what)
+        except AssertionError:
+            raise AssertionError(f"timed out waiting for {what}; screen:\n" + "\n".join(last).rstrip())
+
+    def wait_line(self, pattern, what=None):
+        rx = re.compile(pattern)
+        return self.wait(lambda lines: any(rx.search(l) for l in lines), what or f"a line matching {pattern!r}")
+
+    def prompt_line(self, lines):
+        """The last non-empty line on the screen (the input line while natter runs)."""
+        filled = [l for l in lines if l]
+        return filled[-1] if filled else ""
+
+    def wait_prompt(self, text):
+        return self.wait(lambda lines: self.prompt_line(lines) == text, f"prompt line {text!r}")
+
+    def errors(self):
+        with open(self.errfile, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def wait_err(self, pattern):
+        """Wait until natter's stderr (kept in a file) matches pattern; returns the match."""
+        rx = re.compile(pattern, re.M)
+        try:
+            return natlib.wait_until(lambda: rx.search(self.errors()), what=f"stderr {pattern!r}")
+        except AssertionError:
+            raise AssertionError(f"natter stderr never matched {pattern!r}:\n{self.errors()}")
+
+    def check_clean_exit(self):
+        self.wait_line(r"^\[natter exited \d+\]$", "natter to exit")
+        lines = self.screen()
+        assert "[natter exited 0]" in lines, "\n".join(lines) + "\n" + self.errors()
+        for mark in natlib.SANITIZER_MARKS:
+            assert mark not in self.errors(), f"sanitizer report from natter:\n{self.errors()[-6000:]}"
+
+    def close(self):
+        subprocess.run(self.base + ["kill-server"], env=self.env, capture_output=True, timeout=WAIT)
+        for path in (self.errfile, self.socket_path):  # tmux leaves its socket behind
+            try:
+                if path:
+                    os.unlink(path)
+            except OSError:
+                pass
+
+
+STAMP = r"\d\d:\d\d "
+
+
+def test_client_terminal_message_arrives_while_typing():
+    with Server() as s:
+        carol = s.connect()
+        carol.nick("carol")
+        t = Tmux("--name", "bob", s.host, s.port)
+        t.wait_prompt("#lobby>")
+        carol.expect(r"is now known as bob$")
+        t.type("half a li")
+        t.wait_prompt("#lobby> half a li")
+        carol.send("hello from carol")
+        t.wait_line("^" + STAMP + "#lobby <carol> hello from carol$")
+        lines = t.screen()
+        filled = [l for l in lines if l]
+        # The message is printed above; the half-typed input is intact on the prompt line.
+        assert filled[-1] == "#lobby> half a li", lines
+        assert re.fullmatch(STAMP + "#lobby <carol> hello from carol", filled[-2]), lines
+        assert sum("half a li" in l for l in lines) == 1, lines
+        t.type("ne")
+        t.keys("Enter")
+        carol.expect(r"^#lobby <bob> half a line$")
+        # Our own line is shown the way the others see it, and the input is empty again.
+        t.wait_line("^" + STAMP + "#lobby <bob> half a line$")
+        t.wait_prompt("#lobby>")
+        t.type("bye")
+        t.keys("Enter")
+        t.check_clean_exit()
+        assert "-- bye bob" in "\n".join(t.screen())
+        carol.expect(r"^-- bob quit$")
+
+
+def test_client_terminal_history_recall():
+    with Server() as s:
+        carol = s.connect()
+        t = Tmux("--name", "bob", s.host, s.port)
+        t.wait_prompt("#lobby>")
+        for text in ("first one", "second one"):
+            t.type(text)
+            t.keys("Enter")
+            carol.expect(r"^#lobby <bob> %s$" % text)
+        t.wait_prompt("#lobby>")
+        t.keys("Up")
+        t.wait_prompt("#lobby> second one")
+        t.keys("Up")
+        t.wait_prompt("#lobby> first one")
+        t.type(" again")
+        t.keys("Enter")
+        carol.expect(r"^#lobby <bob> first one again$")
+        t.keys("C-d")  # Ctrl-D leaves, like bye
+        t.check_clean_exit()
+        carol.expect(r"^-- bob quit$")
+
+
+def test_client_terminal_utf8_editing():
+    with Server() as s:
+        carol = s.connect()
+        t = Tmux("--name", "bob", s.host, s.port)
+        t.wait_prompt("#lobby>")
+        t.type("héllo wörld")
+        t.wait_prompt("#lobby> héllo wörld")
+        t.keys("Left", "Left", "Left", "BSpace")  # cursor before "rld": delete ö
+        t.type("ø")
+        t.keys("C-a", "Right", "Right", "BSpace")  # delete é
+        t.type("E")
+        t.wait_prompt("#lobby> hEllo wørld")
+        t.keys("Enter")
+        m = carol.expect(r"^#lobby <bob> (.*)$")
+        assert m.group(1).encode() == "hEllo wørld".encode(), m.group(1)
+        # Wide characters too: the input line must stay where it is drawn.
+        t.type("你好")
+        t.wait_prompt("#lobby> 你好")
+        carol.send("世界 to you")
+        t.wait_line("^" + STAMP + "#lobby <\\S+> 世界 to you$")
+        t.wait_prompt("#lobby> 你好")
+        t.keys("BSpace", "Enter")
+        carol.expect(r"^#lobby <bob> 你$")
+        t.type("/quit")
+        t.keys("Enter")
+        t.check_clean_exit()
+
+
+def test_client_terminal_asks_name_and_tracks_rooms():
+    with Server() as s:
+        carol = s.connect()
+        t = Tmux(s.host, s.port)
+        t.wait_prompt("name:")
+        m = carol.expect(r"^-- (guest\d+) joined #lobby$")
+        t.type("dora")
+        t.keys("Enter")
+        carol.expect(r"^-- %s is now known as dora$" % m.group(1))
+        t.wait_prompt("#lobby>")
+        t.type("/join dev")
+        t.keys("Enter")
+        t.wait_prompt("#dev>")
+        t.type("/me waves")
+        t.keys("Enter")
+        t.wait_line("^" + STAMP + r"#dev \* dora waves$")
+        t.type("/part")
+        t.keys("Enter")
+        t.wait_prompt("#lobby>")
+        t.type("/nick dora2")
+        t.keys("Enter")
+        carol.expect(r"^-- dora is now known as dora2$")
+        t.type("still here")
+        t.keys("Enter")
+        carol.expect(r"^#lobby <dora2> still here$")
+        t.wait_line("^" + STAMP + "#lobby <dora2> still here$")
+        t.type("bye")
+        t.keys("Enter")
+        t.check_clean_exit()
+
+
+def test_client_terminal_colors_and_no_color():
+    with Server() as s:
+        carol = s.connect()
+        carol.nick("carol")
+        colored = Tmux("--name", "bob", s.host, s.port)
+        plain = Tmux("--name", "ann", s.host, s.port, env={"NO_COLOR": "1"})
+        colored.wait_prompt("#lobby>")
+        plain.wait_prompt("#lobby>")
+        carol.send("colour me")
+        for t in (colored, plain):
+            t.wait_line("<carol> colour me$")
+        line = [l for l in colored.screen(colors=True) if "colour me" in l][0]
+        assert re.search(r"\x1b\[[0-9;]*m<carol>", line), repr(line)
+        line = [l for l in plain.screen(colors=True) if "colour me" in l][0]
+        assert "\x1b" not in line, repr(line)
+        for t in (colored, plain):
+            t.keys("C-d")
+            t.check_clean_exit()
+
+
+def test_client_terminal_one_to_one_listener():
+    t = Tmux("--listen", "127.0.0.1:0", "--name", "lis")
+    port = int(t.wait_err(r"^natter: listening on 127\.0\.0\.1:(\d+)$").group(1))
+    alice = Natter("--name", "alice", "127.0.0.1", port)
+    t.wait_err(r"^natter: connection from 127\.0\.0\.1:\d+$")
+    alice.send("hi lis\n")
+    t.wait_line("^" + STAMP + "<alice> hi lis$")
+    t.wait_prompt(">")
+    t.type("hi alice")
+    t.keys("Enter")
+    alice.wait_out(r"^hi alice$")
+    t.wait_line("^" + STAMP + "<lis> hi alice$")
+    alice.send("bye\n")
+    t.wait_line("^" + STAMP + "<alice> bye$")
+    t.check_clean_exit()
+    assert alice.wait_exit() == 0, alice.stderr()
