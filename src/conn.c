@@ -57,6 +57,14 @@ static struct {
 
 static const char *ip_key(const void *p) { return ((const struct ip_count *)p)->addr; }
 
+/* "address:port" for logs; the address is kept once per address, not per connection. */
+static const char *peer_of(const struct conn *c)
+{
+    static char buf[64];
+    snprintf(buf, sizeof buf, "%s:%u", c->ip->addr, c->port);
+    return buf;
+}
+
 void conn_init(struct loop *l, struct hub *h, const struct conn_limits *lim, int max_fds)
 {
     S.loop = l;
@@ -103,7 +111,7 @@ void conn_send(struct conn *c, struct msg *m)
         return;
     }
     if (c->out.bytes + m->len > S.lim.max_outbuf) {
-        log_info("%s: output queue over %zu bytes, disconnecting", c->peer, S.lim.max_outbuf);
+        log_info("%s: output queue over %zu bytes, disconnecting", peer_of(c), S.lim.max_outbuf);
         outq_clear(&c->out);
         conn_close(c, "too slow", 0);
         return;
@@ -168,7 +176,7 @@ static int on_line(void *ctx, const char *line, size_t len)
     if (c->codec->line(c, line, len))
         return INBUF_STOP;
     if (S.lim.rate > 0) {
-        c->tokens -= 1 + (double)(len / LINE_TOKEN_BYTES);
+        c->tokens -= 1 + (float)(len / LINE_TOKEN_BYTES);
         if (c->tokens < 1)
             return INBUF_PAUSE; /* keep the rest of the input until tokens come back */
     }
@@ -244,7 +252,7 @@ static void watch(struct conn *c)
 {
     int mask = (c->flags & CONN_THROTTLED ? 0 : LOOP_READ) | (c->flags & CONN_WANTWRITE ? LOOP_WRITE : 0);
     if (loop_watch(S.loop, c->fd, mask, on_event, c) < 0)
-        log_errno("%s: epoll_ctl", c->peer);
+        log_errno("%s: epoll_ctl", peer_of(c));
 }
 
 /* ==== Life cycle ==== */
@@ -310,7 +318,8 @@ struct conn *conn_new(int fd, const char *peer, const struct codec *codec)
     c->codec = codec;
     c->tokens = S.lim.burst;
     c->last_input_ms = loop_now_ms();
-    snprintf(c->peer, sizeof c->peer, "%s", peer);
+    const char *colon = strrchr(peer, ':');
+    c->port = colon ? (uint16_t)atoi(colon + 1) : 0;
     S.by_fd[fd] = c;
     S.count++;
     if (codec->open(c) < 0) {
@@ -335,9 +344,9 @@ void conn_close(struct conn *c, const char *reason, int flush_first)
 static void finish(struct conn *c)
 {
     if (c->close_errno)
-        log_info("disconnect %s: %s: %s", c->peer, c->close_reason, strerror(c->close_errno));
+        log_info("disconnect %s: %s: %s", peer_of(c), c->close_reason, strerror(c->close_errno));
     else
-        log_info("disconnect %s: %s", c->peer, c->close_reason);
+        log_info("disconnect %s: %s", peer_of(c), c->close_reason);
     c->codec->close(c, c->close_reason);
     if (c->flags & CONN_FLUSH)
         outq_write(&c->out, c->fd);

@@ -35,11 +35,11 @@ struct conn {
     struct conn *next_close;    /* on the closing list, then the list to free */
     const char *close_reason;
     int close_errno;
-    double tokens;              /* flood control: lines this client may still send */
+    float tokens;               /* flood control: lines this client may still send */
     long long last_input_ms;    /* for the idle timeout */
     long long flooding_since_ms; /* over its rate since then; 0 = not */
-    struct ip_count *ip;        /* connections from the same address */
-    char peer[48];              /* "address:port", for logs */
+    struct ip_count *ip;        /* its address, shared with the others from there */
+    uint16_t port;              /* its port: logs show address:port */
 };
 
 /* Set up the connection layer: the loop and hub it serves, and its limits. */
