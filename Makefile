@@ -18,10 +18,12 @@ CFLAGS_EDIT := $(shell pkg-config --cflags libedit 2>/dev/null)
 # Shared by the server and the tools: one concept per file (see docs/architecture.md).
 CORE     := loop net buf text log dict
 SERVER   := conn hub linecodec commands
-CLIENT   := lineedit
+CLIENT   := lineedit session
 CORE_O   := $(CORE:%=$(BUILD)/%.o)
 SERVER_O := $(SERVER:%=$(BUILD)/%.o)
 CLIENT_O := $(CLIENT:%=$(BUILD)/%.o)
+BENCH    := bench bench_worker bench_shared bench_hist
+BENCH_O  := $(BENCH:%=$(BUILD)/%.o)
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -35,7 +37,7 @@ $(BUILD)/natterd: $(BUILD)/natterd.o $(SERVER_O) $(CORE_O)
 $(BUILD)/natter: $(BUILD)/natter.o $(CLIENT_O) $(CORE_O)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS_EDIT)
 
-$(BUILD)/natter-bench: $(BUILD)/bench.o $(CORE_O)
+$(BUILD)/natter-bench: $(BENCH_O) $(CORE_O)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) -lpthread -lm
 
 $(BUILD)/lineedit.o: src/lineedit.c | $(BUILD)
@@ -47,11 +49,12 @@ $(BUILD)/natter.o: src/natter.c | $(BUILD)
 $(BUILD)/%.o: src/%.c | $(BUILD)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 
+# $(filter ...): the .d files add headers to $^, which must not reach the compiler.
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(SERVER_O) $(CORE_O) | $(BUILD)/tests
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -Isrc -o $@ $^ $(LDFLAGS)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -Isrc -o $@ $(filter %.c %.o,$^) $(LDFLAGS)
 
 $(BUILD)/tests/%: tests/tools/%.c $(CORE_O) | $(BUILD)/tests
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -Isrc -o $@ $^ $(LDFLAGS)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -Isrc -o $@ $(filter %.c %.o,$^) $(LDFLAGS)
 
 $(BUILD) $(BUILD)/tests:
 	mkdir -p $@
@@ -66,6 +69,10 @@ test: deps
 	$(MAKE) BUILD=build-asan CFLAGS='-O1 -g -fno-omit-frame-pointer' \
 		SANFLAGS='-fsanitize=address,undefined -fno-sanitize-recover=all' tests
 	python3 tests/run.py build build-asan
+
+# make bench: the performance scenarios of docs/PERFORMANCE.md (minutes; not part of make test).
+bench: all $(BUILD)/tests/bcast-server
+	bench/run.sh $(BUILD)
 
 run: all
 	./$(BUILD)/natterd
@@ -85,7 +92,40 @@ install: all
 	install -m 644 man/natter.1 man/natter-bench.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 man/natterd.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 
+# Fuzzing with clang's libFuzzer (ASan+UBSan), built into build-fuzz/:
+#   make fuzz                       each target for FUZZ_SECONDS (default 60) seconds
+#   make fuzz FUZZ_SECONDS=10       a quick check
+#   make fuzz FUZZ_SECONDS=3600     a long run; or run one target by hand, e.g.
+#     build-fuzz/fuzz_framing -jobs=4 -workers=4 build-fuzz/corpus/framing tests/fuzz/corpus/framing
+#   (stop with Ctrl-C; the corpus grows in build-fuzz/corpus/, crashes are saved as build-fuzz/crash-*).
+# Reproduce a crash: build-fuzz/fuzz_framing build-fuzz/crash-framing-<hash>
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS   := -std=c11 $(WARN) -g -O1 -fno-omit-frame-pointer \
+                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_SERVER  := $(filter-out src/log.c,$(CORE:%=src/%.c)) $(SERVER:%=src/%.c)
+
+build-fuzz/fuzz_sanitize: tests/fuzz/fuzz_sanitize.c tests/fuzz/fuzz_util.h src/text.c src/text.h
+	@mkdir -p build-fuzz
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -Isrc -o $@ tests/fuzz/fuzz_sanitize.c src/text.c
+
+build-fuzz/fuzz_framing: tests/fuzz/fuzz_framing.c tests/fuzz/fuzz_util.h $(FUZZ_SERVER) $(wildcard src/*.h)
+	@mkdir -p build-fuzz
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -Isrc -o $@ tests/fuzz/fuzz_framing.c $(FUZZ_SERVER)
+
+fuzz-build: build-fuzz/fuzz_sanitize build-fuzz/fuzz_framing
+
+fuzz: fuzz-build
+	@for t in sanitize framing; do \
+	  mkdir -p build-fuzz/corpus/$$t; \
+	  echo "fuzz_$$t: $(FUZZ_SECONDS)s"; \
+	  build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=build-fuzz/crash-$$t- build-fuzz/corpus/$$t tests/fuzz/corpus/$$t || exit 1; \
+	done
+
+.PHONY: fuzz fuzz-build
+
 clean:
 	rm -rf build build-asan build-fuzz
 
-.PHONY: all tests test run deps install clean
+.PHONY: all tests test bench run deps install clean
