@@ -2,8 +2,8 @@
  *
  * A msg is an immutable, reference-counted line of bytes. A broadcast builds one
  * msg and every recipient's outq holds a reference to it, so fan-out to N users
- * costs N pointer pushes, not N copies. An outq is written with writev, many
- * msgs per syscall. An inbuf frames lines, keeping only an unfinished line
+ * costs N pointer pushes, not N copies. An outq is written by gathering its
+ * msgs into one scratch buffer per write() call. An inbuf frames lines, keeping only an unfinished line
  * between reads (nothing at all for an idle connection).
  */
 #ifndef NATTER_BUF_H

@@ -4,8 +4,9 @@
  * lines go straight from there to the codec (only an unfinished line is copied
  * and kept). Output is never written where it is produced: conn_send queues a
  * reference and puts the connection on the pending list, and conn_before_sleep
- * writes each pending connection once per loop turn, all its queued messages in
- * one writev. Only if the socket is full do we ask epoll for writability.
+ * writes each pending connection once per loop turn, all its queued messages
+ * gathered into one write. Only if the socket is full do we ask epoll for
+ * writability.
  *
  * Closing is deferred to the end of the loop turn, so a connection never
  * disappears while the hub is iterating over a room that contains it.
@@ -128,12 +129,18 @@ void conn_printf(struct conn *c, const char *fmt, ...)
     char line[1024];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     if (n < 0)
         return;
-    if ((size_t)n > sizeof line - 2)
+    if ((size_t)n > sizeof line - 2) {
+        /* Cut to leave room for the '\n', but not inside a UTF-8 sequence (the
+         * text may be a user's): line[n] is the first byte dropped, so back up
+         * while it continues a character, dropping that character whole. */
         n = sizeof line - 2;
+        while (n > 0 && ((unsigned char)line[n] & 0xC0) == 0x80)
+            n--;
+    }
     line[n++] = '\n';
     struct msg *m = msg_new(line, (size_t)n);
     if (m) {
