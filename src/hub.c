@@ -160,6 +160,9 @@ void hub_shutdown(struct hub *h)
 
 /* ==== Rooms ==== */
 
+/* '#', up to 32 code points of up to 4 bytes each, NUL: more than HUB_NAME_MAX. */
+#define ROOM_NAME_MAX (1 + 32 * 4 + 1)
+
 static struct room *room_get_or_create(struct hub *h, const char *name)
 {
     struct room *r = dict_get(&h->rooms, name);
@@ -236,16 +239,18 @@ static void user_drop_room(struct user *u, int i)
     }
 }
 
-/* Room names may be given without '#'. Returns 0 if the result is valid. */
+/* Room names may be given without '#'. Returns 0 if the result is valid. A name
+ * that does not fit is invalid: cut short, it could end in half a UTF-8 sequence
+ * and still pass text_valid_room. */
 static int room_name(const char *in, char *out, size_t len)
 {
-    snprintf(out, len, "%s%s", in[0] == '#' ? "" : "#", in);
-    return text_valid_room(out) ? 0 : -1;
+    int n = snprintf(out, len, "%s%s", in[0] == '#' ? "" : "#", in);
+    return n >= 0 && (size_t)n < len && text_valid_room(out) ? 0 : -1;
 }
 
 enum hub_err hub_join(struct hub *h, struct user *u, const char *name)
 {
-    char rname[HUB_NAME_MAX];
+    char rname[ROOM_NAME_MAX];
     if (room_name(name, rname, sizeof rname) < 0)
         return HUB_EBADROOM;
     struct room *r = dict_get(&h->rooms, rname);
@@ -294,7 +299,7 @@ static void leave_room(struct hub *h, struct user *u, int i, const char *reason,
 enum hub_err hub_part(struct hub *h, struct user *u, const char *name, const char *reason)
 {
     struct room *r = u->current;
-    char rname[HUB_NAME_MAX];
+    char rname[ROOM_NAME_MAX];
     if (name) {
         if (room_name(name, rname, sizeof rname) < 0)
             return HUB_EBADROOM;
@@ -319,13 +324,15 @@ struct user *hub_connect(struct hub *h, const struct user_ops *ops, void *ctx)
     u->ops = ops;
     u->ctx = ctx;
     /* Someone may have picked "guestN" by hand: take the next free number. */
+    char guest[32];
     do {
         u->guest_id = ++h->next_guest;
         if (u->guest_id == 0)
             u->guest_id = h->next_guest = 1;
-        snprintf(u->name, sizeof u->name, "guest%u", u->guest_id);
-    } while (dict_get(&h->users, u->name));
-    if (dict_add(&h->users, u) < 0) {
+        snprintf(guest, sizeof guest, "guest%u", u->guest_id);
+    } while (dict_get(&h->users, guest));
+    if (!(u->name = strdup(guest)) || dict_add(&h->users, u) < 0) {
+        free(u->name);
         free(u);
         return NULL;
     }
@@ -341,6 +348,7 @@ void hub_disconnect(struct hub *h, struct user *u, const char *reason)
     while (u->nrooms > 0)
         leave_room(h, u, u->nrooms - 1, NULL, 1);
     dict_remove(&h->users, u);
+    free(u->name);
     free(u);
 }
 
@@ -359,14 +367,17 @@ enum hub_err hub_nick(struct hub *h, struct user *u, const char *name)
         return HUB_ENICKTAKEN;
     if (strcmp(u->name, name) == 0)
         return HUB_OK; /* nothing changes */
-    char old[HUB_NAME_MAX];
-    memcpy(old, u->name, sizeof old);
+    char *fresh = strdup(name);
+    if (!fresh)
+        return HUB_ENOMEM;
+    char *old = u->name;
     dict_remove(&h->users, u);
-    snprintf(u->name, sizeof u->name, "%s", name);
+    u->name = fresh;
     dict_add(&h->users, u); /* cannot fail: the table did not grow */
     u->guest_id = 0;
     struct hub_event ev = {.type = EV_NICK, .from = old, .to = u->name};
     to_neighbours(h, u, &ev, 1);
+    free(old);
     return HUB_OK;
 }
 
@@ -415,7 +426,7 @@ static int cmp_names(const void *a, const void *b)
 enum hub_err hub_who(struct hub *h, struct user *u, const char *name)
 {
     struct room *r = u->current;
-    char rname[HUB_NAME_MAX];
+    char rname[ROOM_NAME_MAX];
     if (name) {
         if (room_name(name, rname, sizeof rname) < 0)
             return HUB_EBADROOM;

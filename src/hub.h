@@ -71,7 +71,7 @@ struct hub_limits {
 #define HUB_DEFAULT_ROOM "#lobby"
 
 struct user {
-    char name[HUB_NAME_MAX];
+    char *name;            /* allocated to fit: most names are short */
     const struct user_ops *ops;
     void *ctx;
     struct room **rooms;   /* in join order */
