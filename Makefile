@@ -74,7 +74,7 @@ test: deps
 bench: all $(BUILD)/tests/bcast-server
 	bench/run.sh $(BUILD)
 
-run: all
+run: deps all
 	./$(BUILD)/natterd
 
 # Debian packages the build needs; installed when we may, asked for otherwise.

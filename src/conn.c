@@ -66,7 +66,7 @@ static const char *peer_of(const struct conn *c)
     return buf;
 }
 
-void conn_init(struct loop *l, struct hub *h, const struct conn_limits *lim, int max_fds)
+int conn_init(struct loop *l, struct hub *h, const struct conn_limits *lim, int max_fds)
 {
     S.loop = l;
     S.hub = h;
@@ -74,6 +74,7 @@ void conn_init(struct loop *l, struct hub *h, const struct conn_limits *lim, int
     S.max_fds = max_fds;
     S.by_fd = calloc((size_t)max_fds, sizeof *S.by_fd);
     dict_init(&S.ips, ip_key);
+    return S.by_fd ? 0 : -1;
 }
 
 long conn_tick_ms(void)
@@ -111,7 +112,9 @@ void conn_send(struct conn *c, struct msg *m)
         conn_close(c, "write error", 0);
         return;
     }
-    if (c->out.bytes + m->len > S.lim.max_outbuf) {
+    /* One message alone may pass the limit (a /who of a huge room): the limit is
+     * on backlog, and an empty queue has none. */
+    if (c->out.bytes > 0 && c->out.bytes + m->len > S.lim.max_outbuf) {
         log_info("%s: output queue over %zu bytes, disconnecting", peer_of(c), S.lim.max_outbuf);
         outq_clear(&c->out);
         conn_close(c, "too slow", 0);
@@ -204,6 +207,7 @@ static void refill(struct conn *c, long long now)
 
 static void throttle(struct conn *c, long long now)
 {
+    log_debug("%s: over its rate, reading paused", peer_of(c));
     if (!c->flooding_since_ms) {
         c->flooding_since_ms = now;
         conn_printf(c, "!! slow down: more than %g lines per second, reading paused", S.lim.rate);
@@ -410,6 +414,7 @@ static void tick_one(struct conn *c, long long now)
         c->last_input_ms = now;
         if (c->tokens >= 1) {
             c->flags &= ~CONN_THROTTLED;
+            log_debug("%s: reading again", peer_of(c));
             watch(c);
             framed(c, inbuf_resume(&c->in, S.lim.max_line, on_line, c), now);
         }

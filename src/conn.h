@@ -43,7 +43,8 @@ struct conn {
 };
 
 /* Set up the connection layer: the loop and hub it serves, and its limits. */
-void conn_init(struct loop *l, struct hub *h, const struct conn_limits *lim, int max_fds);
+/* Returns 0, or -1 when out of memory. */
+int conn_init(struct loop *l, struct hub *h, const struct conn_limits *lim, int max_fds);
 struct hub *conn_hub(void);
 size_t conn_count(void);
 

@@ -431,7 +431,7 @@ enum hub_err hub_who(struct hub *h, struct user *u, const char *name)
         if (room_name(name, rname, sizeof rname) < 0)
             return HUB_EBADROOM;
         if (!(r = dict_get(&h->rooms, rname)))
-            return HUB_ENOTINROOM;
+            return HUB_ENOSUCHROOM;
     } else if (!r) {
         return HUB_ENOROOM;
     }

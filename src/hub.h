@@ -57,6 +57,7 @@ enum hub_err {
     HUB_EBADROOM,
     HUB_ENOUSER,
     HUB_ENOTINROOM,
+    HUB_ENOSUCHROOM,
     HUB_ENOROOM,      /* the user is in no room at all */
     HUB_ETOOMANYROOMS,
 };

@@ -41,18 +41,12 @@ static struct msg *encode_list(const struct hub_event *ev)
     return m;
 }
 
-/* " (reason)" or "" */
-static const char *paren(const char *reason, char *buf, size_t len)
-{
-    if (!reason || !*reason)
-        return "";
-    snprintf(buf, len, " (%s)", reason);
-    return buf;
-}
+/* " (reason)" or "", as the three strings of a "%s%s%s": no intermediate buffer
+ * that could cut a long reason short (and a UTF-8 sequence in half). */
+#define REASON(r) ((r) && *(r) ? " (" : ""), ((r) && *(r) ? (r) : ""), ((r) && *(r) ? ")" : "")
 
 static struct msg *encode(const struct hub_event *ev)
 {
-    char why[600];
     switch (ev->type) {
     case EV_WELCOME:
         return msg_printf("-- welcome to natter, %s! /nick NAME picks a name, /help lists commands\n", ev->from);
@@ -67,9 +61,9 @@ static struct msg *encode(const struct hub_event *ev)
     case EV_JOIN:
         return msg_printf("-- %s joined %s\n", ev->from, ev->room);
     case EV_PART:
-        return msg_printf("-- %s left %s%s\n", ev->from, ev->room, paren(ev->text, why, sizeof why));
+        return msg_printf("-- %s left %s%s%s%s\n", ev->from, ev->room, REASON(ev->text));
     case EV_QUIT:
-        return msg_printf("-- %s quit%s\n", ev->from, paren(ev->text, why, sizeof why));
+        return msg_printf("-- %s quit%s%s%s\n", ev->from, REASON(ev->text));
     case EV_NICK:
         return msg_printf("-- %s is now known as %s\n", ev->from, ev->to);
     case EV_SWITCH:
@@ -106,16 +100,20 @@ void line_error(struct conn *c, enum hub_err err, const char *arg)
         conn_printf(c, "!! name taken: %s", arg);
         return;
     case HUB_EBADNICK:
-        conn_printf(c, "!! invalid name: %s (1-24 printable characters, no spaces, no <>*,)", arg);
+        conn_printf(c, "!! invalid name: %s (1-%u printable characters, no spaces, no <>*,)", arg,
+                    (unsigned)hub_limits(conn_hub())->max_name);
         return;
     case HUB_EBADROOM:
-        conn_printf(c, "!! invalid room name: %s", arg);
+        conn_printf(c, "!! invalid room name: %s%s", arg[0] == '#' ? "" : "#", arg);
         return;
     case HUB_ENOUSER:
         conn_printf(c, "!! no such user: %s", arg);
         return;
     case HUB_ENOTINROOM:
-        conn_printf(c, "!! you are not in %s", arg);
+        conn_printf(c, "!! you are not in %s%s", arg[0] == '#' ? "" : "#", arg);
+        return;
+    case HUB_ENOSUCHROOM:
+        conn_printf(c, "!! no such room: %s%s", arg[0] == '#' ? "" : "#", arg);
         return;
     case HUB_ENOROOM:
         conn_printf(c, "!! you are in no room (try /join #lobby)");

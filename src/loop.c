@@ -148,7 +148,7 @@ static void dispatch(struct loop *l, const struct epoll_event *e)
         w->fn(l, fd, mask, w->data);
 }
 
-void loop_run(struct loop *l)
+int loop_run(struct loop *l)
 {
     l->stop = 0;
     while (!l->stop) {
@@ -158,9 +158,10 @@ void loop_run(struct loop *l)
             break;
         int n = epoll_wait(l->epfd, l->events, LOOP_BATCH, wait_ms(l));
         if (n < 0 && errno != EINTR)
-            break;
+            return -1;
         for (int i = 0; i < n; i++)
             dispatch(l, &l->events[i]);
         run_timer(l);
     }
+    return 0;
 }

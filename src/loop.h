@@ -32,7 +32,8 @@ void loop_set_before_sleep(struct loop *l, loop_hook_fn *fn, void *data);
 /* Milliseconds of CLOCK_MONOTONIC, for timers and timeouts. */
 long long loop_now_ms(void);
 
-void loop_run(struct loop *l);
+/* Run until loop_stop. Returns 0, or -1 with errno set if epoll_wait failed. */
+int loop_run(struct loop *l);
 void loop_stop(struct loop *l);
 
 #endif

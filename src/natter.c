@@ -331,6 +331,8 @@ static void choose_name(const char *name)
         char cmd[SESSION_NAME_LEN + 8];
         int n = snprintf(cmd, sizeof cmd, "/nick %s", name);
         send_line(cmd, (size_t)n);
+    } else {
+        send_line("", 0); /* keep the guest name, but show natterd we are here (--login-timeout) */
     }
     update_prompt();
 }

@@ -149,21 +149,24 @@ static void parse_options(int argc, char **argv, struct options *o)
 
 /* ==== Descriptors ==== */
 
-/* Raise the soft descriptor limit to the hard one: each client is a descriptor. */
-static long raise_fd_limit(void)
+/* Raise the soft descriptor limit towards the hard one: each client is a
+ * descriptor. Not past what --max-clients needs (or 65536 without it): tables
+ * are sized by it, and a hard limit can be a billion. */
+static long raise_fd_limit(long max_clients)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
         return 1024;
-    if (rl.rlim_cur < rl.rlim_max) {
-        rlim_t want = rl.rlim_max == RLIM_INFINITY ? 1 << 20 : rl.rlim_max;
+    rlim_t cap = max_clients > 0 ? (rlim_t)max_clients + RESERVED_FDS : 1 << 16;
+    if (rl.rlim_cur < rl.rlim_max && rl.rlim_cur < cap) {
+        rlim_t want = rl.rlim_max < cap ? rl.rlim_max : cap;
         struct rlimit up = {want, rl.rlim_max};
         if (setrlimit(RLIMIT_NOFILE, &up) == 0)
             rl.rlim_cur = want;
         else
             log_errno("setrlimit RLIMIT_NOFILE %lu", (unsigned long)want);
     }
-    return rl.rlim_cur == RLIM_INFINITY ? 1 << 20 : (long)rl.rlim_cur;
+    return rl.rlim_cur > cap ? (long)cap : (long)rl.rlim_cur;
 }
 
 /* Out of descriptors: accept with the spare one and close at once, so the client
@@ -206,7 +209,7 @@ static void on_accept(struct loop *l, int lfd, int mask, void *data)
         if (D.keepalive)
             net_set_keepalive(fd, D.keepalive); /* reaps peers that vanished without a FIN */
         if (conn_new(fd, peer, &line_codec))
-            log_info("connect %s (%zu clients)", peer, conn_count());
+            log_info("connect %s (%zu client%s)", peer, conn_count(), conn_count() == 1 ? "" : "s");
     }
 }
 
@@ -260,10 +263,11 @@ int main(int argc, char **argv)
         .keepalive = 60,
         .hub = {.max_name = 24, .max_rooms = 16, .max_announce = 200},
     };
+    argv[0] = (char *)"natterd"; /* getopt's messages name the program, not its path */
     parse_options(argc, argv, &o);
     log_init("natterd", o.verbose);
 
-    long fds = raise_fd_limit();
+    long fds = raise_fd_limit(o.max_clients);
     D.max_clients = fds - RESERVED_FDS;
     if (o.max_clients > D.max_clients)
         log_info("--max-clients %ld is more than %ld descriptors allow: expect 'server full' sooner",
@@ -285,11 +289,10 @@ int main(int argc, char **argv)
     D.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     D.loop = loop_new((int)fds);
     struct hub *hub = hub_new(&o.hub);
-    if (D.signal_fd < 0 || !D.loop || !hub) {
+    if (D.signal_fd < 0 || !D.loop || !hub || conn_init(D.loop, hub, &o.conn, (int)fds) < 0) {
         log_errno("startup");
         return 1;
     }
-    conn_init(D.loop, hub, &o.conn, (int)fds);
     loop_watch(D.loop, D.listen_fd, LOOP_READ, on_accept, NULL);
     loop_watch(D.loop, D.signal_fd, LOOP_READ, on_signal, NULL);
     loop_set_before_sleep(D.loop, before_sleep, NULL);
@@ -301,7 +304,11 @@ int main(int argc, char **argv)
     net_local_addr(D.listen_fd, addr, sizeof addr);
     log_info("listening on %s (max %ld clients)", addr, D.max_clients);
 
-    loop_run(D.loop);
+    int rc = 0;
+    if (loop_run(D.loop) < 0) {
+        log_errno("epoll_wait");
+        rc = 1;
+    }
 
     hub_shutdown(hub);
     conn_close_all();
@@ -312,5 +319,5 @@ int main(int argc, char **argv)
     if (D.spare_fd >= 0)
         close(D.spare_fd);
     log_info("stopped");
-    return 0;
+    return rc;
 }

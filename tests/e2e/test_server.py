@@ -296,3 +296,18 @@ def test_port_in_use_is_a_clear_error():
                            capture_output=True, text=True, timeout=10, env=natlib.sanitizer_env())
         assert p.returncode == 1, p
         assert re.search(r"listen 127\.0\.0\.1:%d: Address already in use" % s.port, p.stderr), p.stderr
+
+
+def test_one_big_reply_is_not_mistaken_for_a_slow_reader():
+    # 180 users' names in one /who line are more than --max-outbuf: still delivered.
+    with Server("--max-outbuf", "4096", "--max-line", "1024", "--rate", "0", "--max-per-ip", "0") as s:
+        users = [s.connect() for _ in range(180)]
+        for i, u in enumerate(users):
+            u.send("/nick user_with_long_name_%03d" % i)
+        asker = users[0]
+        asker.expect(r"is now known as user_with_long_name_179$")
+        asker.send("/who")
+        m = asker.expect(r"^-- #lobby: (.*) \(180 users\)$")
+        assert len(m.group(0)) > 4096
+        asker.send("/who #nowhere")
+        asker.expect(r"^!! no such room: #nowhere$")

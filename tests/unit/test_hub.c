@@ -1,0 +1,471 @@
+/* test_hub.c - users, rooms and routing, through a fake codec.
+ *
+ * The fake codec encodes an event as "TYPE|room|from|to|text" (lists as
+ * "WHO|#room|a b c" and "ROOMS|#a(1) #b(2)") and its deliver keeps every msg
+ * pointer a fake user receives, so the tests can see what went where, how often,
+ * and whether recipients share one msg.
+ */
+#include "hub.h"
+
+#include "buf.h"
+#include "check.h"
+
+static const char *const type_names[] = {
+    [EV_WELCOME] = "WELCOME", [EV_SAY] = "SAY",       [EV_ACTION] = "ACTION", [EV_PRIVMSG] = "PRIVMSG",
+    [EV_PRIVECHO] = "PRIVECHO", [EV_JOIN] = "JOIN",   [EV_PART] = "PART",     [EV_QUIT] = "QUIT",
+    [EV_NICK] = "NICK",       [EV_SWITCH] = "SWITCH", [EV_WHO] = "WHO",       [EV_ROOMS] = "ROOMS",
+    [EV_BYE] = "BYE",         [EV_SHUTDOWN] = "SHUTDOWN",
+};
+
+static int encodes; /* calls of fake_encode */
+
+static struct msg *fake_encode(const struct hub_event *ev)
+{
+    encodes++;
+    if (ev->type == EV_WHO || ev->type == EV_ROOMS) {
+        char s[4096];
+        size_t n = (size_t)snprintf(s, sizeof s, "%s|%s|", type_names[ev->type], ev->room ? ev->room : "-");
+        for (size_t i = 0; i < ev->count && n < sizeof s; i++) {
+            if (ev->type == EV_WHO)
+                n += (size_t)snprintf(s + n, sizeof s - n, "%s%s", i ? " " : "", ev->names[i]);
+            else
+                n += (size_t)snprintf(s + n, sizeof s - n, "%s%s(%u)", i ? " " : "", ev->names[i], ev->sizes[i]);
+        }
+        return msg_new(s, n < sizeof s ? n : sizeof s - 1);
+    }
+    return msg_printf("%s|%s|%s|%s|%s", type_names[ev->type], ev->room ? ev->room : "-",
+                      ev->from ? ev->from : "-", ev->to ? ev->to : "-", ev->text ? ev->text : "-");
+}
+
+#define MAXGOT 256
+struct fake {
+    struct user *u;
+    struct msg *got[MAXGOT];
+    int n;
+};
+
+static void fake_deliver(void *ctx, struct msg *m)
+{
+    struct fake *f = ctx;
+    if (f->n < MAXGOT)
+        f->got[f->n++] = msg_ref(m);
+}
+
+static const struct user_ops ops = {fake_encode, fake_deliver};
+/* Distinct user_ops stand for distinct codecs (the hub caches per ops pointer). */
+static const struct user_ops other_ops[6] = {
+    {fake_encode, fake_deliver}, {fake_encode, fake_deliver}, {fake_encode, fake_deliver},
+    {fake_encode, fake_deliver}, {fake_encode, fake_deliver}, {fake_encode, fake_deliver},
+};
+
+static void forget(struct fake *f)
+{
+    for (int i = 0; i < f->n; i++)
+        msg_unref(f->got[i]);
+    f->n = 0;
+}
+
+static struct fake *join_hub(struct hub *h, const struct user_ops *o)
+{
+    struct fake *f = calloc(1, sizeof *f);
+    f->u = hub_connect(h, o ? o : &ops, f);
+    return f;
+}
+
+static void leave_hub(struct hub *h, struct fake *f, const char *reason)
+{
+    if (f->u)
+        hub_disconnect(h, f->u, reason);
+    forget(f);
+    free(f);
+}
+
+/* The text of msg i of f (negative: from the end), or "" if there is none. */
+static const char *msg_at(const struct fake *f, int i)
+{
+    static char buf[8][4096];
+    static int k;
+    if (i < 0)
+        i += f->n;
+    if (i < 0 || i >= f->n)
+        return "";
+    char *s = buf[k++ % 8];
+    size_t n = f->got[i]->len < 4095 ? f->got[i]->len : 4095;
+    memcpy(s, f->got[i]->data, n);
+    s[n] = '\0';
+    return s;
+}
+
+static const char *last(const struct fake *f) { return msg_at(f, -1); }
+
+/* How many msgs f received that are exactly s. */
+static int count(const struct fake *f, const char *s)
+{
+    int c = 0;
+    for (int i = 0; i < f->n; i++)
+        c += f->got[i]->len == strlen(s) && memcmp(f->got[i]->data, s, f->got[i]->len) == 0;
+    return c;
+}
+
+static void forget_all(struct fake **fs, int n)
+{
+    for (int i = 0; i < n; i++)
+        forget(fs[i]);
+}
+
+static const struct hub_limits lim = {.max_name = 24, .max_rooms = 16, .max_announce = 200};
+
+/* ==== tests ==== */
+
+static void test_connect(void)
+{
+    struct hub *h = hub_new(&lim);
+    struct fake *a = join_hub(h, NULL), *b = join_hub(h, NULL);
+    CHECK(a->u && b->u && hub_user_count(h) == 2, "hub_connect creates users");
+    CHECK_STR(a->u->name, "guest1", "the first user is guest1");
+    CHECK_STR(b->u->name, "guest2", "the second user is guest2");
+    CHECK_STR(msg_at(a, 0), "WELCOME|-|guest1|-|-", "a new user is welcomed with its guest name");
+    CHECK_STR(msg_at(a, 1), "JOIN|#lobby|guest1|-|-", "a new user joins #lobby and sees its own join");
+    CHECK_STR(last(a), "JOIN|#lobby|guest2|-|-", "members of #lobby see a newcomer join");
+    CHECK(hub_find_user(h, "GUEST2") == b->u, "hub_find_user is case-insensitive");
+
+    CHECK(hub_nick(h, b->u, "guest3") == HUB_OK, "a user may pick a guest-like name");
+    struct fake *c = join_hub(h, NULL);
+    CHECK_STR(c->u->name, "guest4", "guest numbering skips a name taken by hand");
+    leave_hub(h, a, NULL);
+    leave_hub(h, b, NULL);
+    leave_hub(h, c, NULL);
+    CHECK_INT(hub_user_count(h), 0, "hub_disconnect removes users");
+    hub_free(h);
+}
+
+static void test_say(void)
+{
+    struct hub *h = hub_new(&lim);
+    struct fake *f[5];
+    for (int i = 0; i < 5; i++)
+        f[i] = join_hub(h, NULL);
+    forget_all(f, 5);
+    int before = encodes;
+    CHECK(hub_say(h, f[0]->u, "hello") == HUB_OK, "hub_say in the current room succeeds");
+    CHECK(f[0]->n == 0, "the sender does not get its own message back");
+    int ok = 1;
+    for (int i = 1; i < 5; i++)
+        ok &= f[i]->n == 1 && strcmp(last(f[i]), "SAY|#lobby|guest1|-|hello") == 0;
+    CHECK(ok, "every other member of the room gets the message once");
+    ok = 1;
+    for (int i = 2; i < 5; i++)
+        ok &= f[i]->got[0] == f[1]->got[0];
+    CHECK(ok, "a room broadcast delivers the same msg pointer to every recipient");
+    CHECK_INT(encodes - before, 1, "a room broadcast is encoded once");
+    CHECK_INT(f[1]->got[0]->refs, 4, "after a broadcast only the recipients hold references");
+
+    forget_all(f, 5);
+    CHECK(hub_action(h, f[1]->u, "waves") == HUB_OK && f[1]->n == 0 && count(f[0], "ACTION|#lobby|guest2|-|waves") == 1,
+          "hub_action goes to the others like say");
+
+    hub_join(h, f[3]->u, "#side");
+    forget_all(f, 5);
+    hub_say(h, f[0]->u, "lobby only");
+    hub_say(h, f[3]->u, "side only");
+    CHECK(count(f[3], "SAY|#lobby|guest1|-|lobby only") == 1, "a member of several rooms hears each room");
+    CHECK(count(f[1], "SAY|#side|guest4|-|side only") == 0 && f[3]->n == 1,
+          "a message goes only to the sender's current room");
+    for (int i = 0; i < 5; i++)
+        leave_hub(h, f[i], NULL);
+    hub_free(h);
+}
+
+static void test_codecs(void)
+{
+    struct hub *h = hub_new(&lim);
+    struct fake *f[8];
+    f[0] = join_hub(h, &other_ops[0]);
+    f[1] = join_hub(h, &other_ops[0]);
+    f[2] = join_hub(h, &other_ops[1]);
+    f[3] = join_hub(h, &other_ops[1]);
+    f[4] = join_hub(h, &other_ops[1]);
+    forget_all(f, 5);
+    int before = encodes;
+    hub_say(h, f[0]->u, "x");
+    CHECK_INT(encodes - before, 2, "a broadcast is encoded once per codec in use");
+    CHECK(f[2]->got[0] == f[3]->got[0] && f[3]->got[0] == f[4]->got[0] && f[1]->got[0] != f[2]->got[0],
+          "recipients with the same codec share one msg");
+
+    for (int i = 5; i < 8; i++)
+        f[i] = join_hub(h, &other_ops[i - 3]); /* codecs 3 4 5: more than the hub caches */
+    forget_all(f, 8);
+    hub_say(h, f[0]->u, "many codecs");
+    int ok = 1;
+    for (int i = 1; i < 8; i++)
+        ok &= f[i]->n == 1 && strcmp(last(f[i]), "SAY|#lobby|guest1|-|many codecs") == 0 && f[i]->got[0]->refs >= 1;
+    CHECK(ok && f[7]->got[0]->refs == 1, "with more codecs than cached, every recipient still gets its msg, unleaked");
+    for (int i = 0; i < 8; i++)
+        leave_hub(h, f[i], NULL);
+    hub_free(h);
+}
+
+static void test_rooms(void)
+{
+    struct hub *h = hub_new(&lim);
+    struct fake *p = join_hub(h, NULL), *q = join_hub(h, NULL), *o = join_hub(h, NULL);
+    struct fake *all[] = {p, q, o};
+    forget_all(all, 3);
+
+    CHECK(hub_join(h, p->u, "#dev") == HUB_OK && count(p, "JOIN|#dev|guest1|-|-") == 1,
+          "joining a new room creates it and tells the joiner");
+    CHECK(o->n == 0 && q->n == 0, "a join is not told to users outside the room");
+    CHECK(hub_join(h, q->u, "dev") == HUB_OK && count(p, "JOIN|#dev|guest2|-|-") == 1 && count(q, "JOIN|#dev|guest2|-|-") == 1,
+          "the # is optional and every member sees the join");
+    forget_all(all, 3);
+    CHECK(hub_join(h, p->u, "#DEV") == HUB_OK && p->n == 1 && strcmp(last(p), "SWITCH|#dev|-|-|-") == 0 && q->n == 0,
+          "joining a room one is in (any case) only switches, told to nobody else");
+
+    hub_join(h, p->u, "#Mixed");
+    hub_join(h, q->u, "#mixed");
+    CHECK_STR(last(q), "JOIN|#Mixed|guest2|-|-", "rooms compare case-insensitively and keep their first spelling");
+
+    CHECK(hub_join(h, p->u, "bad room") == HUB_EBADROOM && hub_join(h, p->u, "#a,b") == HUB_EBADROOM &&
+              hub_join(h, p->u, "#") == HUB_EBADROOM,
+          "invalid room names are rejected");
+
+    /* Current room: last joined or switched to; parting it falls back to the most recently joined. */
+    hub_join(h, p->u, "#r1"), hub_join(h, p->u, "#r2"), hub_join(h, p->u, "#r3");
+    hub_join(h, q->u, "#r1"), hub_join(h, q->u, "#r2"), hub_join(h, q->u, "#r3");
+    forget_all(all, 3);
+    hub_say(h, p->u, "a");
+    CHECK_STR(last(q), "SAY|#r3|guest1|-|a", "the current room is the last one joined");
+    hub_join(h, p->u, "#r1");
+    hub_say(h, p->u, "b");
+    CHECK_STR(last(q), "SAY|#r1|guest1|-|b", "joining a room one is in makes it current");
+    forget_all(all, 3);
+    CHECK(hub_part(h, p->u, NULL, "bye now") == HUB_OK, "part without a name leaves the current room");
+    CHECK(count(p, "PART|#r1|guest1|-|bye now") == 1 && count(q, "PART|#r1|guest1|-|bye now") == 1 && o->n == 0,
+          "a part (with its reason) is told to the room's members, the leaver included");
+    hub_say(h, p->u, "c");
+    CHECK_STR(last(q), "SAY|#r3|guest1|-|c", "after parting the current room, the most recently joined remaining room is current");
+    hub_part(h, p->u, "#r2", NULL);
+    hub_say(h, p->u, "d");
+    CHECK_STR(last(q), "SAY|#r3|guest1|-|d", "parting another room keeps the current one");
+    CHECK_STR(msg_at(q, -2), "PART|#r2|guest1|-|-", "a part without a reason has no text");
+
+    CHECK(hub_part(h, p->u, "#nosuch", NULL) == HUB_ENOTINROOM, "parting a room that does not exist: not in room");
+    CHECK(hub_part(h, o->u, "#dev", NULL) == HUB_ENOTINROOM, "parting a room one is not in: not in room");
+    CHECK(hub_part(h, p->u, "bad room", NULL) == HUB_EBADROOM, "parting an invalid room name: bad room");
+
+    /* Rooms vanish with their last member. */
+    hub_part(h, p->u, "#Mixed", NULL);
+    hub_part(h, q->u, "#Mixed", NULL);
+    forget(o);
+    hub_rooms(h, o->u);
+    CHECK(strstr(last(o), "#Mixed") == NULL && strstr(last(o), "#dev(2)") != NULL, "a room disappears when its last member leaves");
+
+    /* No room at all. */
+    hub_part(h, p->u, "#r3", NULL), hub_part(h, p->u, "#dev", NULL), hub_part(h, p->u, "#lobby", NULL);
+    CHECK(hub_say(h, p->u, "anyone?") == HUB_ENOROOM, "say with no room: no room");
+    CHECK(hub_action(h, p->u, "waves") == HUB_ENOROOM, "action with no room: no room");
+    CHECK(hub_part(h, p->u, NULL, NULL) == HUB_ENOROOM, "part with no room: no room");
+    CHECK(hub_who(h, p->u, NULL) == HUB_ENOROOM, "who with no room: no room");
+    CHECK(hub_join(h, p->u, "lobby") == HUB_OK && hub_say(h, p->u, "back") == HUB_OK, "joining again gives a current room");
+
+    leave_hub(h, p, NULL), leave_hub(h, q, NULL), leave_hub(h, o, NULL);
+    hub_free(h);
+}
+
+static void test_long_room_name(void)
+{
+    struct hub *h = hub_new(&lim);
+    struct fake *a = join_hub(h, NULL);
+    char room[256] = "#", want[400];
+    for (int i = 0; i < 32; i++)
+        strcat(room, "\xF0\x9F\x98\x80");
+    snprintf(want, sizeof want, "JOIN|%s|guest1|-|-", room);
+    CHECK(hub_join(h, a->u, room) == HUB_OK, "a room of 32 emoji (129 bytes) can be joined");
+    CHECK_STR(last(a), want, "a room of 32 emoji keeps its whole name (no truncated UTF-8)");
+    strcat(room, "\xF0\x9F\x98\x80");
+    CHECK(hub_join(h, a->u, room) == HUB_EBADROOM, "a room of 33 emoji is invalid");
+    char longer[600] = "#";
+    for (int i = 0; i < 60; i++)
+        strcat(longer, "\xE4\xB8\xAD"); /* 181 bytes: must not be cut down to something valid */
+    CHECK(hub_join(h, a->u, longer) == HUB_EBADROOM, "a room of 60 Chinese characters is invalid");
+    leave_hub(h, a, NULL);
+    hub_free(h);
+}
+
+static void test_nick(void)
+{
+    struct hub *h = hub_new(&lim);
+    struct fake *a = join_hub(h, NULL), *b = join_hub(h, NULL), *c = join_hub(h, NULL);
+    struct fake *all[] = {a, b, c};
+    CHECK(hub_nick(h, a->u, "alice") == HUB_OK && strcmp(a->u->name, "alice") == 0, "hub_nick renames");
+    CHECK(hub_find_user(h, "alice") == a->u && hub_find_user(h, "guest1") == NULL, "the old name is free, the new one found");
+    CHECK(a->u->guest_id == 0, "a picked name is no longer a guest name");
+    CHECK(hub_nick(h, b->u, "ALICE") == HUB_ENICKTAKEN, "names are unique case-insensitively");
+    CHECK(hub_nick(h, b->u, "guest1") == HUB_OK, "a freed name can be taken");
+    forget_all(all, 3);
+    CHECK(hub_nick(h, a->u, "Alice") == HUB_OK && count(b, "NICK|-|alice|Alice|-") == 1,
+          "a user may change the case of its own name");
+    forget_all(all, 3);
+    CHECK(hub_nick(h, a->u, "Alice") == HUB_OK && a->n == 0 && b->n == 0, "renaming to the same name tells nobody");
+    CHECK(hub_nick(h, a->u, "\xE5\xB0\x8F\xE6\x98\x8E") == HUB_OK, "a Chinese name is accepted");
+    CHECK(hub_nick(h, a->u, "") == HUB_EBADNICK, "an empty name is invalid");
+    CHECK(hub_nick(h, a->u, "a b") == HUB_EBADNICK, "a name with a space is invalid");
+    CHECK(hub_nick(h, a->u, "#alice") == HUB_EBADNICK, "a name starting with # is invalid");
+    CHECK(hub_nick(h, a->u, "abcdefghijklmnopqrstuvwxy") == HUB_EBADNICK, "a name of 25 characters is invalid");
+    char huge[300];
+    memset(huge, 'z', sizeof huge - 1);
+    huge[sizeof huge - 1] = '\0';
+    CHECK(hub_nick(h, a->u, huge) == HUB_EBADNICK, "a name longer than the name buffer is invalid");
+    hub_nick(h, a->u, "alice");
+
+    /* b shares #lobby and #two with a; c shares only #lobby; d shares nothing. */
+    hub_join(h, a->u, "#two");
+    hub_join(h, b->u, "#two");
+    struct fake *d = join_hub(h, NULL);
+    hub_part(h, d->u, "#lobby", NULL);
+    forget_all(all, 3);
+    forget(d);
+    hub_nick(h, a->u, "alicia");
+    CHECK_INT(count(b, "NICK|-|alice|alicia|-"), 1, "a rename notice reaches a user sharing two rooms once");
+    CHECK_INT(count(c, "NICK|-|alice|alicia|-"), 1, "a rename notice reaches a user sharing one room");
+    CHECK_INT(count(a, "NICK|-|alice|alicia|-"), 1, "the renamed user gets its own notice once");
+    CHECK(d->n == 0, "a rename is not told to users sharing no room");
+    CHECK(b->got[0] == c->got[0] && b->got[0] == a->got[0], "the rename notice is one shared msg");
+
+    forget_all(all, 3);
+    forget(d);
+    leave_hub(h, a, "gone");
+    CHECK_INT(count(b, "QUIT|-|alicia|-|gone"), 1, "a quit notice reaches a user sharing two rooms once");
+    CHECK_INT(count(c, "QUIT|-|alicia|-|gone"), 1, "a quit notice reaches a user sharing one room");
+    CHECK(d->n == 0, "a quit is not told to users sharing no room");
+    CHECK(hub_find_user(h, "alicia") == NULL && hub_user_count(h) == 3, "a quit user is gone from the hub");
+    forget(b);
+    hub_rooms(h, b->u);
+    CHECK_STR(last(b), "ROOMS|-|#lobby(2) #two(1)", "a quit user has left all its rooms");
+    leave_hub(h, b, NULL), leave_hub(h, c, NULL), leave_hub(h, d, NULL);
+    hub_free(h);
+}
+
+static void test_limits(void)
+{
+    struct hub_limits small = {.max_name = 5, .max_rooms = 3, .max_announce = 2};
+    struct hub *h = hub_new(&small);
+    struct fake *a = join_hub(h, NULL), *b = join_hub(h, NULL), *c = join_hub(h, NULL);
+    struct fake *all[] = {a, b, c};
+    CHECK(hub_nick(h, a->u, "abcde") == HUB_OK && hub_nick(h, b->u, "abcdef") == HUB_EBADNICK,
+          "max_name limits names");
+
+    CHECK(hub_join(h, a->u, "#r1") == HUB_OK && hub_join(h, a->u, "#r2") == HUB_OK, "joins up to max_rooms succeed");
+    CHECK(hub_join(h, a->u, "#r3") == HUB_ETOOMANYROOMS, "a join beyond max_rooms is refused");
+    CHECK(hub_join(h, a->u, "#r1") == HUB_OK, "switching rooms at max_rooms still works");
+    hub_part(h, a->u, "#r2", NULL);
+    CHECK(hub_join(h, a->u, "#r3") == HUB_OK, "after a part there is room for another join");
+
+    /* #lobby now has 3 members > max_announce 2: c's join was not told to a and b. */
+    forget_all(all, 3);
+    struct fake *d = join_hub(h, NULL);
+    CHECK(a->n == 0 && b->n == 0 && c->n == 0, "joins of big rooms (> max_announce) are not announced");
+    CHECK_STR(msg_at(d, 1), "JOIN|#lobby|guest4|-|-", "the joiner of a big room still sees its own join");
+    hub_part(h, d->u, NULL, NULL);
+    CHECK(a->n == 0 && b->n == 0 && c->n == 0 && strcmp(last(d), "PART|#lobby|guest4|-|-") == 0,
+          "parts of big rooms are told only to the leaver");
+
+    /* b and c share the big #lobby and the small #pair: the quit comes via #pair, once. */
+    hub_join(h, b->u, "#pair");
+    hub_join(h, c->u, "#pair");
+    forget_all(all, 3);
+    struct fake *e = join_hub(h, NULL); /* in big #lobby only */
+    forget(e);
+    leave_hub(h, c, NULL);
+    CHECK(count(b, "QUIT|-|guest3|-|-") == 1, "a quit is told via a small shared room");
+    CHECK(a->n == 0 && e->n == 0, "a quit is not told via a big room");
+    leave_hub(h, a, NULL), leave_hub(h, b, NULL), leave_hub(h, d, NULL), leave_hub(h, e, NULL);
+    hub_free(h);
+}
+
+static void test_privmsg_who(void)
+{
+    struct hub *h = hub_new(&lim);
+    struct fake *a = join_hub(h, NULL), *b = join_hub(h, NULL), *c = join_hub(h, NULL);
+    struct fake *all[] = {a, b, c};
+    hub_nick(h, a->u, "carol");
+    hub_nick(h, b->u, "alice");
+    hub_nick(h, c->u, "bob");
+    forget_all(all, 3);
+    CHECK(hub_privmsg(h, a->u, "nobody", "hi") == HUB_ENOUSER && a->n == 0, "a private message to a missing user: no user");
+    CHECK(hub_privmsg(h, a->u, "ALICE", "psst") == HUB_OK, "a private message finds its recipient case-insensitively");
+    CHECK_STR(last(b), "PRIVMSG|-|carol|alice|psst", "the recipient gets the private message");
+    CHECK_STR(last(a), "PRIVECHO|-|carol|alice|psst", "the sender gets an echo naming the recipient");
+    CHECK(c->n == 0, "nobody else sees a private message");
+
+    forget_all(all, 3);
+    CHECK(hub_who(h, a->u, NULL) == HUB_OK, "who of the current room succeeds");
+    CHECK_STR(last(a), "WHO|#lobby|alice bob carol", "who lists the room's names sorted");
+    CHECK(b->n == 0 && c->n == 0, "who answers only the asker");
+    hub_join(h, b->u, "#dev");
+    CHECK(hub_who(h, a->u, "dev") == HUB_OK && strcmp(last(a), "WHO|#dev|alice") == 0, "who of another room by name");
+    CHECK(hub_who(h, a->u, "#none") == HUB_ENOSUCHROOM, "who of a missing room: no such room");
+    CHECK(hub_who(h, a->u, "bad name") == HUB_EBADROOM, "who of an invalid room name: bad room");
+    CHECK(hub_rooms(h, a->u) == HUB_OK, "rooms succeeds");
+    CHECK_STR(last(a), "ROOMS|-|#dev(1) #lobby(3)", "rooms lists every room sorted, with sizes");
+
+    forget_all(all, 3);
+    int before = encodes;
+    hub_shutdown(h);
+    CHECK(count(a, "SHUTDOWN|-|-|-|-") == 1 && count(b, "SHUTDOWN|-|-|-|-") == 1 && count(c, "SHUTDOWN|-|-|-|-") == 1,
+          "shutdown tells every user once");
+    CHECK(encodes - before == 1 && a->got[0] == b->got[0], "shutdown is encoded once and shared");
+    forget(a);
+    hub_bye(h, a->u);
+    CHECK_STR(last(a), "BYE|-|carol|-|-", "bye answers the user with its name");
+    leave_hub(h, a, NULL), leave_hub(h, b, NULL), leave_hub(h, c, NULL);
+    hub_free(h);
+}
+
+static void test_free(void)
+{
+    struct hub *h = hub_new(&lim);
+    hub_free(h);
+    hub_free(NULL);
+    CHECK(1, "hub_free of an unused hub and of NULL");
+    h = hub_new(&lim);
+    struct fake *f[20];
+    for (int i = 0; i < 20; i++) {
+        f[i] = join_hub(h, NULL);
+        char room[16];
+        snprintf(room, sizeof room, "#r%d", i % 4);
+        hub_join(h, f[i]->u, room);
+    }
+    for (int i = 0; i < 20; i++)
+        leave_hub(h, f[i], NULL);
+    CHECK_INT(hub_user_count(h), 0, "all users gone before hub_free");
+    hub_free(h); /* LeakSanitizer (ASan build) reports anything left */
+    CHECK(1, "hub_free after users came and went (leaks are caught by LeakSanitizer)");
+
+    /* Rooms belong to the hub: hub_free frees them even with members left. The
+     * users belong to their connections (natterd frees them first); here the
+     * test plays the connection and frees them by hand. */
+    h = hub_new(&lim);
+    struct fake *a = join_hub(h, NULL), *b = join_hub(h, NULL);
+    hub_join(h, a->u, "#kept");
+    hub_free(h);
+    free(a->u->rooms), free(a->u->name), free(a->u);
+    free(b->u->rooms), free(b->u->name), free(b->u);
+    a->u = b->u = NULL;
+    leave_hub(NULL, a, NULL), leave_hub(NULL, b, NULL);
+    CHECK(1, "hub_free frees rooms that still have members (LeakSanitizer)");
+}
+
+int main(void)
+{
+    test_connect();
+    test_say();
+    test_codecs();
+    test_rooms();
+    test_long_room_name();
+    test_nick();
+    test_limits();
+    test_privmsg_who();
+    test_free();
+    return check_done();
+}
