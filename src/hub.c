@@ -160,8 +160,6 @@ void hub_shutdown(struct hub *h)
 
 /* ==== Rooms ==== */
 
-/* '#', up to 32 code points of up to 4 bytes each, NUL: more than HUB_NAME_MAX. */
-#define ROOM_NAME_MAX (1 + 32 * 4 + 1)
 
 static struct room *room_get_or_create(struct hub *h, const char *name)
 {
@@ -250,7 +248,7 @@ static int room_name(const char *in, char *out, size_t len)
 
 enum hub_err hub_join(struct hub *h, struct user *u, const char *name)
 {
-    char rname[ROOM_NAME_MAX];
+    char rname[HUB_ROOM_MAX];
     if (room_name(name, rname, sizeof rname) < 0)
         return HUB_EBADROOM;
     struct room *r = dict_get(&h->rooms, rname);
@@ -299,7 +297,7 @@ static void leave_room(struct hub *h, struct user *u, int i, const char *reason,
 enum hub_err hub_part(struct hub *h, struct user *u, const char *name, const char *reason)
 {
     struct room *r = u->current;
-    char rname[ROOM_NAME_MAX];
+    char rname[HUB_ROOM_MAX];
     if (name) {
         if (room_name(name, rname, sizeof rname) < 0)
             return HUB_EBADROOM;
@@ -426,7 +424,7 @@ static int cmp_names(const void *a, const void *b)
 enum hub_err hub_who(struct hub *h, struct user *u, const char *name)
 {
     struct room *r = u->current;
-    char rname[ROOM_NAME_MAX];
+    char rname[HUB_ROOM_MAX];
     if (name) {
         if (room_name(name, rname, sizeof rname) < 0)
             return HUB_EBADROOM;

@@ -69,6 +69,7 @@ struct hub_limits {
 };
 
 #define HUB_NAME_MAX 128   /* bytes, including the NUL: max_name code points must fit */
+#define HUB_ROOM_MAX (1 + 32 * 4 + 1) /* '#', 32 code points of up to 4 bytes, NUL */
 #define HUB_DEFAULT_ROOM "#lobby"
 
 struct user {

@@ -41,9 +41,15 @@ static struct msg *encode_list(const struct hub_event *ev)
     return m;
 }
 
-/* " (reason)" or "", as the three strings of a "%s%s%s": no intermediate buffer
- * that could cut a long reason short (and a UTF-8 sequence in half). */
-#define REASON(r) ((r) && *(r) ? " (" : ""), ((r) && *(r) ? (r) : ""), ((r) && *(r) ? ")" : "")
+/* "-- NAME what" or "-- NAME what (reason)". The reason is formatted straight
+ * into the msg: an intermediate buffer could cut a long one (and a UTF-8
+ * sequence) in half. */
+static struct msg *notice_with_reason(const char *name, const char *what, const char *reason)
+{
+    if (!reason || !*reason)
+        return msg_printf("-- %s %s\n", name, what);
+    return msg_printf("-- %s %s (%s)\n", name, what, reason);
+}
 
 static struct msg *encode(const struct hub_event *ev)
 {
@@ -61,9 +67,13 @@ static struct msg *encode(const struct hub_event *ev)
     case EV_JOIN:
         return msg_printf("-- %s joined %s\n", ev->from, ev->room);
     case EV_PART:
-        return msg_printf("-- %s left %s%s%s%s\n", ev->from, ev->room, REASON(ev->text));
+    {
+        char what[sizeof "left " + HUB_ROOM_MAX];
+        snprintf(what, sizeof what, "left %s", ev->room);
+        return notice_with_reason(ev->from, what, ev->text);
+    }
     case EV_QUIT:
-        return msg_printf("-- %s quit%s%s%s\n", ev->from, REASON(ev->text));
+        return notice_with_reason(ev->from, "quit", ev->text);
     case EV_NICK:
         return msg_printf("-- %s is now known as %s\n", ev->from, ev->to);
     case EV_SWITCH:
