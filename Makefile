@@ -68,7 +68,9 @@ test: deps
 	$(MAKE) BUILD=build tests
 	$(MAKE) BUILD=build-asan CFLAGS='-O1 -g -fno-omit-frame-pointer' \
 		SANFLAGS='-fsanitize=address,undefined -fno-sanitize-recover=all' tests
-	python3 tests/run.py build build-asan
+	@if command -v $(FUZZ_CC) >/dev/null; then $(MAKE) fuzz-build; \
+	 else echo "no $(FUZZ_CC): the fuzz smoke run is skipped"; fi
+	NATTER_FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS) python3 tests/run.py build build-asan
 
 # make bench: the performance scenarios of docs/PERFORMANCE.md (minutes; not part of make test).
 bench: all $(BUILD)/tests/bcast-server
@@ -101,6 +103,8 @@ install: all
 # Reproduce a crash: build-fuzz/fuzz_framing build-fuzz/crash-framing-<hash>
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
+# make test runs each fuzz target this long (seconds) from its seed corpus.
+FUZZ_SMOKE_SECONDS ?= 15
 FUZZ_FLAGS   := -std=c11 $(WARN) -g -O1 -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZ_SERVER  := $(filter-out src/log.c,$(CORE:%=src/%.c)) $(SERVER:%=src/%.c)
@@ -124,6 +128,19 @@ fuzz: fuzz-build
 	done
 
 .PHONY: fuzz fuzz-build
+
+# make soak: hundreds of clients churning against natterd for a minute, checked for
+# lost, duplicated, reordered or misrouted messages and for descriptors and memory
+# back at baseline (tests/soak.py; a short one runs in `make test`).
+# Longer: make soak SOAK_SECONDS=600; replay: make soak SOAK_FLAGS='--seed N'.
+SOAK_SECONDS ?= 60
+SOAK_CLIENTS ?= 300
+SOAK_FLAGS   ?=
+
+soak: $(BUILD)/natterd
+	python3 tests/soak.py --build $(BUILD) --seconds $(SOAK_SECONDS) --clients $(SOAK_CLIENTS) $(SOAK_FLAGS)
+
+.PHONY: soak
 
 clean:
 	rm -rf build build-asan build-fuzz

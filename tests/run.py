@@ -3,6 +3,7 @@
 
 Usage: tests/run.py BUILD_DIR [BUILD_DIR...]   (default: build)
        tests/run.py -k PATTERN build           (only tests whose name contains PATTERN)
+With NATTER_FUZZ_SECONDS=N it also runs each libFuzzer target in build-fuzz/ for N s.
 
 Unit tests are C programs in BUILD/tests/test_* that print TAP-like lines
 ("ok - name" / "not ok - name: why") and exit non-zero on failure. End-to-end tests
@@ -10,7 +11,7 @@ are functions named test_* in tests/e2e/test_*.py; they find the binaries throug
 the NATTER_BUILD environment variable (see tests/e2e/natlib.py). The last line is
 "N passed, N failed, N skipped".
 """
-import glob, importlib.util, os, signal, subprocess, sys, time, traceback
+import glob, importlib.util, os, re, signal, subprocess, sys, time, traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -100,6 +101,30 @@ def run_e2e(build, pattern):
             report(status, name, time.time() - t0, detail)
 
 
+def run_fuzz(seconds):
+    """A short libFuzzer run of each target in build-fuzz/ (make fuzz-build), from the seed corpus."""
+    import tempfile
+    targets = sorted(glob.glob(os.path.join(ROOT, "build-fuzz", "fuzz_*")))
+    if not targets:
+        report("skipped", "fuzz", 0, "(no build-fuzz/fuzz_*: clang's libFuzzer is not installed)")
+        return
+    for exe in targets:
+        name = os.path.basename(exe)[len("fuzz_"):]
+        seeds = os.path.join(HERE, "fuzz", "corpus", name)
+        t0 = time.time()
+        with tempfile.TemporaryDirectory() as work:
+            cmd = [exe, f"-max_total_time={seconds}", "-print_final_stats=1",
+                   f"-artifact_prefix={work}/", work, seeds]
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120,
+                               stdin=subprocess.DEVNULL)
+        runs = re.search(r"stat::number_of_executed_units: (\d+)", p.stderr)
+        detail = f"{runs.group(1)} inputs" if runs else ""
+        if p.returncode == 0:
+            report("passed", f"fuzz/{name} ({seconds}s)", time.time() - t0, detail)
+        else:
+            report("failed", f"fuzz/{name}", time.time() - t0, p.stderr[-4000:])
+
+
 def main(argv):
     pattern = ""
     if len(argv) >= 2 and argv[0] == "-k":
@@ -112,6 +137,9 @@ def main(argv):
         os.chdir(ROOT)
         run_unit(build, pattern)
         run_e2e(build, pattern)
+    fuzz_seconds = int(os.environ.get("NATTER_FUZZ_SECONDS", "0"))
+    if fuzz_seconds > 0 and pattern in "fuzz":
+        run_fuzz(fuzz_seconds)
     if failures:
         print("\nfailed:\n  " + "\n  ".join(failures))
     line = f"{counts['passed']} passed, {counts['failed']} failed"
