@@ -181,6 +181,8 @@ static int on_line(void *ctx, const char *line, size_t len)
     c->flags |= CONN_SPOKE;
     if (!line) {
         c->codec->overlong(c, S.lim.max_line);
+        if (S.lim.rate > 0) /* discarded, but read all the same: it costs what the longest line costs */
+            c->tokens -= 1 + (float)(S.lim.max_line / LINE_TOKEN_BYTES);
         return INBUF_GO;
     }
     if (c->codec->line(c, line, len))

@@ -214,11 +214,18 @@ static int user_index_of(const struct user *u, const struct room *r)
 
 static int user_add_room(struct user *u, struct room *r)
 {
+    if (u->caprooms == 0) {
+        u->rooms = &u->first_room;
+        u->caprooms = 1;
+    }
     if (u->nrooms == u->caprooms) {
-        uint16_t cap = u->caprooms ? (uint16_t)(u->caprooms * 2) : 1;
-        struct room **p = realloc(u->rooms, cap * sizeof *p);
+        uint16_t cap = (uint16_t)(u->caprooms * 2);
+        struct room **p = malloc(cap * sizeof *p);
         if (!p)
             return -1;
+        memcpy(p, u->rooms, u->nrooms * sizeof *p);
+        if (u->rooms != &u->first_room)
+            free(u->rooms);
         u->rooms = p;
         u->caprooms = cap;
     }
@@ -230,7 +237,7 @@ static void user_drop_room(struct user *u, int i)
 {
     memmove(&u->rooms[i], &u->rooms[i + 1], (size_t)(u->nrooms - i - 1) * sizeof *u->rooms);
     u->nrooms--;
-    if (u->nrooms == 0) {
+    if (u->nrooms == 0 && u->rooms != &u->first_room) {
         free(u->rooms);
         u->rooms = NULL;
         u->caprooms = 0;

@@ -76,7 +76,8 @@ struct user {
     char *name;            /* allocated to fit: most names are short */
     const struct user_ops *ops;
     void *ctx;
-    struct room **rooms;   /* in join order */
+    struct room **rooms;   /* in join order; &first_room while there is room for one */
+    struct room *first_room; /* most users are in one room: no allocation for it */
     struct room *current;
     uint16_t nrooms;
     uint16_t caprooms;

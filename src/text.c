@@ -82,15 +82,29 @@ size_t text_utf8_len(const char *s)
     return n;
 }
 
+/* Characters that show as nothing or as a space: in a name they would let
+ * "alice" plus an invisible character pose as alice. */
+static int is_invisible(unsigned long cp)
+{
+    return cp == 0xA0 || cp == 0xAD || cp == 0x34F || cp == 0x115F || cp == 0x1160 ||
+           cp == 0x17B4 || cp == 0x17B5 || cp == 0x180E || (cp >= 0x2000 && cp <= 0x200F) ||
+           (cp >= 0x2028 && cp <= 0x202F) || (cp >= 0x205F && cp <= 0x206F) || cp == 0x3000 ||
+           cp == 0x3164 || cp == 0xFEFF || cp == 0xFFA0;
+}
+
 int text_valid_name(const char *s, size_t max_chars)
 {
-    size_t n = text_utf8_len(s);
+    size_t n = text_utf8_len(s), len = strlen(s);
     if (n == 0 || n > max_chars || strchr("#/*-!<>", s[0]))
         return 0;
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c <= ' ' || c == 0x7F || strchr("<>*,", c))
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < len;) {
+        unsigned long cp;
+        size_t k = utf8_decode(p + i, len - i, &cp);
+        if (k == 0 || cp <= ' ' || cp == 0x7F || (cp < 0x80 && strchr("<>*,", (int)cp)) ||
+            is_dropped(cp) || is_invisible(cp))
             return 0;
+        i += k;
     }
     return 1;
 }

@@ -122,6 +122,10 @@ def test_hostile_names_and_long_lines():
         b.expect(r"^-- %s is now known as evil$" % a.name)
         a.send(b"/nick \xc0\xafroot\n")  # overlong '/' is not a '/'
         a.expect(r"^-- evil is now known as \ufffd\ufffdroot$")
+        b.nick("bob")
+        for lookalike in ("bob\u200b", "bob\u00a0", "\ufeffbob", "bo\u3000b"):  # invisible or space-like
+            a.send("/nick " + lookalike)
+            a.expect(r"^!! invalid name: ")
         a.send(b"x" * (1 << 20))  # 1 MiB with no newline at all
         a.expect(r"^!! line too long \(max 4096 bytes\), discarded$")
         a.send(b"\nnormal again\n")
