@@ -129,7 +129,13 @@ static void to_room(struct room *r, const struct hub_event *ev, const struct use
 static void to_neighbours(struct hub *h, struct user *u, const struct hub_event *ev, int include_self)
 {
     struct fanout f = {.ev = ev};
-    uint32_t gen = ++h->gen;
+    if (++h->gen == 0) { /* after 2^32 notices: start the marks afresh */
+        for (size_t i = 0; i < h->users.cap; i++)
+            if (h->users.slots[i])
+                ((struct user *)h->users.slots[i])->mark = 0;
+        h->gen = 1;
+    }
+    uint32_t gen = h->gen;
     u->mark = gen;
     if (include_self)
         fanout_to(&f, u);

@@ -86,11 +86,6 @@ int loop_watch(struct loop *l, int fd, int mask, loop_io_fn *fn, void *data)
     return 0;
 }
 
-int loop_mask(const struct loop *l, int fd)
-{
-    return (fd >= 0 && fd < l->setsize) ? l->watches[fd].mask : 0;
-}
-
 void loop_unwatch(struct loop *l, int fd)
 {
     if (fd < 0 || fd >= l->setsize || !l->watches[fd].registered)

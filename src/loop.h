@@ -22,7 +22,6 @@ void loop_free(struct loop *l);
 /* Watch fd for mask (LOOP_READ|LOOP_WRITE); registering again replaces the mask,
  * handler and data. A mask of 0 keeps the registration but waits for nothing. */
 int loop_watch(struct loop *l, int fd, int mask, loop_io_fn *fn, void *data);
-int loop_mask(const struct loop *l, int fd);
 void loop_unwatch(struct loop *l, int fd);
 
 /* Call fn once, ms milliseconds from now (replacing any pending timer). */
