@@ -69,11 +69,16 @@ void dict_remove(struct dict *d, const void *item)
         return;
     d->slots[i] = NULL;
     d->count--;
-    /* Backward-shift deletion: re-place the rest of the probe run, so lookups
-     * never stop early at the hole we just made (no tombstones needed). */
+    /* Backward-shift deletion, one pass: an item after the hole moves into it if
+     * the hole lies on its probe path (between its home slot and where it is),
+     * so lookups never stop early at a hole (no tombstones needed). */
+    size_t hole = i;
     for (size_t j = (i + 1) & mask; d->slots[j]; j = (j + 1) & mask) {
-        void *moved = d->slots[j];
-        d->slots[j] = NULL;
-        d->slots[find_slot(d, d->key(moved))] = moved;
+        size_t home = text_ihash(d->key(d->slots[j])) & mask;
+        if (((j - home) & mask) >= ((j - hole) & mask)) {
+            d->slots[hole] = d->slots[j];
+            d->slots[j] = NULL;
+            hole = j;
+        }
     }
 }

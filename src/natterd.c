@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -22,6 +23,7 @@
 #include "log.h"
 #include "loop.h"
 #include "net.h"
+#include "text.h"
 
 #define RESERVED_FDS 16 /* listener, epoll, signalfd, stdio, the spare below, logs */
 #define ACCEPTS_PER_TURN 64
@@ -124,10 +126,10 @@ static void parse_options(int argc, char **argv, struct options *o)
         case O_MAXANNOUNCE: o->hub.max_announce = (uint32_t)number("--max-announce", optarg, 0, 1e9); break;
         case O_RATE: o->conn.rate = number("--rate", optarg, 0, 1e9); break;
         case O_BURST: o->conn.burst = number("--burst", optarg, 1, 1e9); break;
-        case O_IDLE: o->conn.idle_timeout = (int)number("--idle-timeout", optarg, 0, 1e7); break;
+        case O_IDLE: o->conn.idle_timeout = (int)number("--idle-timeout", optarg, 0, 1e6); break;
         case O_PERIP: o->conn.max_per_ip = (unsigned)number("--max-per-ip", optarg, 0, 1e9); break;
-        case O_FLOOD: o->conn.flood_timeout = (int)number("--flood-timeout", optarg, 0, 1e7); break;
-        case O_LOGIN: o->conn.login_timeout = (int)number("--login-timeout", optarg, 0, 1e7); break;
+        case O_FLOOD: o->conn.flood_timeout = (int)number("--flood-timeout", optarg, 0, 1e6); break;
+        case O_LOGIN: o->conn.login_timeout = (int)number("--login-timeout", optarg, 0, 1e6); break;
         case O_KEEPALIVE: o->keepalive = (int)number("--keepalive", optarg, 0, 1e6); break;
         case 'v': o->verbose = 1; break;
         case 'h': usage(stdout); exit(0);
@@ -254,6 +256,18 @@ static void before_sleep(struct loop *l, void *data)
 
 /* ==== Main ==== */
 
+/* A secret key for the name tables' hash, so names cannot be chosen to collide. */
+static void seed_hash(void)
+{
+    unsigned char key[16];
+    if (getrandom(key, sizeof key, 0) != (ssize_t)sizeof key) {
+        long long t = loop_now_ms() ^ ((long long)getpid() << 20);
+        for (size_t i = 0; i < sizeof key; i++)
+            key[i] = (unsigned char)(t >> (8 * (i % 8))) ^ (unsigned char)(i * 131);
+    }
+    text_hash_key(key);
+}
+
 int main(int argc, char **argv)
 {
     struct options o = {
@@ -266,6 +280,7 @@ int main(int argc, char **argv)
     argv[0] = (char *)"natterd"; /* getopt's messages name the program, not its path */
     parse_options(argc, argv, &o);
     log_init("natterd", o.verbose);
+    seed_hash();
 
     long fds = raise_fd_limit(o.max_clients);
     D.max_clients = fds - RESERVED_FDS;

@@ -7,6 +7,7 @@
  */
 #include "text.h"
 
+#include <stdint.h>
 #include <string.h>
 
 static const char replacement[] = "\xEF\xBF\xBD"; /* U+FFFD */
@@ -87,9 +88,12 @@ size_t text_utf8_len(const char *s)
 static int is_invisible(unsigned long cp)
 {
     return cp == 0xA0 || cp == 0xAD || cp == 0x34F || cp == 0x115F || cp == 0x1160 ||
-           cp == 0x17B4 || cp == 0x17B5 || cp == 0x180E || (cp >= 0x2000 && cp <= 0x200F) ||
-           (cp >= 0x2028 && cp <= 0x202F) || (cp >= 0x205F && cp <= 0x206F) || cp == 0x3000 ||
-           cp == 0x3164 || cp == 0xFEFF || cp == 0xFFA0;
+           cp == 0x17B4 || cp == 0x17B5 || (cp >= 0x180B && cp <= 0x180E) ||
+           (cp >= 0x2000 && cp <= 0x200F) || (cp >= 0x2028 && cp <= 0x202F) ||
+           (cp >= 0x205F && cp <= 0x206F) || cp == 0x2800 || cp == 0x3000 || cp == 0x3164 ||
+           (cp >= 0xFE00 && cp <= 0xFE0F) || cp == 0xFEFF || cp == 0xFFA0 ||
+           (cp >= 0xFFF9 && cp <= 0xFFFB) || (cp >= 0x1D173 && cp <= 0x1D17A) ||
+           (cp >= 0xE0000 && cp <= 0xE01EF);
 }
 
 int text_valid_name(const char *s, size_t max_chars)
@@ -116,12 +120,17 @@ int text_valid_room(const char *s)
     size_t n = text_utf8_len(s + 1);
     if (n == 0 || n > 32)
         return 0;
-    for (s++; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c >= 0x80)
-            continue; /* non-ASCII letters are fine; controls were already removed */
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-' || c == '.'))
+    const unsigned char *p = (const unsigned char *)s + 1;
+    size_t len = strlen((const char *)p);
+    for (size_t i = 0; i < len;) {
+        unsigned long cp;
+        size_t k = utf8_decode(p + i, len - i, &cp);
+        if (k == 0)
+            return 0;
+        i += k;
+        if (cp >= 0x80 ? is_dropped(cp) || is_invisible(cp) /* "#lobby" + U+200B is not #lobby */
+                       : !((cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z') ||
+                           (cp >= '0' && cp <= '9') || cp == '_' || cp == '-' || cp == '.'))
             return 0;
     }
     return 1;
@@ -139,10 +148,57 @@ int text_ieq(const char *a, const char *b)
     return *a == *b;
 }
 
+/* The name tables hash with SipHash-2-4 under a key chosen at startup, over the
+ * ASCII-lowercased name: with a fixed, public hash anyone could pick thousands of
+ * names that share a slot and make every lookup and removal crawl (hash flooding). */
+static uint64_t hash_k0, hash_k1;
+
+void text_hash_key(const unsigned char key[16])
+{
+    hash_k0 = hash_k1 = 0;
+    for (int i = 0; i < 8; i++) {
+        hash_k0 |= (uint64_t)key[i] << (8 * i);
+        hash_k1 |= (uint64_t)key[8 + i] << (8 * i);
+    }
+}
+
+static uint64_t rotl(uint64_t x, int b)
+{
+    return (x << b) | (x >> (64 - b));
+}
+
+static void sip_round(uint64_t v[4])
+{
+    v[0] += v[1], v[1] = rotl(v[1], 13), v[1] ^= v[0], v[0] = rotl(v[0], 32);
+    v[2] += v[3], v[3] = rotl(v[3], 16), v[3] ^= v[2];
+    v[0] += v[3], v[3] = rotl(v[3], 21), v[3] ^= v[0];
+    v[2] += v[1], v[1] = rotl(v[1], 17), v[1] ^= v[2], v[2] = rotl(v[2], 32);
+}
+
+static void sip_block(uint64_t v[4], uint64_t m)
+{
+    v[3] ^= m;
+    sip_round(v);
+    sip_round(v);
+    v[0] ^= m;
+}
+
 unsigned long text_ihash(const char *s)
 {
-    unsigned long h = 5381;
-    for (; *s; s++)
-        h = h * 33 + lower((unsigned char)*s);
-    return h;
+    uint64_t v[4] = {hash_k0 ^ 0x736f6d6570736575ULL, hash_k1 ^ 0x646f72616e646f6dULL,
+                     hash_k0 ^ 0x6c7967656e657261ULL, hash_k1 ^ 0x7465646279746573ULL};
+    uint64_t m = 0;
+    size_t n = 0;
+    for (; *s; s++, n++) {
+        m |= (uint64_t)lower((unsigned char)*s) << (8 * (n % 8));
+        if (n % 8 == 7) {
+            sip_block(v, m);
+            m = 0;
+        }
+    }
+    sip_block(v, m | (uint64_t)n << 56);
+    v[2] ^= 0xff;
+    for (int i = 0; i < 4; i++)
+        sip_round(v);
+    return (unsigned long)(v[0] ^ v[1] ^ v[2] ^ v[3]);
 }

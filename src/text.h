@@ -23,8 +23,11 @@ int text_valid_name(const char *s, size_t max_chars);
  * non-ASCII character. Returns 1 if valid. */
 int text_valid_room(const char *s);
 
-/* ASCII case-insensitive equality and a hash that agrees with it. */
+/* ASCII case-insensitive equality and a hash that agrees with it (SipHash-2-4 of
+ * the lowercased bytes). The key is all zeros until text_hash_key sets a secret
+ * one; a server must, so that nobody can choose names that collide. */
 int text_ieq(const char *a, const char *b);
 unsigned long text_ihash(const char *s);
+void text_hash_key(const unsigned char key[16]);
 
 #endif
