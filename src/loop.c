@@ -2,6 +2,7 @@
 #include "loop.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <time.h>
@@ -10,8 +11,9 @@
 #define LOOP_BATCH 256 /* events taken per epoll_wait */
 
 struct watch {
-    int mask;
-    int registered;
+    uint8_t mask;
+    uint8_t registered; /* we have a handler for the fd */
+    uint8_t in_epoll;   /* epoll has the fd: only while mask != 0 */
     loop_io_fn *fn;
     void *data;
 };
@@ -70,17 +72,24 @@ int loop_watch(struct loop *l, int fd, int mask, loop_io_fn *fn, void *data)
         return -1;
     }
     struct watch *w = &l->watches[fd];
-    struct epoll_event ev = {0};
-    ev.events = (mask & LOOP_READ ? EPOLLIN : 0) | (mask & LOOP_WRITE ? EPOLLOUT : 0);
-    ev.data.fd = fd;
-    /* Skip the syscall when nothing changes: handlers re-assert masks often. */
-    if (!w->registered || w->mask != mask) {
-        int op = w->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
-        if (epoll_ctl(l->epfd, op, fd, &ev) < 0)
+    /* A mask of 0 takes the fd out of epoll altogether: epoll reports hang-ups
+     * and errors whatever the mask, and a level-triggered report that nobody
+     * handles would wake the loop on every turn. */
+    if (mask == 0 && w->in_epoll) {
+        if (epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL) < 0)
             return -1;
+        w->in_epoll = 0;
+    } else if (mask != 0 && (!w->in_epoll || w->mask != mask)) {
+        /* Skip the syscall when nothing changes: handlers re-assert masks often. */
+        struct epoll_event ev = {0};
+        ev.events = (mask & LOOP_READ ? EPOLLIN : 0) | (mask & LOOP_WRITE ? EPOLLOUT : 0);
+        ev.data.fd = fd;
+        if (epoll_ctl(l->epfd, w->in_epoll ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) < 0)
+            return -1;
+        w->in_epoll = 1;
     }
     w->registered = 1;
-    w->mask = mask;
+    w->mask = (uint8_t)mask;
     w->fn = fn;
     w->data = data;
     return 0;
@@ -90,7 +99,8 @@ void loop_unwatch(struct loop *l, int fd)
 {
     if (fd < 0 || fd >= l->setsize || !l->watches[fd].registered)
         return;
-    epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+    if (l->watches[fd].in_epoll)
+        epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
     l->watches[fd] = (struct watch){0};
 }
 
