@@ -82,17 +82,28 @@ static int cmd_me(struct conn *c, char *args)
     return 0;
 }
 
+/* Listings cost the server in proportion to their size: charge the asker. */
+static void charge_reply(struct conn *c, size_t queued_before)
+{
+    if (c->out.bytes > queued_before)
+        conn_charge(c, c->out.bytes - queued_before);
+}
+
 static int cmd_who(struct conn *c, char *args)
 {
     char *room = next_word(&args);
+    size_t before = c->out.bytes;
     line_error(c, hub_who(conn_hub(), c->user, room), room);
+    charge_reply(c, before);
     return 0;
 }
 
 static int cmd_rooms(struct conn *c, char *args)
 {
     (void)args;
+    size_t before = c->out.bytes;
     line_error(c, hub_rooms(conn_hub(), c->user), NULL);
+    charge_reply(c, before);
     return 0;
 }
 
@@ -132,7 +143,7 @@ static int cmd_help(struct conn *c, char *args)
 int commands_run(struct conn *c, char *line)
 {
     char *args = line + 1;
-    char *name = next_word(&args);
+    char *name = line[1] == ' ' || line[1] == '\t' ? NULL : next_word(&args); /* "/ nick" is no /nick */
     if (name) {
         for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
             if (text_ieq(name, commands[i].name))

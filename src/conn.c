@@ -34,6 +34,7 @@ enum {
     CONN_THROTTLED = 1 << 3, /* not reading: over its rate */
     CONN_WANTWRITE = 1 << 4, /* socket was full: waiting for EPOLLOUT */
     CONN_SPOKE = 1 << 5,     /* has sent at least one line */
+    CONN_FLOODING = 1 << 6,  /* has been over its rate, and told so */
 };
 
 /* How many connections one address holds (for --max-per-ip). */
@@ -53,8 +54,14 @@ static struct {
     struct conn *closing;
     struct conn *dead;
     struct dict ips;
+    long long epoch_ms;  /* conn times count from here */
     char rbuf[READ_CHUNK];
 } S;
+
+static uint32_t now_ms(void)
+{
+    return (uint32_t)(loop_now_ms() - S.epoch_ms);
+}
 
 static const char *ip_key(const void *p) { return ((const struct ip_count *)p)->addr; }
 
@@ -73,6 +80,7 @@ int conn_init(struct loop *l, struct hub *h, const struct conn_limits *lim, int 
     S.lim = *lim;
     S.max_fds = max_fds;
     S.by_fd = calloc((size_t)max_fds, sizeof *S.by_fd);
+    S.epoch_ms = loop_now_ms();
     dict_init(&S.ips, ip_key);
     return S.by_fd ? 0 : -1;
 }
@@ -196,42 +204,62 @@ static int on_line(void *ctx, const char *line, size_t len)
 }
 
 /* Flood control: a token bucket of lines. A client over its rate is not read
- * until it has tokens again, so TCP pushes back on it; nothing it sent is lost. */
-static void refill(struct conn *c, long long now)
+ * until it has tokens again, so TCP pushes back on it; nothing it sent is lost.
+ * One that stays over it (paused again within a second of every resume) for
+ * --flood-timeout seconds is dropped; a burst followed by a calmer pace is not. */
+static void refill(struct conn *c, uint32_t now)
 {
-    double secs = (double)(now - c->last_input_ms) / 1000.0;
-    c->tokens += secs * S.lim.rate;
+    double secs = (double)(uint32_t)(now - c->last_input) / 1000.0;
+    c->tokens += (float)(secs * S.lim.rate);
     if (c->tokens >= S.lim.burst) {
-        c->tokens = S.lim.burst;
-        c->flooding_since_ms = 0;
+        c->tokens = (float)S.lim.burst;
+        c->flags &= ~CONN_FLOODING; /* calm again: a new flood gets a new warning */
     }
 }
 
-static void throttle(struct conn *c, long long now)
+static void throttle(struct conn *c, uint32_t now)
 {
     log_debug("%s: over its rate, reading paused", peer_of(c));
-    if (!c->flooding_since_ms) {
-        c->flooding_since_ms = now;
+    if (!(c->flags & CONN_FLOODING)) {
+        c->flags |= CONN_FLOODING;
+        c->flood_start = now;
         conn_printf(c, "!! slow down: more than %g lines per second, reading paused", S.lim.rate);
+    } else if ((uint32_t)(now - c->resumed) > 1000) {
+        c->flood_start = now; /* it kept under the rate a while: a new bout */
     }
     c->flags |= CONN_THROTTLED;
     watch(c);
 }
 
+static int flooded_too_long(const struct conn *c, uint32_t now)
+{
+    return S.lim.flood_timeout && (c->flags & CONN_THROTTLED) && (c->flags & CONN_FLOODING) &&
+           (uint32_t)(now - c->flood_start) > (uint32_t)S.lim.flood_timeout * 1000;
+}
+
+void conn_charge(struct conn *c, size_t bytes)
+{
+    if (S.lim.rate > 0)
+        c->tokens -= (float)(bytes / LINE_TOKEN_BYTES);
+}
+
 /* After framing: out of memory closes, a pause stops reading (TCP backpressure). */
-static void framed(struct conn *c, int rc, long long now)
+static void framed(struct conn *c, int rc, uint32_t now)
 {
     if (rc < 0)
         conn_close(c, "out of memory", 0);
-    else if (rc == INBUF_PAUSE && !(c->flags & CONN_CLOSING))
-        throttle(c, now);
+    else if ((rc == INBUF_PAUSE || (S.lim.rate > 0 && c->tokens < 1)) && !(c->flags & CONN_CLOSING))
+        throttle(c, now); /* also when only discarded overlong lines used the tokens up */
 }
 
 static void on_readable(struct conn *c)
 {
+    /* Under flood control read at most a line at a time: what a paused client
+     * sent stays in the kernel (and pushes back on it), not in our memory. */
+    size_t want = S.lim.rate > 0 && S.lim.max_line + 1 < sizeof S.rbuf ? S.lim.max_line + 1 : sizeof S.rbuf;
     ssize_t n;
     do
-        n = read(c->fd, S.rbuf, sizeof S.rbuf);
+        n = read(c->fd, S.rbuf, want);
     while (n < 0 && errno == EINTR);
     if (n == 0) {
         conn_close(c, "connection closed", 1);
@@ -244,10 +272,10 @@ static void on_readable(struct conn *c)
         }
         return;
     }
-    long long now = loop_now_ms();
+    uint32_t now = now_ms();
     if (S.lim.rate > 0)
         refill(c, now);
-    c->last_input_ms = now;
+    c->last_input = now;
     framed(c, inbuf_feed(&c->in, S.rbuf, (size_t)n, S.lim.max_line, on_line, c), now);
 }
 
@@ -330,7 +358,7 @@ struct conn *conn_new(int fd, const char *peer, const struct codec *codec)
     c->ip = ip;
     c->codec = codec;
     c->tokens = S.lim.burst;
-    c->last_input_ms = loop_now_ms();
+    c->last_input = c->connected = now_ms();
     const char *colon = strrchr(peer, ':');
     c->port = colon ? (uint16_t)atoi(colon + 1) : 0;
     S.by_fd[fd] = c;
@@ -409,27 +437,27 @@ void conn_before_sleep(void)
 
 /* A throttled client reads again once it has tokens; one that has been over its
  * rate for --flood-timeout seconds, or silent too long, is told why and dropped. */
-static void tick_one(struct conn *c, long long now)
+static void tick_one(struct conn *c, uint32_t now)
 {
     if (c->flags & CONN_THROTTLED) {
         refill(c, now);
-        c->last_input_ms = now;
+        c->last_input = now;
         if (c->tokens >= 1) {
             c->flags &= ~CONN_THROTTLED;
+            c->resumed = now;
             log_debug("%s: reading again", peer_of(c));
             watch(c);
             framed(c, inbuf_resume(&c->in, S.lim.max_line, on_line, c), now);
         }
     }
-    long long since = now - c->last_input_ms;
-    if (S.lim.flood_timeout && c->flooding_since_ms &&
-        now - c->flooding_since_ms > S.lim.flood_timeout * 1000LL) {
+    if (flooded_too_long(c, now)) {
         conn_printf(c, "!! flooding, disconnected");
         conn_close(c, "flooding", 1);
-    } else if (!(c->flags & CONN_SPOKE) && S.lim.login_timeout && since > S.lim.login_timeout * 1000LL) {
+    } else if (!(c->flags & CONN_SPOKE) && S.lim.login_timeout &&
+               (uint32_t)(now - c->connected) > (uint32_t)S.lim.login_timeout * 1000) {
         conn_printf(c, "!! nothing received for %d seconds, disconnected", S.lim.login_timeout);
         conn_close(c, "login timeout", 1);
-    } else if (S.lim.idle_timeout && since > S.lim.idle_timeout * 1000LL) {
+    } else if (S.lim.idle_timeout && (uint32_t)(now - c->last_input) > (uint32_t)S.lim.idle_timeout * 1000) {
         conn_printf(c, "!! idle for %d seconds, disconnected", S.lim.idle_timeout);
         conn_close(c, "idle timeout", 1);
     }
@@ -437,7 +465,7 @@ static void tick_one(struct conn *c, long long now)
 
 void conn_tick(void)
 {
-    long long now = loop_now_ms();
+    uint32_t now = now_ms();
     for (int fd = 0; fd < S.max_fds; fd++) {
         struct conn *c = S.by_fd[fd];
         if (c && !(c->flags & CONN_CLOSING))

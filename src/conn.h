@@ -36,8 +36,11 @@ struct conn {
     const char *close_reason;
     int close_errno;
     float tokens;               /* flood control: lines this client may still send */
-    long long last_input_ms;    /* for the idle timeout */
-    long long flooding_since_ms; /* over its rate since then; 0 = not */
+    /* Times in ms since conn_init (32 bits: intervals up to 49 days). */
+    uint32_t last_input;        /* for the idle timeout and token refills */
+    uint32_t connected;         /* for the login timeout */
+    uint32_t flood_start;       /* this bout of flooding began (with CONN_FLOODING) */
+    uint32_t resumed;           /* reading last resumed after a pause */
     struct ip_count *ip;        /* its address, shared with the others from there */
     uint16_t port;              /* its port: logs show address:port */
 };
@@ -51,6 +54,10 @@ size_t conn_count(void);
 /* Adopt an accepted socket speaking codec; peer is "address:port". Returns NULL
  * (and closes fd) on failure, after a line saying why if there is one to say. */
 struct conn *conn_new(int fd, const char *peer, const struct codec *codec);
+
+/* Charge a client flood-control tokens for bytes of reply it asked for (a /who of
+ * a big room costs the server more than the line that asked). */
+void conn_charge(struct conn *c, size_t bytes);
 
 /* Say line to a socket we will not serve, and close it; logs why (unless peer is NULL). */
 void conn_refuse(int fd, const char *peer, const char *line, const char *why);

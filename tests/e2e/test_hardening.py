@@ -142,3 +142,83 @@ def test_half_close_leaves_cleanly():
         b.expect(r"last words$")
         b.expect(r"^-- %s quit \(connection closed\)$" % a.name)
         a.expect_eof()
+
+
+def test_trickled_bytes_do_not_dodge_the_login_timeout():
+    with Server("--login-timeout", "1") as s:
+        a = s.connect()
+        deadline = time.time() + 10
+        while not a.eof and time.time() < deadline:  # a byte at a time, never a whole line
+            try:
+                a.send(b"z")
+            except OSError:
+                break
+            a._fill(0.2)
+        assert b"!! nothing received for 1 seconds, disconnected" in a.buf, a.buf[-200:]
+
+
+def test_reset_while_throttled_does_not_spin():
+    with Server("--rate", "5", "--burst", "5", "--flood-timeout", "0") as s:
+        a, b = s.connect(), s.connect()
+        a.send(b"".join(b"x%d\n" % i for i in range(3000)))
+        a.expect(r"^!! slow down")
+        a.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        a.close()  # RST while the server holds its unread lines
+        t0, c0 = time.time(), cpu_seconds(s.pid())
+        natlib.wait_until(lambda: time.time() - t0 > 1.0, what="a second to pass")
+        assert cpu_seconds(s.pid()) - c0 < 0.3, "natterd busy-looped on a reset, throttled connection"
+        b.send("/who")
+        b.expect(r"^-- #lobby: ")
+
+
+def test_overlong_lines_count_against_the_rate():
+    with Server("--max-line", "64", "--rate", "5", "--burst", "5", "--flood-timeout", "1") as s:
+        a, b = s.connect(), s.connect()
+        junk = (b"y" * 100 + b"\n") * 5000
+        a.sock.setblocking(False)
+        sent, deadline = 0, time.time() + 15
+        while not a.eof and time.time() < deadline:
+            try:
+                sent += a.sock.send(junk[sent % len(junk):])
+            except (BlockingIOError, ConnectionError):
+                pass
+            a._fill(0.05)
+        assert b"!! slow down" in a.buf and b"!! flooding, disconnected" in a.buf, a.buf[-200:]
+        assert a.buf.count(b"line too long") < 100, "overlong lines were not rate limited"
+        b.send("/who")
+        b.expect(r"^-- #lobby: %s \(1 user\)$" % b.name)
+
+
+def test_a_burst_then_a_steady_pace_is_not_flooding():
+    with Server("--rate", "10", "--burst", "20", "--flood-timeout", "2") as s:
+        a, b = s.connect(), s.connect()
+        a.send(b"".join(b"burst %d\n" % i for i in range(21)))  # one over the burst
+        a.expect(r"^!! slow down")
+        t0 = time.time()
+        i = 0
+        while time.time() - t0 < 5:  # then well under the rate for longer than the flood timeout
+            a.send("steady %d" % i)
+            i += 1
+            a._fill(0.25)
+        b.expect(r"steady %d$" % (i - 1))
+        assert b"flooding" not in a.buf, a.buf[-200:]
+
+
+def test_big_listings_cost_their_size():
+    with Server("--rate", "10", "--burst", "10", "--max-per-ip", "0") as s:
+        users = [s.connect() for _ in range(60)]
+        for i, u in enumerate(users):
+            u.send("/nick a_rather_long_name_%03d" % i)
+        asker = users[0]
+        asker.expect(r"is now known as a_rather_long_name_059$")
+        asker.send(b"/who\n" * 5)  # 5 lines, but ~1.5 KB of reply each
+        asker.expect(r"^!! slow down")
+
+
+def test_lookalike_rooms_and_slash_space():
+    with Server() as s:
+        a = s.connect()
+        a.send("/join #lobby\u200b")
+        a.expect(r"^!! invalid room name: ")
+        a.send("/ nick x")
+        a.expect(r"^!! unknown command: / \(try /help\)$")
