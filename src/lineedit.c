@@ -3,8 +3,8 @@
  *
  * libedit draws the prompt and the input itself; what it cannot do is get out of
  * the way when a chat message arrives. So to print above the input we work out
- * where the prompt starts (the cursor's row within the input, from the display
- * width of the prompt and of the text before the cursor), clear from there to the
+ * where the prompt starts (the cursor's row within the input, from laying out the
+ * prompt and the text before the cursor as libedit does), clear from there to the
  * end of the screen, print, and ask libedit to redraw everything from scratch at
  * the cursor, which is then at the start of a fresh line.
  *
@@ -16,6 +16,8 @@
  */
 #include "lineedit.h"
 
+#include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,8 +27,13 @@
 
 #include <editline/readline.h>
 
+#define SEQ_WAIT_MS 500  /* for the rest of an escape sequence or a UTF-8 character */
+#define KEY_WAIT_MS 3000 /* for the next key of a search (Ctrl-R) or a Ctrl-V */
+#define ESC 033
+
 static struct {
     int active;      /* between lineedit_start() and lineedit_stop() */
+    int last_key;    /* what read_key() last returned */
     int in_callback; /* the finished line's rows are gone; libedit redraws on return */
     int fresh;       /* no key read since the prompt was drawn: rl_point is stale */
     char *prompt;
@@ -37,11 +44,26 @@ static void handle_line(char *line);
 
 /* ==== Where things are on the screen ==== */
 
-/* Columns that n bytes of UTF-8 take on the terminal. */
-static int display_width(const char *s, size_t n)
+static int term_cols(void)
+{
+    struct winsize ws;
+    if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+        return ws.ws_col;
+    return 80;
+}
+
+/* A place on the screen, counted from where the prompt starts. */
+struct spot {
+    int row, col;
+};
+
+/* Move *at past n bytes of UTF-8 the way libedit lays them out: a wide character
+ * that does not fit at the end of a row goes to the next one (libedit pads the
+ * row), and a full row puts the cursor at the start of the next. So the rows are
+ * not the total width divided by the columns. */
+static void advance(struct spot *at, const char *s, size_t n, int cols)
 {
     mbstate_t st;
-    int width = 0;
     memset(&st, 0, sizeof st);
     while (n > 0) {
         wchar_t wc;
@@ -53,18 +75,24 @@ static int display_width(const char *s, size_t n)
             break;
         }
         int w = wcwidth(wc);
-        width += w > 0 ? w : 0;
+        w = w > 0 ? w : 0;
+        if (at->col + w > cols)
+            at->row++, at->col = 0;
+        at->col += w;
+        if (at->col >= cols)
+            at->row++, at->col = 0;
         s += k, n -= k;
     }
-    return width;
 }
 
-static int term_cols(void)
+/* The spot after the prompt and the first n bytes of line. */
+static struct spot spot_after(const char *line, size_t n)
 {
-    struct winsize ws;
-    if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
-        return ws.ws_col;
-    return 80;
+    struct spot at = {0, 0};
+    int cols = term_cols();
+    advance(&at, le.prompt, strlen(le.prompt), cols);
+    advance(&at, line, n, cols);
+    return at;
 }
 
 /* Move the cursor up `rows` rows to column 0 and clear to the end of the screen. */
@@ -80,18 +108,15 @@ static void clear_from_rows_up(int rows)
  * where the prompt started. */
 static void clear_input(void)
 {
-    int before = display_width(le.prompt, strlen(le.prompt));
-    if (!le.fresh && rl_line_buffer && rl_point > 0)
-        before += display_width(rl_line_buffer, (size_t)rl_point);
-    clear_from_rows_up(before / term_cols());
+    int typed = !le.fresh && rl_line_buffer && rl_point > 0;
+    clear_from_rows_up(spot_after(typed ? rl_line_buffer : "", typed ? (size_t)rl_point : 0).row);
 }
 
 /* After Enter the cursor is on the row below the finished input; clear that input
  * too, so the caller's own rendering of the line replaces it. */
 static void clear_finished(const char *line)
 {
-    int width = display_width(le.prompt, strlen(le.prompt)) + display_width(line, strlen(line));
-    clear_from_rows_up(width / term_cols() + 1);
+    clear_from_rows_up(spot_after(line, strlen(line)).row + 1);
 }
 
 static void redraw(void)
@@ -109,12 +134,77 @@ static void install(void)
     le.fresh = 1;
 }
 
+/* ==== Reading keys ====
+ *
+ * We only call libedit when a key is there, but some keys make it read more
+ * inside that one call: Esc waits for the rest of an escape sequence, Ctrl-R
+ * for the whole search. Its own read() would block there, and with it the
+ * chat. So it reads through read_key(), which gives up after a while. */
+
+/* One byte of input within ms milliseconds: the byte, -1 at the end of input,
+ * -2 if none came (or a signal came first: the caller has it to handle). */
+static int read_byte(int ms)
+{
+    struct pollfd p = {.fd = STDIN_FILENO, .events = POLLIN};
+    unsigned char b;
+    if (poll(&p, 1, ms) <= 0)
+        return -2;
+    ssize_t n = read(STDIN_FILENO, &b, 1);
+    return n == 1 ? b : n == 0 ? -1 : -2;
+}
+
+/* No key came: right after an Esc that was Esc alone, so end of input, which
+ * makes libedit drop the unfinished sequence; otherwise an Esc, which ends a
+ * search and keeps the line it found. (Never two Escs: after the first, libedit
+ * would wait for the rest of a sequence again.) */
+static int no_key(void)
+{
+    return le.last_key == ESC ? -1 : ESC;
+}
+
+/* libedit's rl_getc_function: one character (libedit takes the value as a wide
+ * character, so UTF-8 is decoded here), or -1. */
+static int read_key(FILE *in)
+{
+    char buf[MB_LEN_MAX];
+    size_t n = 0;
+    int dropped = 0;
+    (void)in;
+    for (;;) {
+        int b = read_byte(n > 0 || dropped || le.last_key == ESC ? SEQ_WAIT_MS : KEY_WAIT_MS);
+        if (b < 0)
+            return le.last_key = b == -1 ? -1 : no_key();
+        buf[n++] = (char)b;
+        mbstate_t st;
+        wchar_t wc;
+        memset(&st, 0, sizeof st);
+        size_t k = mbrtowc(&wc, buf, n, &st);
+        if (k == (size_t)-2 && n < sizeof buf)
+            continue; /* more of the character to come */
+        if (k == (size_t)-1 || k == (size_t)-2) {
+            n = 0, dropped = 1; /* not a character: dropped, as libedit does */
+            continue;
+        }
+        return le.last_key = (int)wc;
+    }
+}
+
+/* Tab completes nothing: libedit's default would complete the names of local
+ * files into a line that is about to be said in a public room. */
+static char *complete_nothing(const char *text, int state)
+{
+    (void)text, (void)state;
+    return NULL;
+}
+
 void lineedit_start(const char *prompt, lineedit_fn *on_line)
 {
     /* Signals are the caller's: libedit's handlers would re-raise them to the
      * whole process group. */
     rl_catch_signals = 0;
     rl_catch_sigwinch = 0;
+    rl_completion_entry_function = complete_nothing;
+    rl_getc_function = read_key; /* before the first install: libedit reads it then */
     free(le.prompt);
     le.prompt = strdup(prompt ? prompt : "");
     le.on_line = on_line;
@@ -172,6 +262,23 @@ void lineedit_print_above(const char *text)
     clear_input();
     fputs(text, stdout);
     fputs("\r\n", stdout); /* "\r" too: the terminal may be in raw mode */
+    redraw();
+}
+
+void lineedit_suspend(void)
+{
+    if (!le.active)
+        return;
+    clear_input();
+    fflush(stdout);
+    rl_deprep_terminal(); /* the modes we found */
+}
+
+void lineedit_resume(void)
+{
+    if (!le.active)
+        return;
+    rl_prep_terminal(1); /* from the modes the shell gives back */
     redraw();
 }
 

@@ -22,6 +22,10 @@ void lineedit_feed(void);
 void lineedit_set_prompt(const char *prompt);
 /* Print one line of text (no newline) above the input line. */
 void lineedit_print_above(const char *text);
+/* Before the process stops (SIGTSTP): clear the input line and give the
+ * terminal its modes back. After it continues: take it again and redraw. */
+void lineedit_suspend(void);
+void lineedit_resume(void);
 /* Add a line to the history that Up and Down recall. */
 void lineedit_remember(const char *line);
 /* The terminal changed size (SIGWINCH). */

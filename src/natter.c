@@ -58,6 +58,7 @@ static struct client {
     char *name;                    /* asked for (--name or the name: prompt) */
     char peer[SESSION_NAME_LEN];   /* 1:1: what to call the peer */
     int asking_name;               /* the next line typed is our name */
+    int name_pending;              /* that name (or --name) is sent, not yet taken */
     struct session sess;
     struct outq out;
     struct inbuf sock_in, stdin_in;
@@ -68,7 +69,7 @@ static struct client {
     int done, status;
 } c = {.fd = -1};
 
-static volatile sig_atomic_t got_signal, got_winch;
+static volatile sig_atomic_t got_signal, got_winch, got_tstp;
 
 /* ==== Small helpers ==== */
 
@@ -257,22 +258,29 @@ static void send_line(const char *line, size_t len)
     flush_out();
 }
 
-/* We said bye: the server answers "-- bye NAME" and closes; give it a while. */
+/* We said bye: the server answers "-- bye NAME" and closes. A person waits a
+ * while at most; a script waits for the close, as at the end of its input: the
+ * server may still be working through lines it queued under its rate limit, and
+ * the script wants every answer. */
 static void start_leaving(void)
 {
     c.leaving = 1;
+    if (!c.tty)
+        return;
     if (!c.quit_deadline)
         c.quit_deadline = now_ms() + QUIT_WAIT_MS;
-    if (c.tty)
-        lineedit_stop();
+    lineedit_stop();
 }
 
 /* ==== What the user types ==== */
 
-/* Show our own room message the way others see it (the server does not echo it). */
+/* Show our own room message the way others see it (the server does not echo it).
+ * Without natterd's welcome the other end is a 1:1 peer (natter --listen, nc)
+ * that takes every line as it is, so it is shown as it is, commands and all. */
 static void echo_own(const char *line)
 {
     char *text = sanitized(line, strlen(line)), *shown;
+    int literal = c.peer_mode || !c.sess.name[0];
     const char *room = c.peer_mode ? "" : c.sess.current;
     const char *sep = room[0] ? " " : "";
     if (!text)
@@ -283,7 +291,7 @@ static void echo_own(const char *line)
     }
     size_t n = strlen(text) + strlen(room) + strlen(my_name()) + 8;
     if ((shown = malloc(n)) != NULL) {
-        if (c.peer_mode || text[0] != '/')
+        if (literal || text[0] != '/')
             snprintf(shown, n, "%s%s<%s> %s", room, sep, my_name(), text);
         else if (text[1] == '/')
             snprintf(shown, n, "%s%s<%s> %s", room, sep, my_name(), text + 1);
@@ -331,6 +339,7 @@ static void choose_name(const char *name)
         char cmd[SESSION_NAME_LEN + 8];
         int n = snprintf(cmd, sizeof cmd, "/nick %s", name);
         send_line(cmd, (size_t)n);
+        c.name_pending = 1;
     } else {
         send_line("", 0); /* keep the guest name, but show natterd we are here (--login-timeout) */
     }
@@ -399,12 +408,38 @@ static void read_stdin(short revents)
 
 /* ==== What the other end sends ==== */
 
+/* The server refused the name we asked for: ask again rather than leave the
+ * user a guest without a word. */
+static void name_refused(const char *line)
+{
+    if (!c.name_pending || (strncmp(line, "!! name taken: ", 15) != 0 &&
+                            strncmp(line, "!! invalid name: ", 17) != 0))
+        return;
+    c.name_pending = 0;
+    c.asking_name = 1;
+    lineedit_set_prompt("name: ");
+}
+
+/* Learn our name and room from line; a rename from a real name (not the
+ * welcome's guest name) answers the pending /nick. */
+static void track_session(const char *line)
+{
+    char old[SESSION_NAME_LEN];
+    memcpy(old, c.sess.name, sizeof old);
+    if (!session_update(&c.sess, line))
+        return;
+    if (old[0] && strcmp(old, c.sess.name) != 0)
+        c.name_pending = 0;
+    update_prompt();
+}
+
 /* In a natterd room: keep track of our name and room, show, and notice goodbyes. */
 static void room_line(const char *line)
 {
-    if (session_update(&c.sess, line))
-        update_prompt();
+    track_session(line);
     show(line);
+    if (c.tty)
+        name_refused(line);
     if (strcmp(line, "bye") == 0)
         finish(EXIT_OK); /* a 1:1 peer (natter --listen or a person on nc) left */
     else if (session_is_goodbye(&c.sess, line))
@@ -485,6 +520,49 @@ static void read_socket(void)
     }
 }
 
+/* ==== Signals ==== */
+
+static void on_signal(int sig)
+{
+    if (sig == SIGWINCH)
+        got_winch = 1;
+    else if (sig == SIGTSTP)
+        got_tstp = 1;
+    else
+        got_signal = sig;
+}
+
+static void catch_signal(int sig)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal; /* no SA_RESTART: poll() must wake up */
+    sigemptyset(&sa.sa_mask);
+    sigaction(sig, &sa, NULL);
+}
+
+static void catch_signals(void)
+{
+    catch_signal(SIGINT);
+    catch_signal(SIGTERM);
+    catch_signal(SIGHUP);
+    catch_signal(SIGWINCH);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* Ctrl-Z on a terminal: stopping in raw mode would leave the shell a terminal
+ * that does not echo, and libedit would not know to take it back at fg. So give
+ * it back as we found it, stop for real, and take it again when continued. */
+static void suspend_self(void)
+{
+    got_tstp = 0;
+    lineedit_suspend();
+    signal(SIGTSTP, SIG_DFL);
+    raise(SIGTSTP); /* returns at fg (SIGCONT) */
+    catch_signal(SIGTSTP);
+    lineedit_resume();
+}
+
 /* ==== The loop ==== */
 
 static int poll_timeout(void)
@@ -513,6 +591,8 @@ static void run(void)
             got_winch = 0;
             lineedit_resize();
         }
+        if (got_tstp)
+            suspend_self();
         if (c.quit_deadline && now_ms() >= c.quit_deadline)
             finish(EXIT_OK); /* the server never closed: leave anyway */
         if (r <= 0)
@@ -546,27 +626,6 @@ static void close_connection(void)
 }
 
 /* ==== Connecting and listening ==== */
-
-static void on_signal(int sig)
-{
-    if (sig == SIGWINCH)
-        got_winch = 1;
-    else
-        got_signal = sig;
-}
-
-static void catch_signals(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal; /* no SA_RESTART: poll() must wake up */
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-    sigaction(SIGWINCH, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-}
 
 static int connect_to(const char *host, const char *port)
 {
@@ -678,7 +737,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         o->host = argv[optind];
     if (left == 2)
         o->port = argv[optind + 1];
-    if (!valid_port(o->port))
+    if (!valid_port(o->port) || atoi(o->port) == 0) /* 0 only means "any" for --listen */
         return usage_error("bad port: ", o->port);
     if (!o->host[0])
         return usage_error("empty HOST", "");
@@ -707,10 +766,12 @@ static void start(const struct options *o)
         char cmd[SESSION_NAME_LEN * 4 + 8];
         int n = snprintf(cmd, sizeof cmd, "/nick %s", o->name);
         send_line(cmd, (size_t)n);
+        c.name_pending = 1;
     }
     if (!c.tty)
         return;
     c.asking_name = !o->name && !c.peer_mode;
+    catch_signal(SIGTSTP); /* only with line editing: a script stops as usual */
     lineedit_start(c.asking_name ? "name: " : "> ", on_typed_line);
     update_prompt();
 }

@@ -144,6 +144,17 @@ def test_client_usage_version_and_errors():
     assert p.stderr == f"natter: connect 127.0.0.1:{port}: Connection refused\n", p.stderr
 
 
+def test_client_port_zero_is_a_bad_port():
+    # Port 0 picks a free port for --listen (see listener()), but nothing listens
+    # on it to connect to: wrong usage, exit 2, not a failed connection.
+    exe = natlib.binary("natter")
+    for port in ("0", "00000"):
+        p = subprocess.run([exe, "127.0.0.1", port], capture_output=True, text=True, timeout=WAIT,
+                           env=natlib.sanitizer_env(), stdin=subprocess.DEVNULL)
+        assert p.returncode == 2, p
+        assert p.stderr.startswith(f"natter: bad port: {port}\n") and "usage:" in p.stderr, p.stderr
+
+
 # ==== Scripted mode against natterd ====
 
 def test_client_scripted_room_chat():
@@ -193,6 +204,18 @@ def test_client_scripted_pipe_until_server_closes():
         carol.expect(r"^-- dave quit")
         for mark in natlib.SANITIZER_MARKS:
             assert mark.encode() not in p.stderr, p.stderr.decode()
+
+
+def test_client_scripted_bye_waits_for_rate_limited_server():
+    # natterd's default rate limit (10 lines/s after a burst of 50) takes about 7 s
+    # over these lines; a script's bye must still get every answer, not give up.
+    with Server() as s:
+        n = Natter("--name", "s", s.host, s.port)
+        n.send("".join(f"line {i}\n" for i in range(1, 121)) + "/who\nbye\n")
+        assert n.wait_exit(timeout=30) == 0, n.stderr()
+        lines = n.stdout().splitlines()
+        assert re.fullmatch(r"-- #lobby: s \(1 user\)", lines[-2]), lines[-5:]
+        assert lines[-1] == "-- bye s", lines[-5:]
 
 
 def test_client_reports_server_close():
@@ -262,7 +285,9 @@ class Tmux:
     """natter in a detached tmux session of its own (a private server socket)."""
     count = 0
 
-    def __init__(self, *args, env=None):
+    def __init__(self, *args, env=None, cwd=None, width=100, job_control=False):
+        """job_control: natter is a job of an interactive bash, so Ctrl-Z and fg work;
+        the test then prints the exit status itself (see test_client_terminal_ctrl_z_and_fg)."""
         if not shutil.which("tmux"):
             raise natlib.Skip("tmux is not installed")
         argv = [natlib.binary("natter"), *map(str, args)]
@@ -279,11 +304,19 @@ class Tmux:
                     "UBSAN_OPTIONS": natlib.sanitizer_env()["UBSAN_OPTIONS"]}
         pane_env.update(env or {})
         # stderr to a file (sanitizer reports); the exit status stays on screen.
-        cmd = f"{shlex.join(argv)} 2>>{shlex.quote(self.errfile)}; echo \"[natter exited $?]\"; sleep 600"
+        run = f"{shlex.join(argv)} 2>>{shlex.quote(self.errfile)}"
+        cmd = run + "; echo \"[natter exited $?]\""
         envargs = [a for k, v in pane_env.items() for a in ("-e", f"{k}={v}")]
-        subprocess.run(self.base + ["new-session", "-d", "-x", "100", "-y", "30", *envargs, cmd],
+        where = ["-c", cwd] if cwd else []
+        first = "bash --norc --noprofile -i" if job_control else cmd + "; sleep 600"
+        subprocess.run(self.base + ["new-session", "-d", "-x", str(width), "-y", "30", *where, *envargs, first],
                        env=self.env, check=True, timeout=WAIT, stdin=subprocess.DEVNULL)
         self.socket_path = self._tmux("display-message", "-p", "#{socket_path}").decode().strip()
+        if job_control:
+            # natter alone is the job: bash then reports it stopped only once natter
+            # has stopped itself (after giving the terminal back), not earlier.
+            self.type(run)
+            self.keys("Enter")
 
     def _tmux(self, *args):
         return subprocess.run(self.base + list(args), env=self.env, check=True, timeout=WAIT,
@@ -501,3 +534,160 @@ def test_client_terminal_one_to_one_listener():
     t.wait_line("^" + STAMP + "<alice> bye$")
     t.check_clean_exit()
     assert alice.wait_exit() == 0, alice.stderr()
+
+
+def test_client_terminal_tab_completes_no_file_names():
+    # libedit's default Tab completes file names: a local name must not end up
+    # said in a public room.
+    with Server() as s, tempfile.TemporaryDirectory() as cwd:
+        open(os.path.join(cwd, "zqxsecretfile.txt"), "w").close()
+        carol = s.connect()
+        t = Tmux("--name", "bob", s.host, s.port, cwd=cwd)
+        t.wait_prompt("#lobby>")
+        t.type("zqxsec")
+        t.keys("Tab", "Enter")
+        m = carol.expect(r"^#lobby <bob> (.*)$")
+        assert m.group(1) == "zqxsec", m.group(1)
+        t.keys("C-d")
+        t.check_clean_exit()
+
+
+def test_client_terminal_asks_again_when_name_refused():
+    with Server("--max-name", "8") as s:
+        carol = s.connect()
+        carol.nick("dora")
+        t = Tmux(s.host, s.port)
+        t.wait_prompt("name:")
+        guest = carol.expect(r"^-- (guest\d+) joined #lobby$").group(1)
+        t.type("dora")
+        t.keys("Enter")
+        t.wait_line("^" + STAMP + "!! name taken: dora$")
+        t.wait_prompt("name:")
+        t.type("dorothea1")  # fine for natter, too long for this server
+        t.keys("Enter")
+        t.wait_line("^" + STAMP + "!! invalid name: dorothea1 ")
+        t.wait_prompt("name:")
+        t.type("dot")
+        t.keys("Enter")
+        carol.expect(r"^-- %s is now known as dot$" % guest)
+        t.wait_prompt("#lobby>")
+        t.type("hi")
+        t.keys("Enter")
+        carol.expect(r"^#lobby <dot> hi$")
+        t.keys("C-d")
+        t.check_clean_exit()
+
+
+def test_client_terminal_connected_to_listener_echoes_literally():
+    # A natter --listen takes every line as text: no natterd reads /me or /who,
+    # so the connecting side must show them as they were sent.
+    lis, port = listener()
+    t = Tmux("--name", "alice", "127.0.0.1", port)
+    lis.wait_out(r"^/nick alice$")
+    t.wait_prompt(">")
+    for text in ("/me waves", "/who"):
+        t.type(text)
+        t.keys("Enter")
+        lis.wait_out("^%s$" % re.escape(text))
+        t.wait_line("^" + STAMP + "<alice> %s$" % re.escape(text))
+    lines = t.screen()
+    assert not any(re.search(r"\* alice waves", l) for l in lines), lines
+    t.type("bye")
+    t.keys("Enter")
+    lis.wait_out(r"^bye$")
+    assert lis.wait_exit() == 0, lis.stderr()
+    t.check_clean_exit()
+
+
+def test_client_terminal_ctrl_z_and_fg():
+    with Server() as s:
+        carol = s.connect()
+        carol.nick("carol")
+        t = Tmux("--name", "bob", s.host, s.port, job_control=True)
+        t.wait_prompt("#lobby>")
+        t.keys("C-z")
+        t.wait_line(r"^\[1\]\+ +Stopped ", "the shell to report natter stopped")
+        # The shell has its terminal back: what is typed is echoed once.
+        t.type("echo shell-$((6*7))")
+        t.keys("Enter")
+        t.wait_line("^shell-42$")
+        # fg waits for natter and gives its status, for check_clean_exit().
+        t.type('fg; echo "[natter exited $?]"')
+        t.keys("Enter")
+        t.wait_prompt("#lobby>")
+        carol.send("while you were away")
+        t.wait_line("^" + STAMP + "#lobby <carol> while you were away$")
+        # Line editing works again: Ctrl-A goes to the start of the line.
+        t.type("back again")
+        t.keys("C-a")
+        t.type(">> ")
+        t.wait_prompt("#lobby> >> back again")
+        t.keys("Enter")
+        carol.expect(r"^#lobby <bob> >> back again$")
+        t.wait_line("^" + STAMP + "#lobby <bob> >> back again$")
+        t.wait_prompt("#lobby>")
+        t.keys("C-d")
+        t.check_clean_exit()
+
+
+def test_client_terminal_wide_chars_wrapping_at_margin():
+    # At 80 columns "#lobby> x" and 35 wide characters take 79 cells: the 36th
+    # does not fit, so libedit moves it to the next row, which the next 40 fill.
+    # The input is then 3 rows (the cursor on the third), not 159 // 80 + 1 = 2.
+    with Server() as s:
+        carol = s.connect()
+        carol.nick("carol")
+        t = Tmux("--name", "bob", s.host, s.port, width=80)
+        t.wait_prompt("#lobby>")
+        text = "x" + "你" * 75
+        t.type(text)
+        t.wait(lambda lines: "你" * 40 in lines, "the input to wrap")
+        carol.send("ping")
+        t.wait_line("^" + STAMP + "#lobby <carol> ping$")
+        filled = [l for l in t.screen() if l]
+        at = [i for i, l in enumerate(filled) if l.endswith("<carol> ping")][0]
+        assert not any("你" in l for l in filled[:at]), "stale input rows above the message:\n" + "\n".join(filled)
+        assert filled[at + 1:] == ["#lobby> x" + "你" * 35, "你" * 40], "\n".join(filled)
+        t.keys("Enter")
+        m = carol.expect(r"^#lobby <bob> (.*)$")
+        assert m.group(1) == text, m.group(1)
+        # After Enter the finished input is replaced by our own line, all of it.
+        t.wait_line("^" + STAMP + "#lobby <bob> x你")
+        t.wait_prompt("#lobby>")
+        lines = t.screen()
+        assert not any(l.startswith("#lobby> x") for l in lines), "\n".join(lines)
+        t.keys("C-d")
+        t.check_clean_exit()
+
+
+def test_client_terminal_esc_and_ctrl_r_do_not_freeze():
+    # Esc alone and a Ctrl-R search make libedit wait for more keys inside one
+    # call; messages must still arrive meanwhile (natter gives up waiting).
+    with Server() as s:
+        carol = s.connect()
+        carol.nick("carol")
+        t = Tmux("--name", "bob", s.host, s.port)
+        t.wait_prompt("#lobby>")
+        t.type("first one")
+        t.keys("Enter")
+        carol.expect(r"^#lobby <bob> first one$")
+        t.wait_prompt("#lobby>")
+        t.type("abc")
+        t.keys("Escape")
+        carol.send("after esc")
+        t.wait_line("^" + STAMP + "#lobby <carol> after esc$")
+        t.type("dé你")  # the input goes on as before, UTF-8 and all
+        t.wait_prompt("#lobby> abcdé你")
+        t.keys("Enter")
+        carol.expect(r"^#lobby <bob> abcdé你$")
+        t.wait_prompt("#lobby>")
+        t.keys("C-r")
+        t.type("fir")
+        carol.send("during search")
+        t.wait_line("^" + STAMP + "#lobby <carol> during search$")
+        # The search ended where it was and kept what it found.
+        t.wait_prompt("#lobby> first one")
+        t.keys("Enter")
+        carol.expect(r"^#lobby <bob> first one$")
+        t.keys("C-d")
+        t.check_clean_exit()
