@@ -35,7 +35,12 @@ enum {
     CONN_WANTWRITE = 1 << 4, /* socket was full: waiting for EPOLLOUT */
     CONN_SPOKE = 1 << 5,     /* has sent at least one line */
     CONN_FLOODING = 1 << 6,  /* has been over its rate, and told so */
+    CONN_DRAINING = 1 << 7,  /* closed, but its last words are still being written */
 };
+
+/* How long a closed connection may take to read its last words (a goodbye or the
+ * reason it was dropped) before the socket is closed anyway. */
+#define DRAIN_MS 2000
 
 /* How many connections one address holds (for --max-per-ip). */
 struct ip_count {
@@ -55,6 +60,7 @@ static struct {
     struct conn *dead;
     struct dict ips;
     long long epoch_ms;  /* conn times count from here */
+    int stopping;        /* shutting down: no time to drain */
     char rbuf[READ_CHUNK];
 } S;
 
@@ -87,9 +93,7 @@ int conn_init(struct loop *l, struct hub *h, const struct conn_limits *lim, int 
 
 long conn_tick_ms(void)
 {
-    if (S.lim.rate > 0)
-        return 100; /* resume throttled readers promptly */
-    return S.lim.idle_timeout > 0 || S.lim.login_timeout > 0 ? 1000 : 0;
+    return S.lim.rate > 0 ? 100 : 1000; /* resume throttled readers promptly */
 }
 
 struct hub *conn_hub(void) { return S.hub; }
@@ -279,10 +283,17 @@ static void on_readable(struct conn *c)
     framed(c, inbuf_feed(&c->in, S.rbuf, (size_t)n, S.lim.max_line, on_line, c), now);
 }
 
+static void drained(struct conn *c);
+
 static void on_event(struct loop *l, int fd, int mask, void *data)
 {
     (void)l, (void)fd;
     struct conn *c = data;
+    if (c->flags & CONN_DRAINING) {
+        if (outq_write(&c->out, c->fd) < 0 || c->out.count == 0)
+            drained(c);
+        return;
+    }
     if ((mask & LOOP_WRITE) && !(c->flags & CONN_CLOSING) && flush(c) < 0)
         conn_close(c, "write error", 0);
     if ((mask & LOOP_READ) && !(c->flags & CONN_CLOSING))
@@ -292,6 +303,8 @@ static void on_event(struct loop *l, int fd, int mask, void *data)
 static void watch(struct conn *c)
 {
     int mask = (c->flags & CONN_THROTTLED ? 0 : LOOP_READ) | (c->flags & CONN_WANTWRITE ? LOOP_WRITE : 0);
+    if (c->flags & CONN_DRAINING)
+        mask = LOOP_WRITE;
     if (loop_watch(S.loop, c->fd, mask, on_event, c) < 0)
         log_errno("%s: epoll_ctl", peer_of(c));
 }
@@ -380,17 +393,10 @@ void conn_close(struct conn *c, const char *reason, int flush_first)
     S.closing = c;
 }
 
-/* Leave the hub, write a last goodbye if asked to, close the socket. The struct
- * itself is freed later, once no list can still point at it. */
-static void finish(struct conn *c)
+/* Close the socket and forget the connection; the struct goes on the dead list,
+ * freed once no list can still point at it. */
+static void close_now(struct conn *c)
 {
-    if (c->close_errno)
-        log_info("disconnect %s: %s: %s", peer_of(c), c->close_reason, strerror(c->close_errno));
-    else
-        log_info("disconnect %s: %s", peer_of(c), c->close_reason);
-    c->codec->close(c, c->close_reason);
-    if (c->flags & CONN_FLUSH)
-        outq_write(&c->out, c->fd);
     loop_unwatch(S.loop, c->fd);
     close(c->fd);
     S.by_fd[c->fd] = NULL;
@@ -398,6 +404,34 @@ static void finish(struct conn *c)
     ip_release(c->ip);
     outq_clear(&c->out);
     inbuf_clear(&c->in);
+    c->next_close = S.dead;
+    S.dead = c;
+}
+
+/* The last words were written, or could not be, or took too long. */
+static void drained(struct conn *c)
+{
+    close_now(c);
+}
+
+/* Leave the hub and write a last goodbye if asked to. If the socket will not take
+ * it all at once, keep it open, writing only, for up to DRAIN_MS: the goodbye or
+ * the reason a client was dropped is the one line it most needs to see. */
+static void finish(struct conn *c)
+{
+    if (c->close_errno)
+        log_info("disconnect %s: %s: %s", peer_of(c), c->close_reason, strerror(c->close_errno));
+    else
+        log_info("disconnect %s: %s", peer_of(c), c->close_reason);
+    c->codec->close(c, c->close_reason);
+    if ((c->flags & CONN_FLUSH) && outq_write(&c->out, c->fd) >= 0 && c->out.count > 0 && !S.stopping) {
+        c->flags |= CONN_DRAINING;
+        c->last_input = now_ms(); /* the drain deadline counts from here */
+        inbuf_clear(&c->in);
+        watch(c);
+        return;
+    }
+    close_now(c);
 }
 
 static void reap_closing(void)
@@ -406,8 +440,6 @@ static void reap_closing(void)
         struct conn *c = S.closing;
         S.closing = c->next_close;
         finish(c); /* may close others (their queues overflow): they join S.closing */
-        c->next_close = S.dead;
-        S.dead = c;
     }
 }
 
@@ -468,16 +500,23 @@ void conn_tick(void)
     uint32_t now = now_ms();
     for (int fd = 0; fd < S.max_fds; fd++) {
         struct conn *c = S.by_fd[fd];
-        if (c && !(c->flags & CONN_CLOSING))
+        if (c && (c->flags & CONN_DRAINING) && (uint32_t)(now - c->last_input) > DRAIN_MS)
+            drained(c);
+        else if (c && !(c->flags & CONN_CLOSING))
             tick_one(c, now);
     }
 }
 
 void conn_close_all(void)
 {
-    for (int fd = 0; fd < S.max_fds; fd++)
-        if (S.by_fd[fd])
-            conn_close(S.by_fd[fd], "server shutting down", 1);
+    S.stopping = 1;
+    for (int fd = 0; fd < S.max_fds; fd++) {
+        struct conn *c = S.by_fd[fd];
+        if (c && (c->flags & CONN_DRAINING))
+            drained(c);
+        else if (c)
+            conn_close(c, "server shutting down", 1);
+    }
     conn_before_sleep();
     free(S.by_fd);
     S.by_fd = NULL;

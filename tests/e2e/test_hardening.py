@@ -222,3 +222,28 @@ def test_lookalike_rooms_and_slash_space():
         a.expect(r"^!! invalid room name: ")
         a.send("/ nick x")
         a.expect(r"^!! unknown command: / \(try /help\)$")
+
+
+def test_last_words_reach_a_reader_that_is_behind():
+    # A is far behind (its socket is full) when the server drops it: the reason
+    # must still arrive after everything queued before it, then EOF.
+    with Server("--idle-timeout", "3", "--rate", "0", "--max-outbuf", str(8 << 20), "--max-line", "4096") as s:
+        a = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        a.connect((s.host, s.port))
+        natlib._live.append(a)
+        b = s.connect()
+        payload = "q" * 3000
+        for i in range(2500):  # ~7.5 MB towards a, which does not read yet
+            b.send("%d %s" % (i, payload))
+        s.wait_log(r"disconnect 127\.0\.0\.1:\d+: idle timeout", timeout=20)
+        a.settimeout(10)
+        data = b""
+        while True:
+            chunk = a.recv(1 << 20)
+            if not chunk:
+                break
+            data += chunk
+        lines = data.decode().splitlines()
+        assert lines[-1] == "!! idle for 3 seconds, disconnected", lines[-1][:100]
+        assert sum(l.startswith("#lobby <%s> " % b.name) for l in lines) == 2500
