@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "codec.h"
@@ -35,11 +36,11 @@ enum {
     CONN_WANTWRITE = 1 << 4, /* socket was full: waiting for EPOLLOUT */
     CONN_SPOKE = 1 << 5,     /* has sent at least one line */
     CONN_FLOODING = 1 << 6,  /* has been over its rate, and told so */
-    CONN_DRAINING = 1 << 7,  /* closed, but its last words are still being written */
+    CONN_DRAINING = 1 << 7,  /* closed: writing its last words, then waiting for its EOF */
 };
 
 /* How long a closed connection may take to read its last words (a goodbye or the
- * reason it was dropped) before the socket is closed anyway. */
+ * reason it was dropped) before the socket is closed anyway; checked each tick. */
 #define DRAIN_MS 2000
 
 /* How many connections one address holds (for --max-per-ip). */
@@ -215,21 +216,19 @@ static void refill(struct conn *c, uint32_t now)
 {
     double secs = (double)(uint32_t)(now - c->last_input) / 1000.0;
     c->tokens += (float)(secs * S.lim.rate);
-    if (c->tokens >= S.lim.burst) {
+    if (c->tokens >= S.lim.burst)
         c->tokens = (float)S.lim.burst;
-        c->flags &= ~CONN_FLOODING; /* calm again: a new flood gets a new warning */
-    }
 }
 
 static void throttle(struct conn *c, uint32_t now)
 {
     log_debug("%s: over its rate, reading paused", peer_of(c));
-    if (!(c->flags & CONN_FLOODING)) {
+    /* A new bout unless it was paused again within a second of the last resume
+     * (one that keeps flooding always is, however small its burst). */
+    if (!(c->flags & CONN_FLOODING) || (uint32_t)(now - c->resumed) > 1000) {
         c->flags |= CONN_FLOODING;
         c->flood_start = now;
         conn_printf(c, "!! slow down: more than %g lines per second, reading paused", S.lim.rate);
-    } else if ((uint32_t)(now - c->resumed) > 1000) {
-        c->flood_start = now; /* it kept under the rate a while: a new bout */
     }
     c->flags |= CONN_THROTTLED;
     watch(c);
@@ -243,8 +242,15 @@ static int flooded_too_long(const struct conn *c, uint32_t now)
 
 void conn_charge(struct conn *c, size_t bytes)
 {
-    if (S.lim.rate > 0)
-        c->tokens -= (float)(bytes / LINE_TOKEN_BYTES);
+    if (S.lim.rate <= 0)
+        return;
+    /* At most half a flood timeout's pause (a minute's without one): asking for
+     * a big listing is not flooding, and must never look like it. */
+    double secs = S.lim.flood_timeout ? S.lim.flood_timeout / 2.0 : 60;
+    float floor = (float)(1 - S.lim.rate * secs);
+    c->tokens -= (float)(bytes / LINE_TOKEN_BYTES);
+    if (c->tokens < floor)
+        c->tokens = floor;
 }
 
 /* After framing: out of memory closes, a pause stops reading (TCP backpressure). */
@@ -283,15 +289,14 @@ static void on_readable(struct conn *c)
     framed(c, inbuf_feed(&c->in, S.rbuf, (size_t)n, S.lim.max_line, on_line, c), now);
 }
 
-static void drained(struct conn *c);
+static void drain(struct conn *c);
 
 static void on_event(struct loop *l, int fd, int mask, void *data)
 {
     (void)l, (void)fd;
     struct conn *c = data;
     if (c->flags & CONN_DRAINING) {
-        if (outq_write(&c->out, c->fd) < 0 || c->out.count == 0)
-            drained(c);
+        drain(c);
         return;
     }
     if ((mask & LOOP_WRITE) && !(c->flags & CONN_CLOSING) && flush(c) < 0)
@@ -304,7 +309,7 @@ static void watch(struct conn *c)
 {
     int mask = (c->flags & CONN_THROTTLED ? 0 : LOOP_READ) | (c->flags & CONN_WANTWRITE ? LOOP_WRITE : 0);
     if (c->flags & CONN_DRAINING)
-        mask = LOOP_WRITE;
+        mask = c->out.count ? LOOP_WRITE : LOOP_READ; /* last words, then the peer's EOF */
     if (loop_watch(S.loop, c->fd, mask, on_event, c) < 0)
         log_errno("%s: epoll_ctl", peer_of(c));
 }
@@ -408,15 +413,29 @@ static void close_now(struct conn *c)
     S.dead = c;
 }
 
-/* The last words were written, or could not be, or took too long. */
-static void drained(struct conn *c)
+/* A lingering close. Closing a socket that still has unread input makes Linux
+ * send a reset and throw away what it had not sent yet, goodbye included; a
+ * flooder always has unread input. So: write the last words, shut our side
+ * (FIN), and read and discard until the peer closes too, or DRAIN_MS passes. */
+static void drain(struct conn *c)
 {
-    close_now(c);
+    if (c->out.count > 0) {
+        if (outq_write(&c->out, c->fd) < 0) {
+            close_now(c);
+            return;
+        }
+        if (c->out.count == 0)
+            shutdown(c->fd, SHUT_WR);
+        watch(c);
+        return;
+    }
+    ssize_t n = read(c->fd, S.rbuf, sizeof S.rbuf);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+        close_now(c);
 }
 
-/* Leave the hub and write a last goodbye if asked to. If the socket will not take
- * it all at once, keep it open, writing only, for up to DRAIN_MS: the goodbye or
- * the reason a client was dropped is the one line it most needs to see. */
+/* Leave the hub, then close: at once if there is nothing more to say (or no time,
+ * at shutdown), else lingering until the last words are out (see drain). */
 static void finish(struct conn *c)
 {
     if (c->close_errno)
@@ -424,14 +443,17 @@ static void finish(struct conn *c)
     else
         log_info("disconnect %s: %s", peer_of(c), c->close_reason);
     c->codec->close(c, c->close_reason);
-    if ((c->flags & CONN_FLUSH) && outq_write(&c->out, c->fd) >= 0 && c->out.count > 0 && !S.stopping) {
-        c->flags |= CONN_DRAINING;
-        c->last_input = now_ms(); /* the drain deadline counts from here */
-        inbuf_clear(&c->in);
-        watch(c);
+    /* At shutdown the goodbye gets one write: there is no loop left to linger in. */
+    if (!(c->flags & CONN_FLUSH) || outq_write(&c->out, c->fd) < 0 || S.stopping) {
+        close_now(c);
         return;
     }
-    close_now(c);
+    if (c->out.count == 0)
+        shutdown(c->fd, SHUT_WR);
+    c->flags |= CONN_DRAINING;
+    c->last_input = now_ms(); /* the drain deadline counts from here */
+    inbuf_clear(&c->in);
+    watch(c);
 }
 
 static void reap_closing(void)
@@ -501,7 +523,7 @@ void conn_tick(void)
     for (int fd = 0; fd < S.max_fds; fd++) {
         struct conn *c = S.by_fd[fd];
         if (c && (c->flags & CONN_DRAINING) && (uint32_t)(now - c->last_input) > DRAIN_MS)
-            drained(c);
+            close_now(c);
         else if (c && !(c->flags & CONN_CLOSING))
             tick_one(c, now);
     }
@@ -513,7 +535,7 @@ void conn_close_all(void)
     for (int fd = 0; fd < S.max_fds; fd++) {
         struct conn *c = S.by_fd[fd];
         if (c && (c->flags & CONN_DRAINING))
-            drained(c);
+            close_now(c);
         else if (c)
             conn_close(c, "server shutting down", 1);
     }

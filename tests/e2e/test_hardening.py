@@ -247,3 +247,65 @@ def test_last_words_reach_a_reader_that_is_behind():
         lines = data.decode().splitlines()
         assert lines[-1] == "!! idle for 3 seconds, disconnected", lines[-1][:100]
         assert sum(l.startswith("#lobby <%s> " % b.name) for l in lines) == 2500
+
+
+def test_a_dropped_flooder_still_reads_why():
+    # The flooder's unread input must not turn the close into a reset that throws
+    # away the reason (Linux resets a socket closed with unread input).
+    with Server("--rate", "10", "--burst", "3000", "--flood-timeout", "1", "--max-outbuf", str(32 << 20)) as s:
+        a = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        a.connect((s.host, s.port))
+        natlib._live.append(a)
+        a.sendall(b"/help\n" * 2500)  # a couple of MB of replies it does not read yet
+        a.setblocking(False)
+        junk = b"flood\n" * 10000
+        deadline = time.time() + 20
+        while "flooding" not in s.drain_log() and time.time() < deadline:
+            try:
+                a.send(junk)
+            except BlockingIOError:
+                pass
+            natlib.wait_until(lambda: True)
+        s.wait_log(r"disconnect 127\.0\.0\.1:\d+: flooding")
+        a.setblocking(True)
+        a.settimeout(10)
+        data = b""
+        while True:
+            chunk = a.recv(1 << 20)  # a reset would raise ConnectionResetError here
+            if not chunk:
+                break
+            data += chunk
+        assert data.endswith(b"!! flooding, disconnected\n"), data[-200:]
+
+
+def test_one_big_listing_is_not_flooding():
+    with Server("--rate", "1", "--burst", "5", "--flood-timeout", "4", "--max-per-ip", "0") as s:
+        users = [s.connect() for _ in range(300)]
+        for i, u in enumerate(users):
+            u.send("/nick a_rather_long_name_%03d" % i)
+        for i, u in enumerate(users):  # (big rooms do not announce renames to others)
+            u.expect(r"is now known as a_rather_long_name_%03d$" % i)
+        asker, other = users[0], users[1]
+        asker.send("/who")  # ~7.5 KB of reply: 14 tokens at 1 line/s, more than the flood timeout
+        asker.expect(r"^-- #lobby: .* \(300 users\)$")
+        asker.send("still here")
+        other.expect(r"<a_rather_long_name_000> still here$", timeout=15)
+        asker.sync()
+        assert not any("flooding" in l for l in asker.lines), natlib.short(asker.lines[-5:])
+
+
+def test_a_small_burst_does_not_hide_a_persistent_flood():
+    with Server("--rate", "10", "--burst", "1", "--flood-timeout", "2") as s:
+        a, b = s.connect(), s.connect()
+        a.sock.setblocking(False)
+        junk = b"spam\n" * 2000
+        deadline = time.time() + 15
+        while not a.eof and time.time() < deadline:
+            try:
+                a.sock.send(junk)
+            except (BlockingIOError, ConnectionError):
+                pass
+            a._fill(0.05)
+        assert b"!! flooding, disconnected" in a.buf, a.buf[-200:]
+        assert a.buf.count(b"!! slow down") <= 2, a.buf.count(b"!! slow down")
