@@ -399,7 +399,7 @@ static void read_stdin(short revents)
     char buf[16384];
     ssize_t n = read(STDIN_FILENO, buf, sizeof buf);
     if (n > 0) {
-        if (inbuf_feed(&c.stdin_in, buf, (size_t)n, LINE_MAX_IN, on_stdin_line, NULL) == 1)
+        if (inbuf_feed(&c.stdin_in, buf, (size_t)n, LINE_MAX_IN, on_stdin_line, NULL) == INBUF_STOP)
             c.stdin_open = 0; /* we said bye: the rest is not sent */
     } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
         input_ended();
