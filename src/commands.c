@@ -2,7 +2,6 @@
  * Each command is one row of the table below; /help is generated from it. */
 #include "commands.h"
 
-#include <stdio.h>
 #include <string.h>
 
 #include "conn.h"
@@ -49,10 +48,7 @@ static int cmd_join(struct conn *c, char *args)
     char *room = next_word(&args);
     if (!room || *args)
         return usage(c, "/join #room");
-    enum hub_err err = hub_join(conn_hub(), c->user, room);
-    char max[16];
-    snprintf(max, sizeof max, "%u", (unsigned)hub_limits(conn_hub())->max_rooms);
-    line_error(c, err, err == HUB_ETOOMANYROOMS ? max : room);
+    line_error(c, hub_join(conn_hub(), c->user, room), room);
     return 0;
 }
 

@@ -259,6 +259,16 @@ static int room_name(const char *in, char *out, size_t len)
     return n >= 0 && (size_t)n < len && text_valid_room(out) ? 0 : -1;
 }
 
+/* A join or part: to the whole room, or, in rooms too big to announce, only to
+ * the user concerned (who still needs to know it happened). */
+static void announce(struct hub *h, struct room *r, struct user *u, const struct hub_event *ev)
+{
+    if (r->count <= h->lim.max_announce)
+        to_room(r, ev, NULL);
+    else
+        hub_send(u, ev);
+}
+
 enum hub_err hub_join(struct hub *h, struct user *u, const char *name)
 {
     char rname[HUB_ROOM_MAX];
@@ -282,11 +292,7 @@ enum hub_err hub_join(struct hub *h, struct user *u, const char *name)
         return HUB_ENOMEM;
     }
     u->current = r;
-    struct hub_event ev = {.type = EV_JOIN, .room = r->name, .from = u->name};
-    if (r->count <= h->lim.max_announce)
-        to_room(r, &ev, NULL);
-    else
-        hub_send(u, &ev);
+    announce(h, r, u, &(struct hub_event){.type = EV_JOIN, .room = r->name, .from = u->name});
     return HUB_OK;
 }
 
@@ -294,13 +300,8 @@ enum hub_err hub_join(struct hub *h, struct user *u, const char *name)
 static void leave_room(struct hub *h, struct user *u, int i, const char *reason, int quietly)
 {
     struct room *r = u->rooms[i];
-    struct hub_event ev = {.type = EV_PART, .room = r->name, .from = u->name, .text = reason};
-    if (!quietly) {
-        if (r->count <= h->lim.max_announce)
-            to_room(r, &ev, NULL);
-        else
-            hub_send(u, &ev);
-    }
+    if (!quietly)
+        announce(h, r, u, &(struct hub_event){.type = EV_PART, .room = r->name, .from = u->name, .text = reason});
     user_drop_room(u, i);
     if (u->current == r)
         u->current = u->nrooms ? u->rooms[u->nrooms - 1] : NULL;

@@ -98,8 +98,15 @@ static const struct user_ops line_ops = {encode, deliver};
 
 /* ==== Lines to hub calls ==== */
 
+/* Room names in errors are shown with their '#' even if the user left it out. */
+static const char *hash_unless(const char *room)
+{
+    return room[0] == '#' ? "" : "#";
+}
+
 void line_error(struct conn *c, enum hub_err err, const char *arg)
 {
+    const struct hub_limits *lim = hub_limits(conn_hub());
     switch (err) {
     case HUB_OK:
         return;
@@ -111,25 +118,25 @@ void line_error(struct conn *c, enum hub_err err, const char *arg)
         return;
     case HUB_EBADNICK:
         conn_printf(c, "!! invalid name: %s (1-%u printable characters, no spaces, no <>*,)", arg,
-                    (unsigned)hub_limits(conn_hub())->max_name);
+                    (unsigned)lim->max_name);
         return;
     case HUB_EBADROOM:
-        conn_printf(c, "!! invalid room name: %s%s", arg[0] == '#' ? "" : "#", arg);
+        conn_printf(c, "!! invalid room name: %s%s", hash_unless(arg), arg);
         return;
     case HUB_ENOUSER:
         conn_printf(c, "!! no such user: %s", arg);
         return;
     case HUB_ENOTINROOM:
-        conn_printf(c, "!! you are not in %s%s", arg[0] == '#' ? "" : "#", arg);
+        conn_printf(c, "!! you are not in %s%s", hash_unless(arg), arg);
         return;
     case HUB_ENOSUCHROOM:
-        conn_printf(c, "!! no such room: %s%s", arg[0] == '#' ? "" : "#", arg);
+        conn_printf(c, "!! no such room: %s%s", hash_unless(arg), arg);
         return;
     case HUB_ENOROOM:
         conn_printf(c, "!! you are in no room (try /join #lobby)");
         return;
     case HUB_ETOOMANYROOMS:
-        conn_printf(c, "!! too many rooms (max %s)", arg);
+        conn_printf(c, "!! too many rooms (max %u)", (unsigned)lim->max_rooms);
         return;
     }
 }
