@@ -62,7 +62,8 @@ void conn_charge(struct conn *c, size_t bytes);
 /* Say line to a socket we will not serve, and close it; logs why (unless peer is NULL). */
 void conn_refuse(int fd, const char *peer, const char *line, const char *why);
 
-/* Whether the connection layer needs conn_tick() called, and how often. */
+/* How often the connection layer needs conn_tick() called (always: lingering
+ * closes end on it). */
 long conn_tick_ms(void);
 
 /* Queue a msg (a reference is taken) and schedule a coalesced write. */

@@ -239,13 +239,11 @@ static int setup_signals(void)
     return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 }
 
-static long tick_ms;
-
 static void on_tick(struct loop *l, void *data)
 {
     (void)data;
     conn_tick();
-    loop_set_timer(l, tick_ms, on_tick, NULL);
+    loop_set_timer(l, conn_tick_ms(), on_tick, NULL);
 }
 
 static void before_sleep(struct loop *l, void *data)
@@ -312,8 +310,7 @@ int main(int argc, char **argv)
     loop_watch(D.loop, D.signal_fd, LOOP_READ, on_signal, NULL);
     loop_set_before_sleep(D.loop, before_sleep, NULL);
     D.keepalive = o.keepalive;
-    if ((tick_ms = conn_tick_ms()) > 0)
-        loop_set_timer(D.loop, tick_ms, on_tick, NULL);
+    loop_set_timer(D.loop, conn_tick_ms(), on_tick, NULL);
 
     char addr[NET_ADDR_LEN];
     net_local_addr(D.listen_fd, addr, sizeof addr);
