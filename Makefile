@@ -15,15 +15,21 @@ ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) $(SANFLAGS) -MMD -MP
 LDLIBS_EDIT := $(shell pkg-config --libs libedit 2>/dev/null || echo -ledit)
 CFLAGS_EDIT := $(shell pkg-config --cflags libedit 2>/dev/null)
 
-# Shared by the server and the tools: one concept per file (see docs/architecture.md).
-CORE     := loop net buf text log dict
+# One concept per file; the folders are the layers (see docs/architecture.md):
+# src/core below everything, src/server (with transport/ and codecs/), src/client,
+# src/bench. Basenames are unique, so every object lands flat in $(BUILD)/.
+CORE     := loop net buf text dict log
 SERVER   := conn hub linecodec commands
 CLIENT   := lineedit session
+BENCH    := bench bench_worker bench_shared bench_hist
+SRC_DIRS := src/core src/server src/server/transport src/server/codecs \
+            src/server/codecs/line src/client src/bench
+vpath %.c $(SRC_DIRS)
 CORE_O   := $(CORE:%=$(BUILD)/%.o)
 SERVER_O := $(SERVER:%=$(BUILD)/%.o)
 CLIENT_O := $(CLIENT:%=$(BUILD)/%.o)
-BENCH    := bench bench_worker bench_shared bench_hist
 BENCH_O  := $(BENCH:%=$(BUILD)/%.o)
+CPPFLAGS += -Isrc
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -40,21 +46,17 @@ $(BUILD)/natter: $(BUILD)/natter.o $(CLIENT_O) $(CORE_O)
 $(BUILD)/natter-bench: $(BENCH_O) $(CORE_O)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) -lpthread -lm
 
-$(BUILD)/lineedit.o: src/lineedit.c | $(BUILD)
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(CFLAGS_EDIT) -c -o $@ $<
+$(BUILD)/lineedit.o $(BUILD)/natter.o: CPPFLAGS += $(CFLAGS_EDIT)
 
-$(BUILD)/natter.o: src/natter.c | $(BUILD)
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(CFLAGS_EDIT) -c -o $@ $<
-
-$(BUILD)/%.o: src/%.c | $(BUILD)
+$(BUILD)/%.o: %.c | $(BUILD)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 
 # $(filter ...): the .d files add headers to $^, which must not reach the compiler.
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(SERVER_O) $(CORE_O) | $(BUILD)/tests
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -Isrc -o $@ $(filter %.c %.o,$^) $(LDFLAGS)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDFLAGS)
 
 $(BUILD)/tests/%: tests/tools/%.c $(CORE_O) | $(BUILD)/tests
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -Isrc -o $@ $(filter %.c %.o,$^) $(LDFLAGS)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDFLAGS)
 
 $(BUILD) $(BUILD)/tests:
 	mkdir -p $@
@@ -107,15 +109,16 @@ FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 15
 FUZZ_FLAGS   := -std=c11 $(WARN) -g -O1 -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-FUZZ_SERVER  := $(filter-out src/log.c,$(CORE:%=src/%.c)) $(SERVER:%=src/%.c)
+FUZZ_SERVER  := $(filter-out %/log.c,$(foreach f,$(CORE) $(SERVER),$(wildcard $(addsuffix /$(f).c,$(SRC_DIRS)))))
+HEADERS      := $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.h))
 
-build-fuzz/fuzz_sanitize: tests/fuzz/fuzz_sanitize.c tests/fuzz/fuzz_util.h src/text.c src/text.h
+build-fuzz/fuzz_sanitize: tests/fuzz/fuzz_sanitize.c tests/fuzz/fuzz_util.h src/core/text.c src/core/text.h
 	@mkdir -p build-fuzz
-	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -Isrc -o $@ tests/fuzz/fuzz_sanitize.c src/text.c
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_sanitize.c src/core/text.c
 
-build-fuzz/fuzz_framing: tests/fuzz/fuzz_framing.c tests/fuzz/fuzz_util.h $(FUZZ_SERVER) $(wildcard src/*.h)
+build-fuzz/fuzz_framing: tests/fuzz/fuzz_framing.c tests/fuzz/fuzz_util.h $(FUZZ_SERVER) $(HEADERS)
 	@mkdir -p build-fuzz
-	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -Isrc -o $@ tests/fuzz/fuzz_framing.c $(FUZZ_SERVER)
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_framing.c $(FUZZ_SERVER)
 
 fuzz-build: build-fuzz/fuzz_sanitize build-fuzz/fuzz_framing
 

@@ -29,15 +29,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "codec.h"
-#include "conn.h"
+#include "core/buf.h"
+#include "server/codec.h"
+#include "server/conn.h"
 #include "fuzz_util.h"
-#include "hub.h"
-#include "linecodec.h"
-#include "log.h"
-#include "loop.h"
-#include "text.h"
+#include "server/hub.h"
+#include "server/codecs/line/linecodec.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/text.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);

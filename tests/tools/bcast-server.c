@@ -12,7 +12,7 @@
  *   --swap N  hold every Nth delivery back and deliver it after the client's next one
  * Prints "listening on 127.0.0.1:PORT" to stderr; runs until SIGTERM or SIGINT.
  */
-#include "net.h"
+#include "core/net.h"
 
 #include <errno.h>
 #include <signal.h>

@@ -1,5 +1,5 @@
 /* test_buf.c - msg refcounts, outq writes over real sockets/pipes, inbuf framing. */
-#include "buf.h"
+#include "core/buf.h"
 
 #include <errno.h>
 #include <fcntl.h>

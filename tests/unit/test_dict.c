@@ -1,8 +1,8 @@
 /* test_dict.c - the open-addressing name table: growth, case, backward-shift removal. */
-#include "dict.h"
+#include "core/dict.h"
 
 #include "check.h"
-#include "text.h"
+#include "core/text.h"
 
 struct item {
     char name[40];

@@ -5,9 +5,9 @@
  * pointer a fake user receives, so the tests can see what went where, how often,
  * and whether recipients share one msg.
  */
-#include "hub.h"
+#include "server/hub.h"
 
-#include "buf.h"
+#include "core/buf.h"
 #include "check.h"
 
 static const char *const type_names[] = {

@@ -1,5 +1,5 @@
 /* test_text.c - UTF-8 repair, control stripping, name and room rules. */
-#include "text.h"
+#include "core/text.h"
 
 #include "check.h"
 

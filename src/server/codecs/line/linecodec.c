@@ -1,15 +1,15 @@
 /* linecodec.c - the plain line protocol: lines in, hub calls; hub events, lines out.
  * Every line format here is listed in docs/protocol.md. */
-#include "linecodec.h"
+#include "server/codecs/line/linecodec.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "commands.h"
-#include "conn.h"
-#include "text.h"
+#include "core/buf.h"
+#include "server/codecs/line/commands.h"
+#include "server/conn.h"
+#include "core/text.h"
 
 /* ==== Events to lines ==== */
 

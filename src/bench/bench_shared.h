@@ -1,5 +1,5 @@
-/* bench.h - natter-bench: the run's settings, the client layout, and the memory the
- * parent shares with its worker processes.
+/* bench_shared.h - natter-bench: the run's settings, the client layout, and the memory the
+ * parent shares with its worker processes (bench_shared.c).
  *
  * Every process computes the same layout from the settings alone: client g (0..N-1)
  * is member g % C of room g / C (C = clients per room), and the first S members of
@@ -8,14 +8,14 @@
  * usually in its own thread. Nothing but counters crosses processes: they meet in one
  * MAP_SHARED mapping made before fork.
  */
-#ifndef NATTER_BENCH_H
-#define NATTER_BENCH_H
+#ifndef NATTER_BENCH_SHARED_H
+#define NATTER_BENCH_SHARED_H
 
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "bench_hist.h"
+#include "bench/bench_hist.h"
 
 #define BENCH_MAX_SRC 64
 
@@ -84,9 +84,5 @@ void bench_split(const struct bench_cfg *c, uint32_t lo, uint32_t hi, uint32_t p
 uint64_t bench_now_ns(void);
 /* Record the first connection-level failure message (any process, any thread). */
 void bench_note_failure(struct bench_shared *sh, const char *msg);
-
-/* Run worker process number proc: connect its clients, take part in the phases the
- * parent sets, write results into shared memory. Returns the process exit status. */
-int bench_worker_main(const struct bench_cfg *c, struct bench_shared *sh, uint32_t proc);
 
 #endif

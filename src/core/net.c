@@ -1,6 +1,6 @@
 /* net.c - socket helpers. They report into an error buffer and return -1; they
  * never print or exit (the caller knows whether an error is fatal). */
-#include "net.h"
+#include "core/net.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -1,5 +1,5 @@
 /* bench_hist.c - log-linear latency histogram (see bench_hist.h). */
-#include "bench_hist.h"
+#include "bench/bench_hist.h"
 
 #include <string.h>
 

@@ -14,7 +14,7 @@
  * (GNU readline would not mind either). And rl_point, rl_end and rl_line_buffer
  * still describe the previous line until the first key of the next one.
  */
-#include "lineedit.h"
+#include "client/lineedit.h"
 
 #include <limits.h>
 #include <poll.h>

@@ -19,8 +19,8 @@
  * the next sequence number it expects and a 64-bit map of the ones before it, which
  * tells a duplicate from a late (reordered) message.
  */
-#include "bench.h"
-#include "net.h"
+#include "bench/bench_worker.h"
+#include "core/net.h"
 
 #include <errno.h>
 #include <netinet/in.h>

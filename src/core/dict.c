@@ -1,9 +1,9 @@
 /* dict.c - open-addressing set of named items (see dict.h). */
-#include "dict.h"
+#include "core/dict.h"
 
 #include <stdlib.h>
 
-#include "text.h"
+#include "core/text.h"
 
 void dict_init(struct dict *d, dict_key_fn *key)
 {

@@ -5,7 +5,7 @@
  * colours, retitle windows or (with some terminals) worse. Bidi overrides are
  * dropped too, so a name cannot be displayed reversed to impersonate another.
  */
-#include "text.h"
+#include "core/text.h"
 
 #include <stdint.h>
 #include <string.h>

@@ -2,8 +2,8 @@
 #ifndef NATTER_LINECODEC_H
 #define NATTER_LINECODEC_H
 
-#include "codec.h"
-#include "hub.h"
+#include "server/codec.h"
+#include "server/hub.h"
 
 extern const struct codec line_codec;
 

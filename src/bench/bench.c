@@ -7,8 +7,9 @@
  * and reports. It also samples the server's CPU time and RSS from /proc when given
  * its pid. The parent itself holds no connection.
  */
-#include "bench.h"
-#include "net.h"
+#include "bench/bench_shared.h"
+#include "bench/bench_worker.h"
+#include "core/net.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -1,13 +1,13 @@
 /* hub.c - users, rooms and routing (see hub.h). */
-#include "hub.h"
+#include "server/hub.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "dict.h"
-#include "text.h"
+#include "core/buf.h"
+#include "core/dict.h"
+#include "core/text.h"
 
 struct room {
     char *name;

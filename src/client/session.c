@@ -1,10 +1,10 @@
 /* session.c - the client's name and rooms, from the server's notices (see session.h). */
-#include "session.h"
+#include "client/session.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "text.h"
+#include "core/text.h"
 
 /* Copy the word at *p (up to a space or the end) into out and step past it.
  * Returns 0 if the word is empty or does not fit. */

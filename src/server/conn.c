@@ -11,7 +11,7 @@
  * Closing is deferred to the end of the loop turn, so a connection never
  * disappears while the hub is iterating over a room that contains it.
  */
-#include "conn.h"
+#include "server/conn.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -21,10 +21,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "codec.h"
-#include "dict.h"
-#include "log.h"
-#include "loop.h"
+#include "server/codec.h"
+#include "core/dict.h"
+#include "core/log.h"
+#include "core/loop.h"
 
 #define READ_CHUNK (64 * 1024)
 

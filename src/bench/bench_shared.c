@@ -1,6 +1,6 @@
 /* bench_shared.c - natter-bench's client layout and the memory its processes share
  * (see bench.h). */
-#include "bench.h"
+#include "bench/bench_shared.h"
 
 #include <string.h>
 #include <time.h>

@@ -1,6 +1,6 @@
 /* log.c - one-line log messages to stderr. The server logs events (connects,
  * disconnects, limits hit), never individual chat messages. */
-#include "log.h"
+#include "core/log.h"
 
 #include <errno.h>
 #include <stdarg.h>

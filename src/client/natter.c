@@ -24,11 +24,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "lineedit.h"
-#include "net.h"
-#include "session.h"
-#include "text.h"
+#include "core/buf.h"
+#include "client/lineedit.h"
+#include "core/net.h"
+#include "client/session.h"
+#include "core/text.h"
 
 #define DEFAULT_HOST "127.0.0.1"
 #define DEFAULT_PORT "8888"

@@ -17,13 +17,13 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include "conn.h"
-#include "hub.h"
-#include "linecodec.h"
-#include "log.h"
-#include "loop.h"
-#include "net.h"
-#include "text.h"
+#include "server/conn.h"
+#include "server/hub.h"
+#include "server/codecs/line/linecodec.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/net.h"
+#include "core/text.h"
 
 #define RESERVED_FDS 16 /* listener, epoll, signalfd, stdio, the spare below, logs */
 #define ACCEPTS_PER_TURN 64

@@ -1,5 +1,5 @@
 /* loop.c - the epoll event loop (see loop.h). */
-#include "loop.h"
+#include "core/loop.h"
 
 #include <errno.h>
 #include <stdint.h>

@@ -1,5 +1,5 @@
 /* buf.c - messages, output queues and line framing (see buf.h). */
-#include "buf.h"
+#include "core/buf.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -1,13 +1,13 @@
 /* commands.c - the plain protocol's slash commands: parse, call the hub, reply.
  * Each command is one row of the table below; /help is generated from it. */
-#include "commands.h"
+#include "server/codecs/line/commands.h"
 
 #include <string.h>
 
-#include "conn.h"
-#include "hub.h"
-#include "linecodec.h"
-#include "text.h"
+#include "server/conn.h"
+#include "server/hub.h"
+#include "server/codecs/line/linecodec.h"
+#include "core/text.h"
 
 /* Split off the first space-separated word of *s; *s moves past it and the spaces. */
 static char *next_word(char **s)
