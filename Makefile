@@ -18,8 +18,8 @@ CFLAGS_EDIT := $(shell pkg-config --cflags libedit 2>/dev/null)
 # One concept per file; the folders are the layers (see docs/architecture.md):
 # src/core below everything, src/server (with transport/ and codecs/), src/client,
 # src/bench. Basenames are unique, so every object lands flat in $(BUILD)/.
-CORE     := loop net buf text dict log
-SERVER   := conn hub linecodec commands
+CORE     := loop net buf lineframe text dict log
+SERVER   := listener conn tcp hub linecodec lineuser commands
 CLIENT   := lineedit session
 BENCH    := bench bench_worker bench_shared bench_hist
 SRC_DIRS := src/core src/server src/server/transport src/server/codecs \

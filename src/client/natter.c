@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "core/lineframe.h"
 #include "client/lineedit.h"
 #include "core/net.h"
 #include "client/session.h"
@@ -62,6 +63,7 @@ static struct client {
     struct session sess;
     struct outq out;
     struct inbuf sock_in, stdin_in;
+    uint8_t sock_skip, stdin_skip; /* the framer's: skipping an overlong line */
     int stdin_open;
     int shut_wr_pending; /* stdin ended: half-close once everything is sent */
     int leaving;         /* we said bye (or stdin ended): the server's close is expected */
@@ -221,9 +223,14 @@ static void update_prompt(void)
 
 /* ==== Sending ==== */
 
+static ssize_t write_fd(void *ctx, const void *buf, size_t len)
+{
+    return write(*(int *)ctx, buf, len);
+}
+
 static void flush_out(void)
 {
-    if (c.out.bytes > 0 && outq_write(&c.out, c.fd) < 0) {
+    if (c.out.bytes > 0 && outq_write(&c.out, write_fd, &c.fd) < 0) {
         if (!c.leaving) {
             say("natter: write %s: %s", c.addr, strerror(errno));
             finish(EXIT_FAIL);
@@ -377,14 +384,14 @@ static void on_typed_line(char *line)
     free(line);
 }
 
-static int on_stdin_line(void *ctx, const char *line, size_t len)
+static int on_stdin_line(void *ctx, char *line, size_t len)
 {
     (void)ctx;
     if (!line)
         fprintf(stderr, "natter: stdin: line longer than %d bytes, skipped\n", LINE_MAX_IN);
     else
         handle_input(line, len);
-    return c.leaving || c.done; /* nothing after bye */
+    return !(c.leaving || c.done); /* nothing after bye */
 }
 
 static void read_stdin(short revents)
@@ -399,8 +406,8 @@ static void read_stdin(short revents)
     char buf[16384];
     ssize_t n = read(STDIN_FILENO, buf, sizeof buf);
     if (n > 0) {
-        if (inbuf_feed(&c.stdin_in, buf, (size_t)n, LINE_MAX_IN, on_stdin_line, NULL) == INBUF_STOP)
-            c.stdin_open = 0; /* we said bye: the rest is not sent */
+        if (lineframe_feed(&c.stdin_in, &c.stdin_skip, buf, (size_t)n, LINE_MAX_IN, on_stdin_line, NULL) != 0)
+            c.stdin_open = 0; /* we said bye (or ran out of memory): the rest is not sent */
     } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
         input_ended();
     }
@@ -470,22 +477,23 @@ static void peer_line(const char *line)
         finish(EXIT_OK);
 }
 
-static int on_socket_line(void *ctx, const char *line, size_t len)
+/* One line from the other end; returns 0 once the session is over (lineframe.h). */
+static int on_socket_line(void *ctx, char *line, size_t len)
 {
     (void)ctx;
     if (!line) {
         say("natter: discarded a line longer than %d bytes", LINE_MAX_IN);
-        return 0;
+        return 1;
     }
     char *clean = sanitized(line, len);
     if (!clean)
-        return 0;
+        return 1;
     if (c.peer_mode)
         peer_line(clean);
     else
         room_line(clean);
     free(clean);
-    return c.done;
+    return !c.done;
 }
 
 static void connection_closed(void)
@@ -508,7 +516,10 @@ static void read_socket(void)
     char buf[65536];
     ssize_t n = read(c.fd, buf, sizeof buf);
     if (n > 0) {
-        inbuf_feed(&c.sock_in, buf, (size_t)n, LINE_MAX_IN, on_socket_line, NULL);
+        if (lineframe_feed(&c.sock_in, &c.sock_skip, buf, (size_t)n, LINE_MAX_IN, on_socket_line, NULL) < 0) {
+            fprintf(stderr, "natter: out of memory\n");
+            finish(EXIT_FAIL);
+        }
     } else if (n == 0) {
         connection_closed();
     } else if (errno != EINTR && errno != EAGAIN) {
@@ -614,7 +625,7 @@ static void close_connection(void)
     long long deadline = now_ms() + FINAL_FLUSH_MS;
     while (c.out.bytes > 0 && !got_signal && now_ms() < deadline) {
         struct pollfd p = {.fd = c.fd, .events = POLLOUT};
-        if (poll(&p, 1, (int)(deadline - now_ms())) <= 0 || outq_write(&c.out, c.fd) < 0)
+        if (poll(&p, 1, (int)(deadline - now_ms())) <= 0 || outq_write(&c.out, write_fd, &c.fd) < 0)
             break;
     }
     shutdown(c.fd, SHUT_WR);

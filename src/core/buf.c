@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define OUTQ_MIN_CAP 8
 #define OUTQ_SCRATCH (64 * 1024) /* bytes per write: one loopback socket buffer's worth */
@@ -120,7 +119,7 @@ static size_t outq_gather(const struct outq *q, char *buf, size_t cap)
     return n;
 }
 
-ssize_t outq_write(struct outq *q, int fd)
+ssize_t outq_write(struct outq *q, outq_write_fn *fn, void *ctx)
 {
     static char scratch[OUTQ_SCRATCH];
     size_t total = 0;
@@ -131,7 +130,7 @@ ssize_t outq_write(struct outq *q, int fd)
             p = q->ring[q->head]->data + q->off;
             n = q->ring[q->head]->len - q->off;
         }
-        ssize_t w = write(fd, p, n);
+        ssize_t w = fn(ctx, p, n);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -157,102 +156,48 @@ void outq_clear(struct outq *q)
     *q = (struct outq){0};
 }
 
-/* ==== Line framing ==== */
+/* ==== Input not consumed yet ==== */
 
-static int keep_partial(struct inbuf *b, const char *data, size_t n)
+char *inbuf_space(struct inbuf *b, size_t n)
 {
-    size_t need = (size_t)b->len + n;
-    if (need > b->cap) {
-        size_t cap = b->cap ? b->cap : 128;
-        while (cap < need)
-            cap *= 2;
-        char *p = realloc(b->data, cap);
-        if (!p)
-            return -1;
-        b->data = p;
-        b->cap = (uint32_t)cap;
-    }
-    if (n > 0) /* a pause after the last line keeps nothing: b->data may be NULL */
-        memcpy(b->data + b->len, data, n);
-    b->len = (uint32_t)need;
-    return 0;
+    if ((size_t)b->len + n > UINT32_MAX)
+        return NULL;
+    char *p = realloc(b->data, (size_t)b->len + n);
+    if (!p)
+        return NULL;
+    b->data = p;
+    return p + b->len;
 }
 
-static int emit(const char *line, size_t len, inbuf_line_fn *fn, void *ctx)
+int inbuf_keep(struct inbuf *b, const char *p, size_t n)
 {
-    if (len > 0 && line[len - 1] == '\r')
-        len--;
-    return fn(ctx, line, len);
-}
-
-/* Handle data that holds no newline: keep it, or start skipping if the line is too long. */
-static int feed_tail(struct inbuf *b, const char *data, size_t n, size_t max, inbuf_line_fn *fn, void *ctx)
-{
-    if (b->skipping || n == 0)
-        return 0;
-    if ((size_t)b->len + n > max + 1) { /* +1: room for a '\r' before the '\n' */
+    if (n == 0) {
         inbuf_clear(b);
-        b->skipping = 1;
-        return fn(ctx, NULL, 0) == INBUF_STOP ? INBUF_STOP : INBUF_GO;
+        return 0;
     }
-    return keep_partial(b, data, n);
-}
-
-int inbuf_feed(struct inbuf *b, const char *data, size_t n, size_t max, inbuf_line_fn *fn, void *ctx)
-{
-    const char *nl;
-    while ((nl = memchr(data, '\n', n)) != NULL) {
-        size_t len = (size_t)(nl - data);
-        int rc = INBUF_GO;
-        if (b->skipping) {
-            b->skipping = 0;
-        } else if (b->len > 0) {
-            /* Finish the line kept from earlier reads. */
-            rc = feed_tail(b, data, len, max, fn, ctx);
-            if (rc != INBUF_GO)
-                return rc;
-            if (b->skipping) {
-                b->skipping = 0;
-            } else {
-                /* feed_tail let max+1 bytes through (room for a '\r'); without
-                 * the '\r', that is one byte too many. */
-                size_t whole = b->len - (b->data[b->len - 1] == '\r');
-                rc = whole > max ? fn(ctx, NULL, 0) : emit(b->data, b->len, fn, ctx);
-                inbuf_clear(b);
-            }
-        } else if (len > max + (len > 0 && data[len - 1] == '\r')) {
-            rc = fn(ctx, NULL, 0);
-        } else {
-            rc = emit(data, len, fn, ctx); /* the common case: no copy at all */
-        }
-        n -= len + 1;
-        data = nl + 1;
-        if (rc == INBUF_PAUSE && keep_partial(b, data, n) == 0) {
-            b->held = 1;
-            return INBUF_PAUSE;
-        }
-        if (rc != INBUF_GO)
-            return rc == INBUF_PAUSE ? -1 : rc;
+    if (n > UINT32_MAX)
+        return -1;
+    int inside = b->data && p >= b->data && p < b->data + b->len;
+    if (inside) {
+        memmove(b->data, p, n);
+        char *fit = realloc(b->data, n); /* shrinking: keeps the data if it fails */
+        if (fit)
+            b->data = fit;
+    } else {
+        char *fresh = malloc(n);
+        if (!fresh)
+            return -1;
+        memcpy(fresh, p, n);
+        free(b->data);
+        b->data = fresh;
     }
-    return feed_tail(b, data, n, max, fn, ctx);
-}
-
-int inbuf_resume(struct inbuf *b, size_t max, inbuf_line_fn *fn, void *ctx)
-{
-    if (!b->held)
-        return INBUF_GO;
-    /* Frame the kept input as if it had just been read. */
-    struct inbuf kept = *b;
-    *b = (struct inbuf){0};
-    int rc = kept.len ? inbuf_feed(b, kept.data, kept.len, max, fn, ctx) : INBUF_GO;
-    free(kept.data);
-    return rc;
+    b->len = (uint32_t)n;
+    return 0;
 }
 
 void inbuf_clear(struct inbuf *b)
 {
     free(b->data);
     b->data = NULL;
-    b->len = b->cap = 0;
-    b->held = 0;
+    b->len = 0;
 }

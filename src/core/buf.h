@@ -1,10 +1,11 @@
-/* buf.h - messages, output queues and line framing.
+/* buf.h - messages, output queues, and input not consumed yet.
  *
- * A msg is an immutable, reference-counted line of bytes. A broadcast builds one
- * msg and every recipient's outq holds a reference to it, so fan-out to N users
- * costs N pointer pushes, not N copies. An outq is written by gathering its
- * msgs into one scratch buffer per write() call. An inbuf frames lines, keeping only an unfinished line
- * between reads (nothing at all for an idle connection).
+ * A msg is an immutable, reference-counted run of bytes (a line, a frame). A
+ * broadcast builds one msg and every recipient's outq holds a reference to it, so
+ * fan-out to N users costs N pointer pushes, not N copies. An outq is written by
+ * gathering its msgs into one scratch buffer per write call. An inbuf keeps the
+ * input a codec has not consumed yet (an unfinished line), sized to fit, and
+ * nothing at all for an idle connection.
  */
 #ifndef NATTER_BUF_H
 #define NATTER_BUF_H
@@ -40,31 +41,28 @@ struct outq {
 
 /* Queue a reference to m. Returns 0, or -1 when out of memory. */
 int outq_push(struct outq *q, struct msg *m);
-/* Write as much as the socket takes. Returns bytes written (0 if nothing could be),
- * or -1 with errno set on a real error (EAGAIN is not one). */
-ssize_t outq_write(struct outq *q, int fd);
+
+/* Where an outq's bytes go: like write(2), bytes taken or -1 with errno set
+ * (EAGAIN when none could be taken). */
+typedef ssize_t outq_write_fn(void *ctx, const void *buf, size_t len);
+/* Write as much as fn takes, in blocks of queued msgs gathered into one buffer.
+ * Returns bytes written (0 if nothing could be), or -1 with errno set on a real
+ * error (EAGAIN is not one). */
+ssize_t outq_write(struct outq *q, outq_write_fn *fn, void *ctx);
 void outq_clear(struct outq *q);
 
 struct inbuf {
-    char *data;    /* the unfinished line; NULL when there is none */
+    char *data;    /* NULL when nothing is kept */
     uint32_t len;
-    uint32_t cap;
-    uint8_t skipping; /* discarding an overlong line up to its newline */
-    uint8_t held;     /* data holds input kept by a pause, not an unfinished line */
 };
 
-/* Called for each complete line (without "\n" or "\r\n"), or with line NULL once
- * when a line passes max bytes (its rest is then discarded). Returns INBUF_GO to
- * go on, INBUF_STOP to drop the rest (the connection is going away), or
- * INBUF_PAUSE to keep the rest for later (flood control). */
-enum { INBUF_GO = 0, INBUF_STOP = 1, INBUF_PAUSE = 2 };
-typedef int inbuf_line_fn(void *ctx, const char *line, size_t len);
-
-/* Frame n bytes of input. Returns INBUF_GO when all was framed, INBUF_STOP or
- * INBUF_PAUSE when a callback said so, -1 when out of memory. After a pause,
- * inbuf_resume frames what was kept. */
-int inbuf_feed(struct inbuf *b, const char *data, size_t n, size_t max, inbuf_line_fn *fn, void *ctx);
-int inbuf_resume(struct inbuf *b, size_t max, inbuf_line_fn *fn, void *ctx);
+/* Room for n more bytes after the kept ones, for a read to fill: returns
+ * b->data + b->len, or NULL when out of memory. b->len is unchanged. */
+char *inbuf_space(struct inbuf *b, size_t n);
+/* Keep exactly the n bytes at p, in place of what was kept (p may point into
+ * b->data); the buffer is resized to fit and freed when n is 0. Returns 0, or -1
+ * when out of memory (what was kept before is then kept). */
+int inbuf_keep(struct inbuf *b, const char *p, size_t n);
 void inbuf_clear(struct inbuf *b);
 
 #endif

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,16 +19,28 @@ struct watch {
     void *data;
 };
 
+struct timer {
+    long long at;      /* ms, CLOCK_MONOTONIC */
+    unsigned long id;  /* ascending: timers added during a timer pass wait for the next */
+    loop_hook_fn *fn;
+    void *data;
+};
+
+struct hook {
+    loop_hook_fn *fn;
+    void *data;
+};
+
 struct loop {
     int epfd;
     int setsize;
     int stop;
     struct watch *watches; /* indexed by fd */
-    long long timer_at;    /* ms; 0 = no timer */
-    loop_hook_fn *timer_fn;
-    void *timer_data;
-    loop_hook_fn *before_sleep;
-    void *before_sleep_data;
+    struct timer *timers;  /* unordered: a server has a handful */
+    size_t ntimers, captimers;
+    unsigned long next_timer_id;
+    struct hook *hooks;
+    size_t nhooks, caphooks;
     struct epoll_event events[LOOP_BATCH];
 };
 
@@ -62,6 +75,8 @@ void loop_free(struct loop *l)
         return;
     close(l->epfd);
     free(l->watches);
+    free(l->timers);
+    free(l->hooks);
     free(l);
 }
 
@@ -104,17 +119,61 @@ void loop_unwatch(struct loop *l, int fd)
     l->watches[fd] = (struct watch){0};
 }
 
-void loop_set_timer(struct loop *l, long ms, loop_hook_fn *fn, void *data)
+/* Grow an array of n items of size sz to hold one more; 0, or -1 when out of memory. */
+static int reserve(void **items, size_t n, size_t *cap, size_t sz)
 {
-    l->timer_at = loop_now_ms() + ms;
-    l->timer_fn = fn;
-    l->timer_data = data;
+    if (n < *cap)
+        return 0;
+    size_t want = *cap ? *cap * 2 : 8;
+    void *p = realloc(*items, want * sz);
+    if (!p)
+        return -1;
+    *items = p;
+    *cap = want;
+    return 0;
 }
 
-void loop_set_before_sleep(struct loop *l, loop_hook_fn *fn, void *data)
+unsigned long loop_add_timer(struct loop *l, long ms, loop_hook_fn *fn, void *data)
 {
-    l->before_sleep = fn;
-    l->before_sleep_data = data;
+    if (reserve((void **)&l->timers, l->ntimers, &l->captimers, sizeof *l->timers) < 0)
+        return 0;
+    unsigned long id = ++l->next_timer_id;
+    l->timers[l->ntimers++] = (struct timer){loop_now_ms() + (ms > 0 ? ms : 0), id, fn, data};
+    return id;
+}
+
+static void remove_timer(struct loop *l, size_t i)
+{
+    l->timers[i] = l->timers[--l->ntimers]; /* order does not matter */
+}
+
+void loop_cancel_timer(struct loop *l, unsigned long id)
+{
+    for (size_t i = 0; i < l->ntimers; i++) {
+        if (l->timers[i].id == id) {
+            remove_timer(l, i);
+            return;
+        }
+    }
+}
+
+int loop_add_before_sleep(struct loop *l, loop_hook_fn *fn, void *data)
+{
+    if (reserve((void **)&l->hooks, l->nhooks, &l->caphooks, sizeof *l->hooks) < 0)
+        return -1;
+    l->hooks[l->nhooks++] = (struct hook){fn, data};
+    return 0;
+}
+
+void loop_remove_before_sleep(struct loop *l, loop_hook_fn *fn, void *data)
+{
+    for (size_t i = 0; i < l->nhooks; i++) {
+        if (l->hooks[i].fn == fn && l->hooks[i].data == data) {
+            memmove(&l->hooks[i], &l->hooks[i + 1], (l->nhooks - i - 1) * sizeof *l->hooks);
+            l->nhooks--;
+            return;
+        }
+    }
 }
 
 void loop_stop(struct loop *l)
@@ -122,20 +181,46 @@ void loop_stop(struct loop *l)
     l->stop = 1;
 }
 
+/* How long epoll may wait: until the earliest timer (-1: no timer). */
 static int wait_ms(const struct loop *l)
 {
-    if (!l->timer_at)
+    if (l->ntimers == 0)
         return -1;
-    long long left = l->timer_at - loop_now_ms();
-    return left < 0 ? 0 : (int)left;
+    long long first = l->timers[0].at;
+    for (size_t i = 1; i < l->ntimers; i++)
+        if (l->timers[i].at < first)
+            first = l->timers[i].at;
+    long long left = first - loop_now_ms();
+    return left < 0 ? 0 : left > 60000 ? 60000 : (int)left;
 }
 
-static void run_timer(struct loop *l)
+/* Run the due timers, earliest first. A timer added by a handler (a periodic one
+ * re-arming with 0 ms, say) waits for the next pass, so a pass always ends. */
+static void run_timers(struct loop *l)
 {
-    if (l->timer_at && loop_now_ms() >= l->timer_at) {
-        l->timer_at = 0; /* the handler may set it again */
-        l->timer_fn(l, l->timer_data);
+    long long now = loop_now_ms();
+    unsigned long last_id = l->next_timer_id;
+    for (;;) {
+        size_t due = l->ntimers;
+        for (size_t i = 0; i < l->ntimers; i++) {
+            const struct timer *t = &l->timers[i];
+            if (t->at <= now && t->id <= last_id && (due == l->ntimers || t->at < l->timers[due].at))
+                due = i;
+        }
+        if (due == l->ntimers)
+            return;
+        struct timer t = l->timers[due];
+        remove_timer(l, due); /* before the call: the handler may add or cancel timers */
+        t.fn(l, t.data);
     }
+}
+
+/* The hooks as they were when the turn began: one may add or remove others. */
+static void run_hooks(struct loop *l)
+{
+    size_t n = l->nhooks;
+    for (size_t i = 0; i < n && i < l->nhooks && !l->stop; i++)
+        l->hooks[i].fn(l, l->hooks[i].data);
 }
 
 static void dispatch(struct loop *l, const struct epoll_event *e)
@@ -153,20 +238,28 @@ static void dispatch(struct loop *l, const struct epoll_event *e)
         w->fn(l, fd, mask, w->data);
 }
 
+int loop_turn(struct loop *l, int timeout_ms)
+{
+    run_hooks(l);
+    if (l->stop)
+        return 0;
+    int wait = wait_ms(l);
+    if (timeout_ms >= 0 && (wait < 0 || timeout_ms < wait))
+        wait = timeout_ms;
+    int n = epoll_wait(l->epfd, l->events, LOOP_BATCH, wait);
+    if (n < 0 && errno != EINTR)
+        return -1;
+    for (int i = 0; i < n; i++)
+        dispatch(l, &l->events[i]);
+    run_timers(l);
+    return 0;
+}
+
 int loop_run(struct loop *l)
 {
     l->stop = 0;
-    while (!l->stop) {
-        if (l->before_sleep)
-            l->before_sleep(l, l->before_sleep_data);
-        if (l->stop)
-            break;
-        int n = epoll_wait(l->epfd, l->events, LOOP_BATCH, wait_ms(l));
-        if (n < 0 && errno != EINTR)
+    while (!l->stop)
+        if (loop_turn(l, -1) < 0)
             return -1;
-        for (int i = 0; i < n; i++)
-            dispatch(l, &l->events[i]);
-        run_timer(l);
-    }
     return 0;
 }

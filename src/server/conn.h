@@ -1,5 +1,25 @@
-/* conn.h - client connections: reading and framing input, queueing and writing
- * output, limits, and closing. The codec decides what the lines mean. */
+/* conn.h - client connections: input offered to the codec, output queued and
+ * written through the transport, the limits, and closing.
+ *
+ * conn.c moves bytes and enforces limits; what the bytes mean is the codec's
+ * (codec.h), how they travel is the transport's (transport/transport.h). It
+ * writes no protocol text of its own: limits are put into words by the codec.
+ *
+ * == The closing rule ==
+ * conn_close never frees anything and never closes the socket: it marks the
+ * connection closing and puts it on a list. From then on the connection ignores
+ * input and conn_send, but its memory stays valid. Just before the loop sleeps,
+ * conn.c tells the codec (codec->close, so the hub hears the user left), writes
+ * the connection's last words if asked to (lingering up to 2-3 s for them),
+ * closes the transport, and frees the struct last, once no list points at it.
+ * So:
+ *  - anyone may call conn_close at any moment, on any connection, also while the
+ *    hub iterates over a room that holds it, or the codec over its lines;
+ *  - a struct conn * taken during a loop turn stays valid until that turn's end;
+ *  - whatever outlives the turn (a worker thread's answer, a Redis reply) holds
+ *    the connection's id instead and asks conn_by_id, which answers NULL once the
+ *    connection is closing or gone.
+ */
 #ifndef NATTER_CONN_H
 #define NATTER_CONN_H
 
@@ -7,35 +27,48 @@
 #include <stdint.h>
 
 #include "core/buf.h"
+#include "server/codec.h"
+#include "server/transport/transport.h"
 
 struct loop;
 struct hub;
-struct codec;
 struct user;
 
 struct conn_limits {
     size_t max_line;    /* bytes in one input line */
     size_t max_outbuf;  /* bytes queued for a client before it is dropped as too slow */
-    double rate;        /* lines per second per client; 0 = unlimited */
-    double burst;       /* lines a client may send at once */
+    double rate;        /* flood-control units (lines) per second per client; 0 = unlimited */
+    double burst;       /* units a client may spend at once */
     int idle_timeout;   /* seconds without input before a client is dropped; 0 = never */
-    int login_timeout;  /* seconds a new client may stay without sending a line; 0 = forever */
+    int login_timeout;  /* seconds a new client may stay without saying anything; 0 = forever */
     int flood_timeout;  /* seconds a client may stay over its rate before it is dropped */
     unsigned max_per_ip; /* connections from one address; 0 = unlimited */
 };
 
+/* What the connections of one listener share (listener.c keeps it, and it must
+ * outlive them; limits changed in place apply to them at once). */
+struct conn_profile {
+    const char *name;          /* for logs: "plain", "irc" */
+    const struct codec *codec; /* what its connections speak first */
+    transport_wrap_fn *wrap;   /* the transport over the socket; NULL: plain TCP */
+    void *wrap_arg;
+    struct hub *hub;           /* for the codecs: where their users live */
+    struct conn_limits lim;
+};
+
 struct conn {
-    int fd;
-    uint16_t flags;
+    struct transport *t;        /* what the connection reads and writes through */
+    struct transport sock;      /* the socket's own transport, at the bottom */
+    uint64_t id;                /* unique for the process's life: see conn_by_id */
+    const struct conn_profile *profile;
     const struct codec *codec;
-    struct user *user;          /* owned by the codec/hub */
-    struct inbuf in;
+    struct user *user;          /* the codec's: its hub user, if it has one */
+    void *state;                /* the codec's: whatever it keeps per connection */
+    struct inbuf in;            /* input the codec has not consumed yet */
     struct outq out;
-    struct conn *next_pending;  /* on the list of connections with output to write */
-    struct conn *next_close;    /* on the closing list, then the list to free */
     const char *close_reason;
     int close_errno;
-    float tokens;               /* flood control: lines this client may still send */
+    float tokens;               /* flood control: units this client may still spend */
     /* Times in ms since conn_init (32 bits: intervals up to 49 days). */
     uint32_t last_input;        /* for the idle timeout and token refills */
     uint32_t connected;         /* for the login timeout */
@@ -43,43 +76,61 @@ struct conn {
     uint32_t resumed;           /* reading last resumed after a pause */
     struct ip_count *ip;        /* its address, shared with the others from there */
     uint16_t port;              /* its port: logs show address:port */
+    uint16_t flags;
+    uint8_t frame;              /* the codec's framing state (lineframe.h), 0 at first */
 };
 
-/* Set up the connection layer: the loop and hub it serves, and its limits. */
-/* Returns 0, or -1 when out of memory. */
-int conn_init(struct loop *l, struct hub *h, const struct conn_limits *lim, int max_fds);
-struct hub *conn_hub(void);
+/* Set up the connection layer on loop for descriptors below max_fds (at most
+ * 2^24), from a clean state every time. It registers its own before-sleep hook
+ * (closes, writes) and timer (timeouts, resuming throttled readers). Returns 0,
+ * or -1 when out of memory. */
+int conn_init(struct loop *l, int max_fds);
+/* Close every connection (their goodbyes get one write: there is no loop left to
+ * linger in), free everything, and leave the loop. conn_init may follow. */
+void conn_shutdown(void);
 size_t conn_count(void);
 
-/* Adopt an accepted socket speaking codec; peer is "address:port". Returns NULL
- * (and closes fd) on failure, after a line saying why if there is one to say. */
-struct conn *conn_new(int fd, const char *peer, const struct codec *codec);
+/* Adopt an accepted, non-blocking socket fd from peer ("address:port") on the
+ * terms of profile p. Returns NULL (fd closed, the reason logged and, where the
+ * transport allows, told to the client) on failure. */
+struct conn *conn_new(int fd, const char *peer, const struct conn_profile *p);
+/* Refuse an accepted socket that will not be served: log why (unless peer is
+ * NULL), tell the client in its codec's words where the transport may, close. */
+void conn_refuse(int fd, const char *peer, const struct conn_profile *p, enum conn_limit why, const char *logwhy);
 
-/* Charge a client flood-control tokens for bytes of reply it asked for (a /who of
- * a big room costs the server more than the line that asked). */
-void conn_charge(struct conn *c, size_t bytes);
+/* The connection with this id, or NULL once it is closing or gone. Ids are never
+ * reused: (a counter << 24) | descriptor. */
+struct conn *conn_by_id(uint64_t id);
 
-/* Say line to a socket we will not serve, and close it; logs why (unless peer is NULL). */
-void conn_refuse(int fd, const char *peer, const char *line, const char *why);
+static inline struct hub *conn_hub(const struct conn *c) { return c->profile->hub; }
+static inline const struct conn_limits *conn_limits(const struct conn *c) { return &c->profile->lim; }
+/* "address:port", for logs (a static buffer, overwritten by the next call). */
+const char *conn_peer(const struct conn *c);
+int conn_closing(const struct conn *c);
 
-/* How often the connection layer needs conn_tick() called (always: lingering
- * closes end on it). */
-long conn_tick_ms(void);
+/* For codecs, from within codec->input: */
+/* Flood control: spend units (a line, a frame, a command: the codec's choice).
+ * Returns 1 to go on, 0 when the client must pause: the codec stops consuming
+ * and returns; reading stops, and the rest is offered again once tokens are back.
+ * TCP then holds what else the client sends: nothing is lost. */
+int conn_spend(struct conn *c, double units);
+/* Charge units for the cost of a reply the client asked for (a listing), within
+ * a floor: asking is never flooding. */
+void conn_charge(struct conn *c, double units);
+/* The client has said something that counts: the login timeout is over. */
+void conn_spoke(struct conn *c);
+/* Switch the connection to another codec: the old one's close (reason NULL),
+ * then the new one's open; the input not consumed yet is offered to the new one.
+ * From within codec->input, return what the old codec consumed. */
+void conn_set_codec(struct conn *c, const struct codec *codec);
 
 /* Queue a msg (a reference is taken) and schedule a coalesced write. */
 void conn_send(struct conn *c, struct msg *m);
-/* Queue a formatted line (for replies to this connection only). */
-void conn_printf(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Bytes queued and not written yet. */
+static inline size_t conn_queued(const struct conn *c) { return c->out.bytes; }
 
-/* Close after this loop turn: reason for logs and for the others in its rooms.
- * With flush, queued output (a goodbye) is written first, as far as it goes. */
+/* Close after this loop turn (the closing rule above): reason for logs and for
+ * the others. With flush, queued output (a goodbye) is written first. */
 void conn_close(struct conn *c, const char *reason, int flush);
-
-/* Once per loop turn, before sleeping: close what must close, write what is queued. */
-void conn_before_sleep(void);
-/* Periodic work: resume throttled readers, reap idle connections. */
-void conn_tick(void);
-/* Close every connection (after hub_shutdown queued the goodbye) and free them. */
-void conn_close_all(void);
 
 #endif

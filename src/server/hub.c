@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/buf.h"
 #include "core/dict.h"
@@ -22,7 +23,14 @@ struct hub {
     struct dict rooms; /* by name */
     uint32_t next_guest;
     uint32_t gen;      /* for user.mark */
+    uint64_t last_id;  /* of the last event made */
 };
+
+/* Event ids: the event's time in ms, shifted left, plus a sequence within the
+ * millisecond: unique and ascending across restarts (unless the clock goes back
+ * further than the downtime), with no state on disk. 2^16 events a millisecond
+ * before an id runs ahead of its time. */
+#define ID_SEQ_BITS 16
 
 static const char *user_key(const void *p) { return ((const struct user *)p)->name; }
 static const char *room_key(const void *p) { return ((const struct room *)p)->name; }
@@ -59,65 +67,115 @@ void hub_free(struct hub *h)
 }
 
 size_t hub_user_count(const struct hub *h) { return h->users.count; }
+const char *hub_room_name(const struct room *r) { return r->name; }
 const struct hub_limits *hub_limits(const struct hub *h) { return &h->lim; }
 
 struct user *hub_find_user(const struct hub *h, const char *name) { return dict_get(&h->users, name); }
 
 /* ==== Delivery ==== */
 
-/* The msgs encoded so far for one event, one per codec: a broadcast is built once
- * per protocol in use, then shared by reference. */
-#define MAX_CODECS 4
-struct fanout {
-    const struct hub_event *ev;
-    const struct user_ops *ops[MAX_CODECS];
-    struct msg *msg[MAX_CODECS];
-    int n;
+static void stamp(struct hub *h, struct hub_event *ev)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ev->time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    uint64_t floor = (uint64_t)ev->time_ms << ID_SEQ_BITS;
+    h->last_id = h->last_id + 1 > floor ? h->last_id + 1 : floor;
+    ev->id = h->last_id;
+}
+
+/* The msgs encoded so far for one event, one per (codec, variant): a broadcast
+ * is built once per protocol and variant in use, then shared by reference. The
+ * first few live on the stack; more grow onto the heap. */
+#define FANOUT_SLOTS 8
+struct encoding {
+    const struct user_ops *ops;
+    uint32_t variant;
+    struct msg *msg; /* NULL: nothing to send to these users */
 };
 
-static struct msg *encoded_for(struct fanout *f, const struct user_ops *ops)
+struct fanout {
+    const struct hub_event *ev;
+    struct encoding *enc;
+    size_t n, cap;
+    struct encoding slots[FANOUT_SLOTS];
+};
+
+static void fanout_init(struct fanout *f, const struct hub_event *ev)
 {
-    for (int i = 0; i < f->n; i++)
-        if (f->ops[i] == ops)
-            return f->msg[i];
-    struct msg *m = ops->encode(f->ev);
-    if (m && f->n < MAX_CODECS) {
-        f->ops[f->n] = ops;
-        f->msg[f->n++] = m;
-    }
-    return m; /* with more codecs than slots, the extra msg is not cached (not freed below) */
+    f->ev = ev;
+    f->enc = f->slots;
+    f->n = 0;
+    f->cap = FANOUT_SLOTS;
+}
+
+static int fanout_grow(struct fanout *f)
+{
+    size_t cap = f->cap * 2;
+    struct encoding *p = malloc(cap * sizeof *p);
+    if (!p)
+        return -1;
+    memcpy(p, f->enc, f->n * sizeof *p);
+    if (f->enc != f->slots)
+        free(f->enc);
+    f->enc = p;
+    f->cap = cap;
+    return 0;
+}
+
+/* The cached encoding for u's codec and variant, made on first use; NULL only
+ * when out of memory for the cache. */
+static const struct encoding *encoding_for(struct fanout *f, const struct user *u)
+{
+    for (size_t i = 0; i < f->n; i++)
+        if (f->enc[i].ops == u->ops && f->enc[i].variant == u->variant)
+            return &f->enc[i];
+    if (f->n == f->cap && fanout_grow(f) < 0)
+        return NULL;
+    f->enc[f->n] = (struct encoding){u->ops, u->variant, u->ops->encode(f->ev, u)};
+    return &f->enc[f->n++];
 }
 
 static void fanout_to(struct fanout *f, struct user *u)
 {
-    struct msg *m = encoded_for(f, u->ops);
-    if (!m)
+    const struct encoding *e = encoding_for(f, u);
+    if (e) {
+        if (e->msg)
+            u->ops->deliver(u->ctx, e->msg);
         return;
-    u->ops->deliver(u->ctx, m);
-    int cached = 0;
-    for (int i = 0; i < f->n; i++)
-        cached |= f->msg[i] == m;
-    if (!cached)
+    }
+    struct msg *m = u->ops->encode(f->ev, u); /* no room to cache it: this user's alone */
+    if (m) {
+        u->ops->deliver(u->ctx, m);
         msg_unref(m);
+    }
 }
 
 static void fanout_done(struct fanout *f)
 {
-    for (int i = 0; i < f->n; i++)
-        msg_unref(f->msg[i]);
+    for (size_t i = 0; i < f->n; i++)
+        msg_unref(f->enc[i].msg);
+    if (f->enc != f->slots)
+        free(f->enc);
 }
 
-void hub_send(struct user *u, const struct hub_event *ev)
+/* One event to one user. */
+static void send_to(struct hub *h, struct user *u, struct hub_event *ev)
 {
-    struct fanout f = {.ev = ev};
-    fanout_to(&f, u);
-    fanout_done(&f);
+    stamp(h, ev);
+    struct msg *m = u->ops->encode(ev, u);
+    if (m) {
+        u->ops->deliver(u->ctx, m);
+        msg_unref(m);
+    }
 }
 
 /* To every member of r except `except` (may be NULL). */
-static void to_room(struct room *r, const struct hub_event *ev, const struct user *except)
+static void to_room(struct hub *h, struct room *r, struct hub_event *ev, const struct user *except)
 {
-    struct fanout f = {.ev = ev};
+    struct fanout f;
+    stamp(h, ev);
+    fanout_init(&f, ev);
     for (uint32_t i = 0; i < r->count; i++)
         if (r->members[i] != except)
             fanout_to(&f, r->members[i]);
@@ -126,9 +184,11 @@ static void to_room(struct room *r, const struct hub_event *ev, const struct use
 
 /* Once to each user sharing a room with u (and to u itself if include_self):
  * quit and rename notices, which must not arrive twice via two shared rooms. */
-static void to_neighbours(struct hub *h, struct user *u, const struct hub_event *ev, int include_self)
+static void to_neighbours(struct hub *h, struct user *u, struct hub_event *ev, int include_self)
 {
-    struct fanout f = {.ev = ev};
+    struct fanout f;
+    stamp(h, ev);
+    fanout_init(&f, ev);
     if (++h->gen == 0) { /* after 2^32 notices: start the marks afresh */
         for (size_t i = 0; i < h->users.cap; i++)
             if (h->users.slots[i])
@@ -157,7 +217,9 @@ static void to_neighbours(struct hub *h, struct user *u, const struct hub_event 
 void hub_shutdown(struct hub *h)
 {
     struct hub_event ev = {.type = EV_SHUTDOWN};
-    struct fanout f = {.ev = &ev};
+    struct fanout f;
+    stamp(h, &ev);
+    fanout_init(&f, &ev);
     for (size_t i = 0; i < h->users.cap; i++)
         if (h->users.slots[i])
             fanout_to(&f, h->users.slots[i]);
@@ -165,7 +227,6 @@ void hub_shutdown(struct hub *h)
 }
 
 /* ==== Rooms ==== */
-
 
 static struct room *room_get_or_create(struct hub *h, const char *name)
 {
@@ -261,24 +322,24 @@ static int room_name(const char *in, char *out, size_t len)
 
 /* A join or part: to the whole room, or, in rooms too big to announce, only to
  * the user concerned (who still needs to know it happened). */
-static void announce(struct hub *h, struct room *r, struct user *u, const struct hub_event *ev)
+static void announce(struct hub *h, struct room *r, struct user *u, struct hub_event *ev)
 {
     if (r->count <= h->lim.max_announce)
-        to_room(r, ev, NULL);
+        to_room(h, r, ev, NULL);
     else
-        hub_send(u, ev);
+        send_to(h, u, ev);
 }
 
-enum hub_err hub_join(struct hub *h, struct user *u, const char *name)
+enum hub_err hub_join(struct hub *h, struct user *u, const char *name, const char **joined)
 {
     char rname[HUB_ROOM_MAX];
     if (room_name(name, rname, sizeof rname) < 0)
         return HUB_EBADROOM;
     struct room *r = dict_get(&h->rooms, rname);
     if (r && user_index_of(u, r) >= 0) {
-        u->current = r;
-        hub_send(u, &(struct hub_event){.type = EV_SWITCH, .room = r->name});
-        return HUB_OK;
+        if (joined)
+            *joined = r->name;
+        return HUB_EALREADY;
     }
     if (u->nrooms >= h->lim.max_rooms)
         return HUB_ETOOMANYROOMS;
@@ -291,8 +352,24 @@ enum hub_err hub_join(struct hub *h, struct user *u, const char *name)
             room_remove(h, r, u);
         return HUB_ENOMEM;
     }
-    u->current = r;
+    if (joined)
+        *joined = r->name;
     announce(h, r, u, &(struct hub_event){.type = EV_JOIN, .room = r->name, .from = u->name});
+    return HUB_OK;
+}
+
+/* The room named name (a '#' is added if missing) that u is in, or an error. */
+static enum hub_err member_room(struct hub *h, struct user *u, const char *name, struct room **out)
+{
+    char rname[HUB_ROOM_MAX];
+    if (room_name(name, rname, sizeof rname) < 0)
+        return HUB_EBADROOM;
+    struct room *r = dict_get(&h->rooms, rname);
+    if (!r)
+        return HUB_ENOSUCHROOM;
+    if (user_index_of(u, r) < 0)
+        return HUB_ENOTINROOM;
+    *out = r;
     return HUB_OK;
 }
 
@@ -303,54 +380,60 @@ static void leave_room(struct hub *h, struct user *u, int i, const char *reason,
     if (!quietly)
         announce(h, r, u, &(struct hub_event){.type = EV_PART, .room = r->name, .from = u->name, .text = reason});
     user_drop_room(u, i);
-    if (u->current == r)
-        u->current = u->nrooms ? u->rooms[u->nrooms - 1] : NULL;
     room_remove(h, r, u); /* may free r */
 }
 
 enum hub_err hub_part(struct hub *h, struct user *u, const char *name, const char *reason)
 {
-    struct room *r = u->current;
-    char rname[HUB_ROOM_MAX];
-    if (name) {
-        if (room_name(name, rname, sizeof rname) < 0)
-            return HUB_EBADROOM;
-        r = dict_get(&h->rooms, rname);
-    } else if (!r) {
-        return HUB_ENOROOM;
-    }
-    int i = r ? user_index_of(u, r) : -1;
-    if (i < 0)
-        return HUB_ENOTINROOM;
-    leave_room(h, u, i, reason, 0);
+    struct room *r;
+    enum hub_err err = member_room(h, u, name, &r);
+    if (err == HUB_ENOSUCHROOM)
+        err = HUB_ENOTINROOM; /* to the one leaving, the same thing */
+    if (err)
+        return err;
+    leave_room(h, u, user_index_of(u, r), reason, 0);
     return HUB_OK;
 }
 
 /* ==== Users ==== */
 
-struct user *hub_connect(struct hub *h, const struct user_ops *ops, void *ctx)
+/* A guest name no one has: someone may have picked "guestN" by hand. */
+static void guest_name(struct hub *h, struct user *u, char *out, size_t len)
 {
-    struct user *u = calloc(1, sizeof *u);
-    if (!u)
-        return NULL;
-    u->ops = ops;
-    u->ctx = ctx;
-    /* Someone may have picked "guestN" by hand: take the next free number. */
-    char guest[32];
     do {
         u->guest_id = ++h->next_guest;
         if (u->guest_id == 0)
             u->guest_id = h->next_guest = 1;
-        snprintf(guest, sizeof guest, "guest%u", u->guest_id);
-    } while (dict_get(&h->users, guest));
-    if (!(u->name = strdup(guest)) || dict_add(&h->users, u) < 0) {
+        snprintf(out, len, "guest%u", u->guest_id);
+    } while (dict_get(&h->users, out));
+}
+
+static int valid_name(const struct hub *h, const char *name)
+{
+    return strlen(name) < HUB_NAME_MAX && text_valid_name(name, h->lim.max_name);
+}
+
+enum hub_err hub_connect(struct hub *h, const struct user_ops *ops, void *ctx, const char *name, struct user **out)
+{
+    if (name && !valid_name(h, name))
+        return HUB_EBADNICK;
+    if (name && dict_get(&h->users, name))
+        return HUB_ENICKTAKEN;
+    struct user *u = calloc(1, sizeof *u);
+    if (!u)
+        return HUB_ENOMEM;
+    u->ops = ops;
+    u->ctx = ctx;
+    char guest[32];
+    if (!name)
+        guest_name(h, u, guest, sizeof guest);
+    if (!(u->name = strdup(name ? name : guest)) || dict_add(&h->users, u) < 0) {
         free(u->name);
         free(u);
-        return NULL;
+        return HUB_ENOMEM;
     }
-    hub_send(u, &(struct hub_event){.type = EV_WELCOME, .from = u->name});
-    hub_join(h, u, HUB_DEFAULT_ROOM);
-    return u;
+    *out = u;
+    return HUB_OK;
 }
 
 void hub_disconnect(struct hub *h, struct user *u, const char *reason)
@@ -364,15 +447,9 @@ void hub_disconnect(struct hub *h, struct user *u, const char *reason)
     free(u);
 }
 
-void hub_bye(struct hub *h, struct user *u)
-{
-    (void)h;
-    hub_send(u, &(struct hub_event){.type = EV_BYE, .from = u->name});
-}
-
 enum hub_err hub_nick(struct hub *h, struct user *u, const char *name)
 {
-    if (strlen(name) >= HUB_NAME_MAX || !text_valid_name(name, h->lim.max_name))
+    if (!valid_name(h, name))
         return HUB_EBADNICK;
     struct user *other = dict_get(&h->users, name);
     if (other && other != u)
@@ -395,25 +472,25 @@ enum hub_err hub_nick(struct hub *h, struct user *u, const char *name)
 
 /* ==== Messages ==== */
 
-static enum hub_err say(struct user *u, enum hub_event_type type, const char *text)
+static enum hub_err say(struct hub *h, struct user *u, enum hub_event_type type, const char *name, const char *text)
 {
-    if (!u->current)
-        return HUB_ENOROOM;
-    struct hub_event ev = {.type = type, .room = u->current->name, .from = u->name, .text = text};
-    to_room(u->current, &ev, u);
+    struct room *r;
+    enum hub_err err = member_room(h, u, name, &r);
+    if (err)
+        return err;
+    struct hub_event ev = {.type = type, .room = r->name, .from = u->name, .text = text};
+    to_room(h, r, &ev, u);
     return HUB_OK;
 }
 
-enum hub_err hub_say(struct hub *h, struct user *u, const char *text)
+enum hub_err hub_say(struct hub *h, struct user *u, const char *room, const char *text)
 {
-    (void)h;
-    return say(u, EV_SAY, text);
+    return say(h, u, EV_SAY, room, text);
 }
 
-enum hub_err hub_action(struct hub *h, struct user *u, const char *text)
+enum hub_err hub_action(struct hub *h, struct user *u, const char *room, const char *text)
 {
-    (void)h;
-    return say(u, EV_ACTION, text);
+    return say(h, u, EV_ACTION, room, text);
 }
 
 enum hub_err hub_privmsg(struct hub *h, struct user *u, const char *to, const char *text)
@@ -422,9 +499,9 @@ enum hub_err hub_privmsg(struct hub *h, struct user *u, const char *to, const ch
     if (!r)
         return HUB_ENOUSER;
     struct hub_event ev = {.type = EV_PRIVMSG, .from = u->name, .to = r->name, .text = text};
-    hub_send(r, &ev);
+    send_to(h, r, &ev);
     ev.type = EV_PRIVECHO;
-    hub_send(u, &ev);
+    send_to(h, u, &ev);
     return HUB_OK;
 }
 
@@ -437,23 +514,19 @@ static int cmp_names(const void *a, const void *b)
 
 enum hub_err hub_who(struct hub *h, struct user *u, const char *name)
 {
-    struct room *r = u->current;
     char rname[HUB_ROOM_MAX];
-    if (name) {
-        if (room_name(name, rname, sizeof rname) < 0)
-            return HUB_EBADROOM;
-        if (!(r = dict_get(&h->rooms, rname)))
-            return HUB_ENOSUCHROOM;
-    } else if (!r) {
-        return HUB_ENOROOM;
-    }
+    if (room_name(name, rname, sizeof rname) < 0)
+        return HUB_EBADROOM;
+    struct room *r = dict_get(&h->rooms, rname);
+    if (!r)
+        return HUB_ENOSUCHROOM;
     const char **names = malloc(r->count * sizeof *names);
     if (!names)
         return HUB_ENOMEM;
     for (uint32_t i = 0; i < r->count; i++)
         names[i] = r->members[i]->name;
     qsort(names, r->count, sizeof *names, cmp_names);
-    hub_send(u, &(struct hub_event){.type = EV_WHO, .room = r->name, .names = names, .count = r->count});
+    send_to(h, u, &(struct hub_event){.type = EV_WHO, .room = r->name, .names = names, .count = r->count});
     free(names);
     return HUB_OK;
 }
@@ -477,7 +550,7 @@ enum hub_err hub_rooms(struct hub *h, struct user *u)
     qsort(names, k, sizeof *names, cmp_names);
     for (size_t i = 0; i < k; i++)
         sizes[i] = ((struct room *)dict_get(&h->rooms, names[i]))->count;
-    hub_send(u, &(struct hub_event){.type = EV_ROOMS, .names = names, .sizes = sizes, .count = k});
+    send_to(h, u, &(struct hub_event){.type = EV_ROOMS, .names = names, .sizes = sizes, .count = k});
     free(names), free(rooms), free(sizes);
     return HUB_OK;
 }

@@ -1,11 +1,11 @@
-/* natterd.c - the chat server: options, listening socket, accept, signals, main loop.
+/* natterd.c - the chat server: options, listeners, signals, the main loop.
  *
- * One thread, one epoll loop. Everything a client does arrives as a line on its
- * connection (conn.c), is interpreted by the codec (linecodec.c, commands.c),
- * and routed by the hub (hub.c) to the output queues of its recipients.
+ * One thread, one epoll loop. Connections (conn.c) read bytes through their
+ * transport and offer them to their codec (codecs/line/), which turns them into
+ * hub calls; the hub (hub.c) routes each event to the output queues of its
+ * recipients. See docs/architecture.md.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -17,19 +17,21 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include "server/conn.h"
-#include "server/hub.h"
-#include "server/codecs/line/linecodec.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/net.h"
 #include "core/text.h"
+#include "server/codecs/line/linecodec.h"
+#include "server/conn.h"
+#include "server/hub.h"
+#include "server/listener.h"
 
-#define RESERVED_FDS 16 /* listener, epoll, signalfd, stdio, the spare below, logs */
-#define ACCEPTS_PER_TURN 64
+#define RESERVED_FDS 16 /* listeners, epoll, signalfd, stdio, the spare, logs */
+#define MAX_BINDS 16
 
 struct options {
-    const char *bind;
+    const char *bind[MAX_BINDS]; /* none: every address */
+    int nbind;
     int port;
     long max_clients; /* 0 = as many as descriptors allow */
     int keepalive;    /* seconds; 0 = off */
@@ -38,23 +40,13 @@ struct options {
     int verbose;
 };
 
-static struct {
-    struct loop *loop;
-    int listen_fd;
-    int signal_fd;
-    int spare_fd;     /* closed to accept-and-refuse when out of descriptors */
-    long max_clients;
-    long long full_logged_ms;
-    int keepalive;
-} D;
-
 /* ==== Options ==== */
 
 static void usage(FILE *out)
 {
     fprintf(out,
             "usage: natterd [options]\n"
-            "  -b, --bind ADDR          address to listen on (default: all, IPv6 and IPv4)\n"
+            "  -b, --bind ADDR          address to listen on, repeatable (default: all, IPv6 and IPv4)\n"
             "  -p, --port PORT          port (default 8888; 0 picks a free one)\n"
             "      --max-clients N      connections at once (default: as many as descriptors allow)\n"
             "      --max-line BYTES     longest input line (default 4096)\n"
@@ -116,7 +108,13 @@ static void parse_options(int argc, char **argv, struct options *o)
     int ch;
     while ((ch = getopt_long(argc, argv, "b:p:vhV", longopts, NULL)) != -1) {
         switch (ch) {
-        case 'b': o->bind = optarg; break;
+        case 'b':
+            if (o->nbind == MAX_BINDS) {
+                fprintf(stderr, "natterd: --bind: at most %d addresses\n", MAX_BINDS);
+                exit(2);
+            }
+            o->bind[o->nbind++] = optarg;
+            break;
         case 'p': o->port = (int)number("--port", optarg, 0, 65535); break;
         case O_MAXCLIENTS: o->max_clients = (long)number("--max-clients", optarg, 1, 10000000); break;
         case O_MAXLINE: o->conn.max_line = (size_t)number("--max-line", optarg, 64, 1 << 24); break;
@@ -171,51 +169,7 @@ static long raise_fd_limit(long max_clients)
     return rl.rlim_cur > cap ? (long)cap : (long)rl.rlim_cur;
 }
 
-/* Out of descriptors: accept with the spare one and close at once, so the client
- * hears "server full" instead of waiting in the backlog, and the listener stops
- * reporting readable (which would spin the loop at 100% CPU). */
-static void accept_when_out_of_fds(void)
-{
-    long long now = loop_now_ms();
-    if (now - D.full_logged_ms > 1000) {
-        log_errno("accept");
-        D.full_logged_ms = now;
-    }
-    if (D.spare_fd < 0)
-        return;
-    close(D.spare_fd);
-    int fd = net_accept(D.listen_fd, NULL);
-    if (fd >= 0)
-        conn_refuse(fd, NULL, "!! server full, try again later\n", NULL);
-    D.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-}
-
-static void on_accept(struct loop *l, int lfd, int mask, void *data)
-{
-    (void)l, (void)mask, (void)data;
-    for (int i = 0; i < ACCEPTS_PER_TURN; i++) {
-        char peer[NET_ADDR_LEN];
-        int fd = net_accept(lfd, peer);
-        if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE)
-                accept_when_out_of_fds();
-            else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED)
-                log_errno("accept");
-            return;
-        }
-        if ((long)conn_count() >= D.max_clients) {
-            conn_refuse(fd, peer, "!! server full, try again later\n", "server full");
-            continue;
-        }
-        net_set_nodelay(fd); /* chat lines are small and latency matters */
-        if (D.keepalive)
-            net_set_keepalive(fd, D.keepalive); /* reaps peers that vanished without a FIN */
-        if (conn_new(fd, peer, &line_codec))
-            log_info("connect %s (%zu client%s)", peer, conn_count(), conn_count() == 1 ? "" : "s");
-    }
-}
-
-/* ==== Signals and timers ==== */
+/* ==== Signals ==== */
 
 static void on_signal(struct loop *l, int fd, int mask, void *data)
 {
@@ -239,19 +193,6 @@ static int setup_signals(void)
     return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 }
 
-static void on_tick(struct loop *l, void *data)
-{
-    (void)data;
-    conn_tick();
-    loop_set_timer(l, conn_tick_ms(), on_tick, NULL);
-}
-
-static void before_sleep(struct loop *l, void *data)
-{
-    (void)l, (void)data;
-    conn_before_sleep();
-}
-
 /* ==== Main ==== */
 
 /* A secret key for the name tables' hash, so names cannot be chosen to collide. */
@@ -264,6 +205,31 @@ static void seed_hash(void)
             key[i] = (unsigned char)(t >> (8 * (i % 8))) ^ (unsigned char)(i * 131);
     }
     text_hash_key(key);
+}
+
+/* Open a listener on each --bind address (or every address) for the plain
+ * protocol; writes the ready line. Returns the number opened, or -1. */
+static int open_listeners(const struct options *o, const struct conn_profile *plain, struct listener **out,
+                          long max_clients)
+{
+    int n = o->nbind ? o->nbind : 1;
+    char ready[1024] = "";
+    size_t len = 0;
+    for (int i = 0; i < n; i++) {
+        char err[NET_ERR_LEN];
+        out[i] = listener_open(o->nbind ? o->bind[i] : NULL, o->port, plain, o->keepalive, err);
+        if (!out[i]) {
+            log_info("%s", err);
+            while (i-- > 0)
+                listener_close(out[i]);
+            return -1;
+        }
+        len += (size_t)snprintf(ready + len, sizeof ready - len, "%s%s", i ? ", " : "", listener_addr(out[i]));
+        if (len >= sizeof ready)
+            len = sizeof ready - 1;
+    }
+    log_info("listening on %s (max %ld clients)", ready, max_clients);
+    return n;
 }
 
 int main(int argc, char **argv)
@@ -281,55 +247,43 @@ int main(int argc, char **argv)
     seed_hash();
 
     long fds = raise_fd_limit(o.max_clients);
-    D.max_clients = fds - RESERVED_FDS;
-    if (o.max_clients > D.max_clients)
+    long max_clients = fds - RESERVED_FDS;
+    if (o.max_clients > max_clients)
         log_info("--max-clients %ld is more than %ld descriptors allow: expect 'server full' sooner",
                  o.max_clients, fds);
     if (o.max_clients > 0)
-        D.max_clients = o.max_clients;
-    if (D.max_clients < 1) {
+        max_clients = o.max_clients;
+    if (max_clients < 1) {
         log_info("descriptor limit %ld is too low to serve anyone", fds);
         return 1;
     }
 
-    char err[NET_ERR_LEN];
-    D.listen_fd = net_listen(o.bind, o.port, 511, err);
-    if (D.listen_fd < 0) {
-        log_info("%s", err);
-        return 1;
-    }
-    D.signal_fd = setup_signals();
-    D.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    D.loop = loop_new((int)fds);
+    int signal_fd = setup_signals();
+    struct loop *loop = loop_new((int)fds);
     struct hub *hub = hub_new(&o.hub);
-    if (D.signal_fd < 0 || !D.loop || !hub || conn_init(D.loop, hub, &o.conn, (int)fds) < 0) {
+    if (signal_fd < 0 || !loop || !hub || conn_init(loop, (int)fds) < 0 || listener_init(loop, max_clients) < 0) {
         log_errno("startup");
         return 1;
     }
-    loop_watch(D.loop, D.listen_fd, LOOP_READ, on_accept, NULL);
-    loop_watch(D.loop, D.signal_fd, LOOP_READ, on_signal, NULL);
-    loop_set_before_sleep(D.loop, before_sleep, NULL);
-    D.keepalive = o.keepalive;
-    loop_set_timer(D.loop, conn_tick_ms(), on_tick, NULL);
-
-    char addr[NET_ADDR_LEN];
-    net_local_addr(D.listen_fd, addr, sizeof addr);
-    log_info("listening on %s (max %ld clients)", addr, D.max_clients);
-
-    int rc = 0;
-    if (loop_run(D.loop) < 0) {
+    struct conn_profile plain = {.name = "plain", .codec = &line_codec, .hub = hub, .lim = o.conn};
+    struct listener *listeners[MAX_BINDS];
+    int nlisteners = open_listeners(&o, &plain, listeners, max_clients);
+    int rc = nlisteners < 0;
+    loop_watch(loop, signal_fd, LOOP_READ, on_signal, NULL);
+    if (!rc && loop_run(loop) < 0) {
         log_errno("epoll_wait");
         rc = 1;
     }
 
+    for (int i = 0; i < nlisteners; i++)
+        listener_close(listeners[i]);
     hub_shutdown(hub);
-    conn_close_all();
+    conn_shutdown();
     hub_free(hub);
-    loop_free(D.loop);
-    close(D.listen_fd);
-    close(D.signal_fd);
-    if (D.spare_fd >= 0)
-        close(D.spare_fd);
-    log_info("stopped");
+    listener_done();
+    loop_free(loop);
+    close(signal_fd);
+    if (nlisteners >= 0)
+        log_info("stopped");
     return rc;
 }

@@ -3,10 +3,11 @@
  * Each input is used twice:
  *
  * A. Framing against a model. Bytes 0-3 choose the line limit and a seed; the
- *    rest is fed to inbuf_feed in seed-chosen pieces, with callbacks pausing
- *    (INBUF_PAUSE, then inbuf_resume) or stopping at seed-chosen lines. The lines
+ *    rest is fed to lineframe_feed in seed-chosen pieces, with callbacks stopping
+ *    at seed-chosen lines (then the kept input is offered again, as conn.c does
+ *    when flood control resumes a client), or ending the feed for good. The lines
  *    must be exactly those of a ten-line reference framer: no '\n', never over the
- *    limit, one NULL per overlong line, nothing lost or repeated across pauses.
+ *    limit, one NULL per overlong line, nothing lost or repeated across stops.
  *
  * B. The real server path without natterd's main loop: three client sockets
  *    (socketpairs) adopted by conn.c with the line codec and a real hub. The
@@ -30,14 +31,15 @@
 #include <unistd.h>
 
 #include "core/buf.h"
-#include "server/codec.h"
-#include "server/conn.h"
-#include "fuzz_util.h"
-#include "server/hub.h"
-#include "server/codecs/line/linecodec.h"
+#include "core/lineframe.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/text.h"
+#include "fuzz_util.h"
+#include "server/codec.h"
+#include "server/codecs/line/linecodec.h"
+#include "server/conn.h"
+#include "server/hub.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -70,7 +72,7 @@ struct frame {
     uint32_t rng;
 };
 
-static int on_frame(void *ctx, const char *line, size_t len)
+static int on_frame(void *ctx, char *line, size_t len)
 {
     struct frame *f = ctx;
     if (line) {
@@ -88,8 +90,8 @@ static int on_frame(void *ctx, const char *line, size_t len)
     else
         FUZZ_ASSERT(w->p && w->len == len && memcmp(w->p, line, len) == 0, "the line the reference has");
     if (f->got == f->stop_at)
-        return INBUF_STOP;
-    return rnd(&f->rng) % 8 == 0 ? INBUF_PAUSE : INBUF_GO;
+        return 0;
+    return rnd(&f->rng) % 8 != 0; /* a pause: 0, then offered again */
 }
 
 static void fuzz_inbuf(const uint8_t *data, size_t size)
@@ -121,19 +123,20 @@ static void fuzz_inbuf(const uint8_t *data, size_t size)
         f.stop_at = 1 + rnd(&f.rng) % (f.nwant + 1);
 
     struct inbuf b = {0};
+    uint8_t skipping = 0;
     int stopped = 0;
     for (size_t pos = 0; pos < n && !stopped;) {
         size_t chunk = 1 + (rnd(&f.rng) % 2 ? rnd(&f.rng) % 4 : rnd(&f.rng) % (2 * f.max + 8));
         if (chunk > n - pos)
             chunk = n - pos;
-        int rc = inbuf_feed(&b, s + pos, chunk, f.max, on_frame, &f);
-        while (rc == INBUF_PAUSE)
-            rc = inbuf_resume(&b, f.max, on_frame, &f);
-        FUZZ_ASSERT(rc == INBUF_GO || rc == INBUF_STOP, "inbuf_feed returns go or stop (no OOM here)");
-        stopped = rc == INBUF_STOP;
+        int rc = lineframe_feed(&b, &skipping, s + pos, chunk, f.max, on_frame, &f);
+        while (rc == 1 && f.got != f.stop_at) /* paused: offer the kept input again */
+            rc = lineframe_feed(&b, &skipping, "", 0, f.max, on_frame, &f);
+        FUZZ_ASSERT(rc == 0 || rc == 1, "lineframe_feed frames or stops (no OOM here)");
+        stopped = rc == 1;
         if (!stopped) {
-            FUZZ_ASSERT(!b.held, "nothing held after resuming");
             FUZZ_ASSERT(b.len <= f.max + 1, "the kept line is at most max+1 bytes");
+            FUZZ_ASSERT(memchr(b.data ? b.data : "", '\n', b.len) == NULL, "only an unfinished line is kept");
             FUZZ_ASSERT(b.len > 0 || b.data == NULL, "no memory kept without an unfinished line");
         }
         pos += chunk;
@@ -162,32 +165,28 @@ struct client {
 
 static struct client clients[NCLIENT];
 static unsigned next_port;
+static struct conn_profile profile;
 
-/* The line codec, with the framing invariants checked on the way in. */
-static int fz_open(struct conn *c) { return line_codec.open(c); }
-static void fz_overlong(struct conn *c, size_t max) { line_codec.overlong(c, max); }
-static void fz_close(struct conn *c, const char *reason) { line_codec.close(c, reason); }
-static int fz_line(struct conn *c, const char *line, size_t len)
+/* The line codec, with what conn keeps checked on the way in: without flood
+ * control nothing pauses, so at most one unfinished line (max_line + 1 bytes,
+ * no newline in it) is ever kept between reads. */
+static size_t fz_input(struct conn *c, char *data, size_t len)
 {
-    FUZZ_ASSERT(memchr(line, '\n', len) == NULL, "conn passes lines without newline");
-    FUZZ_ASSERT(len <= MAX_LINE, "conn passes lines within max_line");
-    return line_codec.line(c, line, len);
+    FUZZ_ASSERT(c->in.len <= MAX_LINE + 1, "conn keeps at most one unfinished line");
+    FUZZ_ASSERT(c->in.len <= len && memchr(data, '\n', c->in.len) == NULL,
+                "the kept input comes first, and it holds no complete line");
+    size_t used = line_codec.input(c, data, len);
+    FUZZ_ASSERT(used <= len, "a codec consumes at most what it is offered");
+    return used;
 }
-static const struct codec fz_codec = {"fuzz", fz_open, fz_line, fz_overlong, fz_close};
+static struct codec fz_line_codec;
 
-static void stop_loop(struct loop *l, void *data)
-{
-    (void)data;
-    loop_stop(l);
-}
-
-/* One turn of natterd's loop without waiting: dispatch what is ready, then what
- * natterd does before sleeping (close, write). */
+/* One turn of natterd's loop without waiting (dispatch what is ready), then
+ * another so that what natterd does before sleeping (close, write) has run. */
 static void turn(void)
 {
-    loop_set_timer(L, 0, stop_loop, NULL);
-    loop_run(L);
-    conn_before_sleep();
+    loop_turn(L, 0);
+    loop_turn(L, 0);
 }
 
 static void check_server_line(const char *p, size_t len)
@@ -256,7 +255,7 @@ static void connect_client(struct hub *h, int k)
     clients[k].acc_len = 0;
     char peer[48];
     snprintf(peer, sizeof peer, "10.0.0.%d:%u", k + 1, ++next_port);
-    conn_new(sv[1], peer, &fz_codec);
+    conn_new(sv[1], peer, &profile);
     settle(h);
 }
 
@@ -272,9 +271,10 @@ static void send_piece(struct hub *h, int k, const uint8_t *p, size_t n)
 static void fuzz_server(const uint8_t *data, size_t size)
 {
     struct hub_limits hl = {.max_name = 24, .max_rooms = 4, .max_announce = 2};
-    struct conn_limits cl = {.max_line = MAX_LINE, .max_outbuf = 1 << 20, .burst = 50};
     struct hub *h = hub_new(&hl);
-    conn_init(L, h, &cl, 1024);
+    profile = (struct conn_profile){.name = "fuzz", .codec = &fz_line_codec, .hub = h,
+                                    .lim = {.max_line = MAX_LINE, .max_outbuf = 1 << 20, .burst = 50}};
+    FUZZ_ASSERT(conn_init(L, 1024) == 0, "conn_init");
     for (int k = 0; k < NCLIENT; k++)
         clients[k].fd = -1;
     uint32_t rng = 0x9E3779B9u ^ (uint32_t)size;
@@ -308,7 +308,7 @@ static void fuzz_server(const uint8_t *data, size_t size)
 
     /* natterd's shutdown: tell everyone, close everything, free the hub. */
     hub_shutdown(h);
-    conn_close_all();
+    conn_shutdown();
     for (int k = 0; k < NCLIENT; k++) {
         drain(k);
         FUZZ_ASSERT(clients[k].fd < 0, "every client was closed by the shutdown");
@@ -322,6 +322,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc, (void)argv;
     signal(SIGPIPE, SIG_IGN); /* writing to a client the server closed */
     L = loop_new(1024);
+    fz_line_codec = line_codec; /* the line codec, its input checked on the way in */
+    fz_line_codec.input = fz_input;
     return 0;
 }
 

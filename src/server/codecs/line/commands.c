@@ -4,10 +4,10 @@
 
 #include <string.h>
 
+#include "core/text.h"
+#include "server/codecs/line/lineuser.h"
 #include "server/conn.h"
 #include "server/hub.h"
-#include "server/codecs/line/linecodec.h"
-#include "core/text.h"
 
 /* Split off the first space-separated word of *s; *s moves past it and the spaces. */
 static char *next_word(char **s)
@@ -30,7 +30,13 @@ static char *next_word(char **s)
 
 static int usage(struct conn *c, const char *text)
 {
-    conn_printf(c, "!! usage: %s", text);
+    line_reply(c, "!! usage: %s", text);
+    return 0;
+}
+
+static int no_room(struct conn *c)
+{
+    line_reply(c, "!! you are in no room (try /join #lobby)");
     return 0;
 }
 
@@ -39,7 +45,7 @@ static int cmd_nick(struct conn *c, char *args)
     char *name = next_word(&args);
     if (!name || *args)
         return usage(c, "/nick NAME");
-    line_error(c, hub_nick(conn_hub(), c->user, name), name);
+    line_error(c, hub_nick(conn_hub(c), c->user, name), name);
     return 0;
 }
 
@@ -48,7 +54,15 @@ static int cmd_join(struct conn *c, char *args)
     char *room = next_word(&args);
     if (!room || *args)
         return usage(c, "/join #room");
-    line_error(c, hub_join(conn_hub(), c->user, room), room);
+    const char *joined;
+    enum hub_err err = hub_join(conn_hub(c), c->user, room, &joined);
+    if (err == HUB_OK || err == HUB_EALREADY) {
+        if (line_set_current(c, joined) < 0)
+            err = HUB_ENOMEM;
+        else if (err == HUB_EALREADY)
+            line_reply(c, "-- you are now in %s", joined);
+    }
+    line_error(c, err, room);
     return 0;
 }
 
@@ -57,7 +71,10 @@ static int cmd_part(struct conn *c, char *args)
     char *room = NULL;
     if (args[0] == '#')
         room = next_word(&args);
-    line_error(c, hub_part(conn_hub(), c->user, room, *args ? args : NULL), room);
+    const char *current = line_current(c);
+    if (!room && !current)
+        return no_room(c);
+    line_error(c, hub_part(conn_hub(c), c->user, room ? room : current, *args ? args : NULL), room ? room : current);
     return 0;
 }
 
@@ -66,7 +83,7 @@ static int cmd_msg(struct conn *c, char *args)
     char *to = next_word(&args);
     if (!to || !*args)
         return usage(c, "/msg NAME text");
-    line_error(c, hub_privmsg(conn_hub(), c->user, to, args), to);
+    line_error(c, hub_privmsg(conn_hub(c), c->user, to, args), to);
     return 0;
 }
 
@@ -74,22 +91,28 @@ static int cmd_me(struct conn *c, char *args)
 {
     if (!*args)
         return usage(c, "/me text");
-    line_error(c, hub_action(conn_hub(), c->user, args), NULL);
+    const char *current = line_current(c);
+    if (!current)
+        return no_room(c);
+    line_error(c, hub_action(conn_hub(c), c->user, current, args), current);
     return 0;
 }
 
 /* Listings cost the server in proportion to their size: charge the asker. */
 static void charge_reply(struct conn *c, size_t queued_before)
 {
-    if (c->out.bytes > queued_before)
-        conn_charge(c, c->out.bytes - queued_before);
+    if (conn_queued(c) > queued_before)
+        conn_charge(c, (double)((conn_queued(c) - queued_before) / LINE_TOKEN_BYTES));
 }
 
 static int cmd_who(struct conn *c, char *args)
 {
     char *room = next_word(&args);
-    size_t before = c->out.bytes;
-    line_error(c, hub_who(conn_hub(), c->user, room), room);
+    const char *current = line_current(c);
+    if (!room && !current)
+        return no_room(c);
+    size_t before = conn_queued(c);
+    line_error(c, hub_who(conn_hub(c), c->user, room ? room : current), room ? room : current);
     charge_reply(c, before);
     return 0;
 }
@@ -97,8 +120,8 @@ static int cmd_who(struct conn *c, char *args)
 static int cmd_rooms(struct conn *c, char *args)
 {
     (void)args;
-    size_t before = c->out.bytes;
-    line_error(c, hub_rooms(conn_hub(), c->user), NULL);
+    size_t before = conn_queued(c);
+    line_error(c, hub_rooms(conn_hub(c), c->user), NULL);
     charge_reply(c, before);
     return 0;
 }
@@ -130,9 +153,9 @@ static const struct command {
 static int cmd_help(struct conn *c, char *args)
 {
     (void)args;
-    conn_printf(c, "-- commands (a line without / talks in your current room; // sends a /):");
+    line_reply(c, "-- commands (a line without / talks in your current room; // sends a /):");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        conn_printf(c, "--   %-24s %s", commands[i].synopsis, commands[i].help);
+        line_reply(c, "--   %-24s %s", commands[i].synopsis, commands[i].help);
     return 0;
 }
 
@@ -145,6 +168,6 @@ int commands_run(struct conn *c, char *line)
             if (text_ieq(name, commands[i].name))
                 return commands[i].run(c, args);
     }
-    conn_printf(c, "!! unknown command: /%s (try /help)", name ? name : "");
+    line_reply(c, "!! unknown command: /%s (try /help)", name ? name : "");
     return 0;
 }

@@ -7,9 +7,12 @@
 #include <string.h>
 
 #include "core/buf.h"
-#include "server/codecs/line/commands.h"
-#include "server/conn.h"
 #include "core/text.h"
+#include "server/codecs/line/commands.h"
+#include "server/codecs/line/lineuser.h"
+#include "core/lineframe.h"
+#include "server/conn.h"
+#include "server/hub.h"
 
 /* ==== Events to lines ==== */
 
@@ -51,11 +54,10 @@ static struct msg *notice_with_reason(const char *name, const char *what, const 
     return msg_printf("-- %s %s (%s)\n", name, what, reason);
 }
 
-static struct msg *encode(const struct hub_event *ev)
+static struct msg *encode(const struct hub_event *ev, const struct user *to)
 {
+    (void)to; /* every plain user reads the same */
     switch (ev->type) {
-    case EV_WELCOME:
-        return msg_printf("-- welcome to natter, %s! /nick NAME picks a name, /help lists commands\n", ev->from);
     case EV_SAY:
         return msg_printf("%s <%s> %s\n", ev->room, ev->from, ev->text);
     case EV_ACTION:
@@ -76,13 +78,9 @@ static struct msg *encode(const struct hub_event *ev)
         return notice_with_reason(ev->from, "quit", ev->text);
     case EV_NICK:
         return msg_printf("-- %s is now known as %s\n", ev->from, ev->to);
-    case EV_SWITCH:
-        return msg_printf("-- you are now in %s\n", ev->room);
     case EV_WHO:
     case EV_ROOMS:
         return encode_list(ev);
-    case EV_BYE:
-        return msg_printf("-- bye %s\n", ev->from);
     case EV_SHUTDOWN:
         return msg_printf("-- server shutting down\n");
     }
@@ -98,68 +96,14 @@ static const struct user_ops line_ops = {encode, deliver};
 
 /* ==== Lines to hub calls ==== */
 
-/* Room names in errors are shown with their '#' even if the user left it out. */
-static const char *hash_unless(const char *room)
-{
-    return room[0] == '#' ? "" : "#";
-}
-
-void line_error(struct conn *c, enum hub_err err, const char *arg)
-{
-    const struct hub_limits *lim = hub_limits(conn_hub());
-    switch (err) {
-    case HUB_OK:
-        return;
-    case HUB_ENOMEM:
-        conn_printf(c, "!! server out of memory, try again");
-        return;
-    case HUB_ENICKTAKEN:
-        conn_printf(c, "!! name taken: %s", arg);
-        return;
-    case HUB_EBADNICK:
-        conn_printf(c, "!! invalid name: %s (1-%u printable characters, no spaces, no <>*,)", arg,
-                    (unsigned)lim->max_name);
-        return;
-    case HUB_EBADROOM:
-        conn_printf(c, "!! invalid room name: %s%s", hash_unless(arg), arg);
-        return;
-    case HUB_ENOUSER:
-        conn_printf(c, "!! no such user: %s", arg);
-        return;
-    case HUB_ENOTINROOM:
-        conn_printf(c, "!! you are not in %s%s", hash_unless(arg), arg);
-        return;
-    case HUB_ENOSUCHROOM:
-        conn_printf(c, "!! no such room: %s%s", hash_unless(arg), arg);
-        return;
-    case HUB_ENOROOM:
-        conn_printf(c, "!! you are in no room (try /join #lobby)");
-        return;
-    case HUB_ETOOMANYROOMS:
-        conn_printf(c, "!! too many rooms (max %u)", (unsigned)lim->max_rooms);
-        return;
-    }
-}
-
-int line_quit(struct conn *c, const char *reason)
-{
-    if (c->user) {
-        hub_bye(conn_hub(), c->user);
-        hub_disconnect(conn_hub(), c->user, reason && *reason ? reason : NULL);
-        c->user = NULL;
-    }
-    conn_close(c, "quit", 1);
-    return 1;
-}
-
 /* Sanitised copy of the current line; grown to fit the longest line seen. */
 static char *clean;
 static size_t clean_cap;
 
-static int lc_line(struct conn *c, const char *line, size_t len)
+/* One line: "bye", a command, or something to say in the current room.
+ * Returns non-zero when the connection is closing. */
+static int run_line(struct conn *c, const char *line, size_t len)
 {
-    if (!c->user)
-        return 1;
     if (3 * len + 1 > clean_cap) {
         char *p = realloc(clean, 3 * len + 1);
         if (!p) {
@@ -177,27 +121,84 @@ static int lc_line(struct conn *c, const char *line, size_t len)
     if (clean[0] == '/' && clean[1] != '/')
         return commands_run(c, clean);
     const char *text = clean[0] == '/' ? clean + 1 : clean;
-    line_error(c, hub_say(conn_hub(), c->user, text), NULL);
+    const char *room = line_current(c);
+    if (!room)
+        line_reply(c, "!! you are in no room (try /join #lobby)");
+    else
+        line_error(c, hub_say(conn_hub(c), c->user, room, text), room);
     return 0;
+}
+
+/* One framed line (NULL: one that was too long), then its flood-control cost. */
+static int lc_line(void *ctx, char *line, size_t len)
+{
+    struct conn *c = ctx;
+    if (conn_closing(c) || !c->user)
+        return 0;
+    conn_spoke(c);
+    size_t max = conn_limits(c)->max_line;
+    if (!line) {
+        line_reply(c, "!! line too long (max %zu bytes), discarded", max);
+        /* discarded, but read all the same: it costs what the longest line costs */
+        return conn_spend(c, 1 + (double)(max / LINE_TOKEN_BYTES));
+    }
+    if (run_line(c, line, len))
+        return 0;
+    return conn_spend(c, 1 + (double)(len / LINE_TOKEN_BYTES));
+}
+
+static size_t lc_input(struct conn *c, char *data, size_t len)
+{
+    return lineframe_input(&c->frame, data, len, conn_limits(c)->max_line, lc_line, c);
 }
 
 static int lc_open(struct conn *c)
 {
-    c->user = hub_connect(conn_hub(), &line_ops, c);
-    return c->user ? 0 : -1;
+    struct hub *h = conn_hub(c);
+    if (hub_connect(h, &line_ops, c, NULL, &c->user) != HUB_OK)
+        return -1;
+    line_reply(c, "-- welcome to natter, %s! /nick NAME picks a name, /help lists commands", c->user->name);
+    const char *joined;
+    enum hub_err err = hub_join(h, c->user, HUB_DEFAULT_ROOM, &joined);
+    if (err == HUB_OK && line_set_current(c, joined) < 0)
+        err = HUB_ENOMEM;
+    line_error(c, err, HUB_DEFAULT_ROOM);
+    return 0;
 }
 
-static void lc_overlong(struct conn *c, size_t max)
+static void lc_limit(struct conn *c, enum conn_limit what, double value)
 {
-    conn_printf(c, "!! line too long (max %zu bytes), discarded", max);
+    switch (what) {
+    case LIMIT_RATE:
+        line_reply(c, "!! slow down: more than %g lines per second, reading paused", value);
+        return;
+    case LIMIT_FLOOD:
+        line_reply(c, "!! flooding, disconnected");
+        return;
+    case LIMIT_LOGIN:
+        line_reply(c, "!! nothing received for %g seconds, disconnected", value);
+        return;
+    case LIMIT_IDLE:
+        line_reply(c, "!! idle for %g seconds, disconnected", value);
+        return;
+    case LIMIT_FULL:
+    case LIMIT_PER_ADDR:
+        return; /* refusals: see lc_refusal */
+    }
+}
+
+static const char *lc_refusal(enum conn_limit what)
+{
+    return what == LIMIT_PER_ADDR ? "!! too many connections from your address\n" : "!! server full, try again later\n";
 }
 
 static void lc_close(struct conn *c, const char *reason)
 {
     if (c->user) {
-        hub_disconnect(conn_hub(), c->user, reason);
+        hub_disconnect(conn_hub(c), c->user, reason);
         c->user = NULL;
     }
+    line_forget(c);
     if (!clean_cap || conn_count() > 1)
         return;
     free(clean); /* the last connection is going: give the buffer back */
@@ -208,7 +209,8 @@ static void lc_close(struct conn *c, const char *reason)
 const struct codec line_codec = {
     .name = "line",
     .open = lc_open,
-    .line = lc_line,
-    .overlong = lc_overlong,
+    .input = lc_input,
+    .limit = lc_limit,
+    .refusal = lc_refusal,
     .close = lc_close,
 };
