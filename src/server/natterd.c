@@ -6,8 +6,6 @@
  * recipients. See docs/architecture.md.
  */
 #include <errno.h>
-#include <getopt.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,127 +23,9 @@
 #include "server/conn.h"
 #include "server/hub.h"
 #include "server/listener.h"
+#include "server/options.h"
 
 #define RESERVED_FDS 16 /* listeners, epoll, signalfd, stdio, the spare, logs */
-#define MAX_BINDS 16
-
-struct options {
-    const char *bind[MAX_BINDS]; /* none: every address */
-    int nbind;
-    int port;
-    long max_clients; /* 0 = as many as descriptors allow */
-    int keepalive;    /* seconds; 0 = off */
-    struct conn_limits conn;
-    struct hub_limits hub;
-    int verbose;
-};
-
-/* ==== Options ==== */
-
-static void usage(FILE *out)
-{
-    fprintf(out,
-            "usage: natterd [options]\n"
-            "  -b, --bind ADDR          address to listen on, repeatable (default: all, IPv6 and IPv4)\n"
-            "  -p, --port PORT          port (default 8888; 0 picks a free one)\n"
-            "      --max-clients N      connections at once (default: as many as descriptors allow)\n"
-            "      --max-line BYTES     longest input line (default 4096)\n"
-            "      --max-outbuf BYTES   output queued for one client before it is dropped (default 262144)\n"
-            "      --max-name N         longest name in characters (default 24)\n"
-            "      --max-rooms N        rooms one user may be in (default 16)\n"
-            "      --max-announce N     no join/leave notices in rooms larger than this (default 200)\n"
-            "      --rate LINES         lines per second per client, 0 = unlimited (default 10)\n"
-            "      --burst LINES        lines a client may send at once (default 50)\n"
-            "      --max-per-ip N       connections from one address, 0 = unlimited (default 64)\n"
-            "      --flood-timeout SECS drop clients over --rate this long, 0 = never (default 30)\n"
-            "      --login-timeout SECS drop new clients that send nothing this long, 0 = never (default 300)\n"
-            "      --idle-timeout SECS  drop clients silent this long, 0 = never (default 0)\n"
-            "      --keepalive SECS     TCP keepalive idle time to find dead peers, 0 = off (default 60)\n"
-            "  -v, --verbose            log more\n"
-            "  -h, --help               this help\n"
-            "  -V, --version            print the version\n"
-            "See natterd(8).\n");
-}
-
-/* Parse a number in [min, max] or exit with a usage error naming the option. */
-static double number(const char *opt, const char *s, double min, double max)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || v < min || v > max) {
-        fprintf(stderr, "natterd: %s: invalid value '%s' (expected %g to %g)\n", opt, s, min, max);
-        exit(2);
-    }
-    return v;
-}
-
-static void parse_options(int argc, char **argv, struct options *o)
-{
-    enum { O_MAXCLIENTS = 256, O_MAXLINE, O_MAXOUTBUF, O_MAXNAME, O_MAXROOMS, O_MAXANNOUNCE,
-           O_RATE, O_BURST, O_IDLE, O_PERIP, O_FLOOD, O_LOGIN, O_KEEPALIVE };
-    static const struct option longopts[] = {
-        {"bind", required_argument, NULL, 'b'},
-        {"port", required_argument, NULL, 'p'},
-        {"max-clients", required_argument, NULL, O_MAXCLIENTS},
-        {"max-line", required_argument, NULL, O_MAXLINE},
-        {"max-outbuf", required_argument, NULL, O_MAXOUTBUF},
-        {"max-name", required_argument, NULL, O_MAXNAME},
-        {"max-rooms", required_argument, NULL, O_MAXROOMS},
-        {"max-announce", required_argument, NULL, O_MAXANNOUNCE},
-        {"rate", required_argument, NULL, O_RATE},
-        {"burst", required_argument, NULL, O_BURST},
-        {"idle-timeout", required_argument, NULL, O_IDLE},
-        {"max-per-ip", required_argument, NULL, O_PERIP},
-        {"flood-timeout", required_argument, NULL, O_FLOOD},
-        {"login-timeout", required_argument, NULL, O_LOGIN},
-        {"keepalive", required_argument, NULL, O_KEEPALIVE},
-        {"verbose", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
-    };
-    int ch;
-    while ((ch = getopt_long(argc, argv, "b:p:vhV", longopts, NULL)) != -1) {
-        switch (ch) {
-        case 'b':
-            if (o->nbind == MAX_BINDS) {
-                fprintf(stderr, "natterd: --bind: at most %d addresses\n", MAX_BINDS);
-                exit(2);
-            }
-            o->bind[o->nbind++] = optarg;
-            break;
-        case 'p': o->port = (int)number("--port", optarg, 0, 65535); break;
-        case O_MAXCLIENTS: o->max_clients = (long)number("--max-clients", optarg, 1, 10000000); break;
-        case O_MAXLINE: o->conn.max_line = (size_t)number("--max-line", optarg, 64, 1 << 24); break;
-        case O_MAXOUTBUF: o->conn.max_outbuf = (size_t)number("--max-outbuf", optarg, 4096, 1 << 30); break;
-        case O_MAXNAME: o->hub.max_name = (uint32_t)number("--max-name", optarg, 1, 31); break;
-        case O_MAXROOMS: o->hub.max_rooms = (uint32_t)number("--max-rooms", optarg, 1, 1000); break;
-        case O_MAXANNOUNCE: o->hub.max_announce = (uint32_t)number("--max-announce", optarg, 0, 1e9); break;
-        case O_RATE: o->conn.rate = number("--rate", optarg, 0, 1e9); break;
-        case O_BURST: o->conn.burst = number("--burst", optarg, 1, 1e9); break;
-        case O_IDLE: o->conn.idle_timeout = (int)number("--idle-timeout", optarg, 0, 1e6); break;
-        case O_PERIP: o->conn.max_per_ip = (unsigned)number("--max-per-ip", optarg, 0, 1e9); break;
-        case O_FLOOD: o->conn.flood_timeout = (int)number("--flood-timeout", optarg, 0, 1e6); break;
-        case O_LOGIN: o->conn.login_timeout = (int)number("--login-timeout", optarg, 0, 1e6); break;
-        case O_KEEPALIVE: o->keepalive = (int)number("--keepalive", optarg, 0, 1e6); break;
-        case 'v': o->verbose = 1; break;
-        case 'h': usage(stdout); exit(0);
-        case 'V': printf("natterd %s\n", NATTER_VERSION); exit(0);
-        default: usage(stderr); exit(2);
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "natterd: unexpected argument '%s'\n", argv[optind]);
-        usage(stderr);
-        exit(2);
-    }
-    /* Messages must fit a line: sanitising may triple an input line's size. */
-    if (o->conn.max_outbuf < 4 * o->conn.max_line) {
-        fprintf(stderr, "natterd: --max-outbuf must be at least 4 times --max-line\n");
-        exit(2);
-    }
-}
 
 /* ==== Descriptors ==== */
 
@@ -213,11 +93,12 @@ static int open_listeners(const struct options *o, const struct conn_profile *pl
                           long max_clients)
 {
     int n = o->nbind ? o->nbind : 1;
+    int port = (int)o->port, keepalive = (int)o->keepalive;
     char ready[1024] = "";
     size_t len = 0;
     for (int i = 0; i < n; i++) {
         char err[NET_ERR_LEN];
-        out[i] = listener_open(o->nbind ? o->bind[i] : NULL, o->port, plain, o->keepalive, err);
+        out[i] = listener_open(o->nbind ? o->bind[i] : NULL, port, plain, keepalive, err);
         if (!out[i]) {
             log_info("%s", err);
             while (i-- > 0)
@@ -234,25 +115,20 @@ static int open_listeners(const struct options *o, const struct conn_profile *pl
 
 int main(int argc, char **argv)
 {
-    struct options o = {
-        .port = 8888,
-        .conn = {.max_line = 4096, .max_outbuf = 256 * 1024, .rate = 10, .burst = 50,
-                 .flood_timeout = 30, .login_timeout = 300, .max_per_ip = 64},
-        .keepalive = 60,
-        .hub = {.max_name = 24, .max_rooms = 16, .max_announce = 200},
-    };
+    struct options o;
+    options_defaults(&o);
     argv[0] = (char *)"natterd"; /* getopt's messages name the program, not its path */
-    parse_options(argc, argv, &o);
+    options_parse_argv(&o, argc, argv);
     log_init("natterd", o.verbose);
     seed_hash();
 
-    long fds = raise_fd_limit(o.max_clients);
+    long fds = raise_fd_limit((long)o.max_clients);
     long max_clients = fds - RESERVED_FDS;
     if (o.max_clients > max_clients)
-        log_info("--max-clients %ld is more than %ld descriptors allow: expect 'server full' sooner",
+        log_info("--max-clients %lld is more than %ld descriptors allow: expect 'server full' sooner",
                  o.max_clients, fds);
     if (o.max_clients > 0)
-        max_clients = o.max_clients;
+        max_clients = (long)o.max_clients;
     if (max_clients < 1) {
         log_info("descriptor limit %ld is too low to serve anyone", fds);
         return 1;
@@ -260,13 +136,16 @@ int main(int argc, char **argv)
 
     int signal_fd = setup_signals();
     struct loop *loop = loop_new((int)fds);
-    struct hub *hub = hub_new(&o.hub);
+    struct hub_limits hub_lim;
+    options_hub_limits(&o, &hub_lim);
+    struct hub *hub = hub_new(&hub_lim);
     if (signal_fd < 0 || !loop || !hub || conn_init(loop, (int)fds) < 0 || listener_init(loop, max_clients) < 0) {
         log_errno("startup");
         return 1;
     }
-    struct conn_profile plain = {.name = "plain", .codec = &line_codec, .hub = hub, .lim = o.conn};
-    struct listener *listeners[MAX_BINDS];
+    struct conn_profile plain = {.name = "plain", .codec = &line_codec, .hub = hub};
+    options_conn_limits(&o, &plain.lim);
+    struct listener *listeners[OPT_MAX_BINDS];
     int nlisteners = open_listeners(&o, &plain, listeners, max_clients);
     int rc = nlisteners < 0;
     loop_watch(loop, signal_fd, LOOP_READ, on_signal, NULL);

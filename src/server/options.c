@@ -1,0 +1,254 @@
+/* options.c - natterd's options: the table, parsing, --help (see options.h). */
+#include "server/options.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/conn.h"
+#include "server/hub.h"
+
+enum kind {
+    FLAG,    /* no value */
+    NUMBER,  /* a whole number in [min, max] */
+    TEXT,    /* a string */
+    TEXTS,   /* a string, repeatable */
+};
+
+struct spec {
+    const char *name;   /* --name, and the key in a configuration file */
+    int letter;         /* -x, or 0 */
+    enum kind kind;
+    size_t offset;      /* of the field in struct options */
+    size_t count;       /* TEXTS: of the int counting its values */
+    long long min, max; /* NUMBER; TEXTS: max values */
+    const char *arg;    /* the value's name in --help */
+    const char *help;
+    const char *deflt;  /* the default in words, when the number does not say it */
+};
+
+#define AT(field) offsetof(struct options, field)
+
+static const struct spec specs[] = {
+    {"bind", 'b', TEXTS, AT(bind), AT(nbind), 0, OPT_MAX_BINDS, "ADDR", "address to listen on, repeatable", "every address, IPv6 and IPv4"},
+    {"port", 'p', NUMBER, AT(port), 0, 0, 65535, "PORT", "TCP port; 0 picks a free one", NULL},
+    {"max-clients", 0, NUMBER, AT(max_clients), 0, 1, 10000000, "N", "connections at once",
+     "as many as descriptors allow"},
+    {"max-line", 0, NUMBER, AT(max_line), 0, 64, 1 << 24, "BYTES", "longest input line", NULL},
+    {"max-outbuf", 0, NUMBER, AT(max_outbuf), 0, 4096, 1 << 30, "BYTES",
+     "output queued for one client before it is dropped", NULL},
+    {"max-name", 0, NUMBER, AT(max_name), 0, 1, 31, "N", "longest name, in characters", NULL},
+    {"max-rooms", 0, NUMBER, AT(max_rooms), 0, 1, 1000, "N", "rooms one user may be in", NULL},
+    {"max-announce", 0, NUMBER, AT(max_announce), 0, 0, 1000000000, "N",
+     "no join/leave notices in rooms larger than this", NULL},
+    {"rate", 0, NUMBER, AT(rate), 0, 0, 1000000, "LINES", "lines per second per client, 0 = unlimited", NULL},
+    {"burst", 0, NUMBER, AT(burst), 0, 1, 1000000000, "LINES", "lines a client may send at once", NULL},
+    {"max-per-ip", 0, NUMBER, AT(max_per_ip), 0, 0, 1000000000, "N", "connections from one address, 0 = unlimited",
+     NULL},
+    {"flood-timeout", 0, NUMBER, AT(flood_timeout), 0, 0, 1000000, "SECS", "drop clients over --rate this long, 0 = never",
+     NULL},
+    {"login-timeout", 0, NUMBER, AT(login_timeout), 0, 0, 1000000, "SECS",
+     "drop new clients that send nothing this long, 0 = never", NULL},
+    {"idle-timeout", 0, NUMBER, AT(idle_timeout), 0, 0, 1000000, "SECS", "drop clients silent this long, 0 = never",
+     NULL},
+    {"keepalive", 0, NUMBER, AT(keepalive), 0, 0, 1000000, "SECS", "TCP keepalive idle time to find dead peers, 0 = off",
+     NULL},
+    {"verbose", 'v', FLAG, AT(verbose), 0, 0, 0, NULL, "log more", NULL},
+};
+#define NSPECS (sizeof specs / sizeof specs[0])
+
+void options_defaults(struct options *o)
+{
+    *o = (struct options){
+        .port = 8888,
+        .keepalive = 60,
+        .max_line = 4096,
+        .max_outbuf = 256 * 1024,
+        .rate = 10,
+        .burst = 50,
+        .flood_timeout = 30,
+        .login_timeout = 300,
+        .max_per_ip = 64,
+        .max_name = 24,
+        .max_rooms = 16,
+        .max_announce = 200,
+    };
+}
+
+static const struct spec *find(const char *name)
+{
+    for (size_t i = 0; i < NSPECS; i++)
+        if (strcmp(specs[i].name, name) == 0)
+            return &specs[i];
+    return NULL;
+}
+
+/* Digits only: no sign, space, exponent or fraction ("1e3", " 5", "2.5", "nan"). */
+static int whole_number(const char *s, long long *out)
+{
+    if (!*s)
+        return -1;
+    for (const char *p = s; *p; p++)
+        if (*p < '0' || *p > '9')
+            return -1;
+    errno = 0;
+    long long v = strtoll(s, NULL, 10);
+    if (errno)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int options_set(struct options *o, const char *name, const char *value, char *err, size_t errlen)
+{
+    const struct spec *sp = find(name);
+    if (!sp) {
+        snprintf(err, errlen, "unknown option '%s'", name);
+        return -1;
+    }
+    char *field = (char *)o + sp->offset;
+    switch (sp->kind) {
+    case FLAG:
+        if (value && strcmp(value, "yes") != 0 && strcmp(value, "no") != 0) {
+            snprintf(err, errlen, "--%s: '%s' is not yes or no", name, value);
+            return -1;
+        }
+        *(int *)field = !value || strcmp(value, "yes") == 0;
+        return 0;
+    case NUMBER: {
+        long long v;
+        if (whole_number(value, &v) < 0 || v < sp->min || v > sp->max) {
+            snprintf(err, errlen, "--%s: '%s' is not a whole number from %lld to %lld", name, value, sp->min,
+                     sp->max);
+            return -1;
+        }
+        *(long long *)field = v;
+        return 0;
+    }
+    case TEXT:
+        *(const char **)field = value;
+        return 0;
+    case TEXTS: {
+        int *n = (int *)((char *)o + sp->count);
+        if (*n == sp->max) {
+            snprintf(err, errlen, "--%s: at most %lld of them", name, sp->max);
+            return -1;
+        }
+        ((const char **)field)[(*n)++] = value;
+        return 0;
+    }
+    }
+    return -1;
+}
+
+static void usage(FILE *out)
+{
+    struct options d;
+    options_defaults(&d);
+    fprintf(out, "usage: natterd [options]\n");
+    for (size_t i = 0; i < NSPECS; i++) {
+        const struct spec *sp = &specs[i];
+        char left[48], deflt[64] = "";
+        snprintf(left, sizeof left, "%c%c%c --%s%s%s", sp->letter ? '-' : ' ', sp->letter ? sp->letter : ' ',
+                 sp->letter ? ',' : ' ', sp->name, sp->arg ? " " : "", sp->arg ? sp->arg : "");
+        if (sp->deflt)
+            snprintf(deflt, sizeof deflt, " (default: %s)", sp->deflt);
+        else if (sp->kind == NUMBER)
+            snprintf(deflt, sizeof deflt, " (default %lld)", *(const long long *)((const char *)&d + sp->offset));
+        fprintf(out, "  %-26s %s%s\n", left, sp->help, deflt);
+    }
+    fprintf(out, "  %-26s %s\n  %-26s %s\nSee natterd(8).\n", "-h, --help", "this help", "-V, --version",
+            "print the version");
+}
+
+void options_parse_argv(struct options *o, int argc, char **argv)
+{
+    enum { FIRST_LONG = 256 };
+    static struct option longopts[NSPECS + 3];
+    char shortopts[2 * NSPECS + 4] = "";
+    size_t ns = 0;
+    for (size_t i = 0; i < NSPECS; i++) {
+        longopts[i] = (struct option){specs[i].name, specs[i].kind == FLAG ? no_argument : required_argument, NULL,
+                                      (int)(FIRST_LONG + i)};
+        if (specs[i].letter) {
+            shortopts[ns++] = (char)specs[i].letter;
+            if (specs[i].kind != FLAG)
+                shortopts[ns++] = ':';
+        }
+    }
+    longopts[NSPECS] = (struct option){"help", no_argument, NULL, 'h'};
+    longopts[NSPECS + 1] = (struct option){"version", no_argument, NULL, 'V'};
+    memcpy(shortopts + ns, "hV", 3);
+    int ch;
+    while ((ch = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+        const struct spec *sp = NULL;
+        if (ch >= FIRST_LONG && ch < FIRST_LONG + (int)NSPECS)
+            sp = &specs[ch - FIRST_LONG];
+        for (size_t i = 0; !sp && i < NSPECS; i++)
+            if (specs[i].letter && specs[i].letter == ch)
+                sp = &specs[i];
+        if (ch == 'h') {
+            usage(stdout);
+            exit(0);
+        }
+        if (ch == 'V') {
+            printf("natterd %s\n", NATTER_VERSION);
+            exit(0);
+        }
+        char err[256];
+        if (!sp) {
+            usage(stderr);
+            exit(2);
+        }
+        if (options_set(o, sp->name, sp->kind == FLAG ? NULL : optarg, err, sizeof err) < 0) {
+            fprintf(stderr, "natterd: %s\n", err);
+            exit(2);
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "natterd: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        exit(2);
+    }
+    char err[256];
+    if (options_check(o, err, sizeof err) < 0) {
+        fprintf(stderr, "natterd: %s\n", err);
+        exit(2);
+    }
+}
+
+int options_check(const struct options *o, char *err, size_t errlen)
+{
+    /* Messages must fit a line: sanitising may triple an input line's size. */
+    if (o->max_outbuf < 4 * o->max_line) {
+        snprintf(err, errlen, "--max-outbuf (%lld) must be at least 4 times --max-line (%lld)", o->max_outbuf,
+                 o->max_line);
+        return -1;
+    }
+    return 0;
+}
+
+void options_conn_limits(const struct options *o, struct conn_limits *lim)
+{
+    *lim = (struct conn_limits){
+        .max_line = (size_t)o->max_line,
+        .max_outbuf = (size_t)o->max_outbuf,
+        .rate = (double)o->rate,
+        .burst = (double)o->burst,
+        .idle_timeout = (int)o->idle_timeout,
+        .login_timeout = (int)o->login_timeout,
+        .flood_timeout = (int)o->flood_timeout,
+        .max_per_ip = (unsigned)o->max_per_ip,
+    };
+}
+
+void options_hub_limits(const struct options *o, struct hub_limits *lim)
+{
+    *lim = (struct hub_limits){
+        .max_name = (uint32_t)o->max_name,
+        .max_rooms = (uint32_t)o->max_rooms,
+        .max_announce = (uint32_t)o->max_announce,
+    };
+}

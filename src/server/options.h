@@ -1,0 +1,41 @@
+/* options.h - natterd's settings. One table (options.c) gives every option its
+ * long name (also its key in a configuration file), its short letter, its kind,
+ * its range, its default and its help line, so the flags, the file and --help
+ * cannot drift apart. Numbers are whole numbers, parsed strictly in their range. */
+#ifndef NATTER_OPTIONS_H
+#define NATTER_OPTIONS_H
+
+#include <stddef.h>
+
+struct conn_limits;
+struct hub_limits;
+
+#define OPT_MAX_BINDS 16
+
+struct options {
+    const char *bind[OPT_MAX_BINDS]; /* none: every address */
+    int nbind;
+    long long port;
+    long long max_clients; /* 0 = as many as descriptors allow */
+    long long keepalive;   /* seconds; 0 = off */
+    long long max_line, max_outbuf, rate, burst;
+    long long idle_timeout, login_timeout, flood_timeout, max_per_ip;
+    long long max_name, max_rooms, max_announce;
+    int verbose;
+};
+
+void options_defaults(struct options *o);
+/* Set the option called name (a long name, without "--") from text: 0, or -1
+ * with a message in err ("--max-line: 'nan' is not a whole number from 64 to
+ * 16777216"). For flags, value is NULL or "yes"/"no". */
+int options_set(struct options *o, const char *name, const char *value, char *err, size_t errlen);
+/* Parse the command line over o. --help and --version print and exit 0; a
+ * usage error is printed and exits 2. */
+void options_parse_argv(struct options *o, int argc, char **argv);
+/* Rules between options; 0, or -1 with a message in err. */
+int options_check(const struct options *o, char *err, size_t errlen);
+
+void options_conn_limits(const struct options *o, struct conn_limits *lim);
+void options_hub_limits(const struct options *o, struct hub_limits *lim);
+
+#endif
