@@ -66,13 +66,33 @@ $(BUILD) $(BUILD)/tests:
 tests: all $(UNIT_BIN) $(TEST_BIN)
 
 # make test: the whole suite, then again under ASan+UBSan, one summary line.
-test: deps
+# The tests run under pytest (pytest.ini, tests/conftest.py): the unit checks and the
+# end-to-end tests once per build directory, ids ending in [build] or [build-asan].
+# One test or a subset (a pytest -k expression), after building both trees:
+#   make test-e2e K=test_nick_rules
+#   make test-e2e K='flood and build-asan'
+# or by hand, once make test has built them (--build=DIR picks a tree; default both):
+#   /usr/bin/python3 -m pytest tests/e2e/test_server.py::test_nick_rules --build=build
+#   /usr/bin/python3 -m pytest -k 'lineframe or nick'
+# Each test has 120 s (NATTER_TEST_TIMEOUT=N to change); extra pytest options: PYTEST_FLAGS.
+# Debian's pytest is /usr/bin/python3's (another python3 first on PATH may lack it).
+PYTHON      ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
+PYTEST_FLAGS ?= -v
+PYTEST_BUILDS := --build=build --build=build-asan
+
+test: test-trees
+	@if command -v $(FUZZ_CC) >/dev/null; then $(MAKE) fuzz-build; \
+	 else echo "no $(FUZZ_CC): the fuzz smoke run is skipped"; fi
+	NATTER_FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS) $(PYTHON) -m pytest $(PYTEST_FLAGS) $(PYTEST_BUILDS)
+
+test-e2e: test-trees
+	$(PYTHON) -m pytest $(PYTEST_FLAGS) $(PYTEST_BUILDS) tests/e2e $(if $(K),-k '$(K)')
+
+# Both trees the tests run against: build/ and build-asan/ (ASan+UBSan).
+test-trees: deps
 	$(MAKE) BUILD=build tests
 	$(MAKE) BUILD=build-asan CFLAGS='-O1 -g -fno-omit-frame-pointer' \
 		SANFLAGS='-fsanitize=address,undefined -fno-sanitize-recover=all' tests
-	@if command -v $(FUZZ_CC) >/dev/null; then $(MAKE) fuzz-build; \
-	 else echo "no $(FUZZ_CC): the fuzz smoke run is skipped"; fi
-	NATTER_FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS) python3 tests/run.py build build-asan
 
 # make bench: the performance scenarios of docs/PERFORMANCE.md (minutes; not part of make test).
 bench: all $(BUILD)/tests/bcast-server
@@ -87,8 +107,12 @@ deps:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing libedit-dev (line editing for the natter client)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libedit-dev pkg-config; \
-	  else echo "natter needs Debian packages: sudo apt-get install libedit-dev pkg-config python3" >&2; exit 1; fi; }
-	@command -v python3 >/dev/null || { echo "make test needs python3 (apt-get install python3)" >&2; exit 1; }
+	  else echo "natter needs Debian packages: sudo apt-get install libedit-dev pkg-config python3 python3-pytest python3-pytest-timeout" >&2; exit 1; fi; }
+	@$(PYTHON) -c 'import pytest, pytest_timeout' 2>/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing python3-pytest python3-pytest-timeout (make test runs under pytest)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-pytest python3-pytest-timeout; \
+	  else echo "make test needs pytest for $(PYTHON): sudo apt-get install python3-pytest python3-pytest-timeout" >&2; exit 1; fi; }
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man8
@@ -148,4 +172,4 @@ soak: $(BUILD)/natterd
 clean:
 	rm -rf build build-asan build-fuzz
 
-.PHONY: all tests test bench run deps install clean
+.PHONY: all tests test test-e2e test-trees bench run deps install clean

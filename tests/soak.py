@@ -770,9 +770,7 @@ class Client:
 
 class Soak:
     def __init__(self, build=None, seconds=60, clients=300, seed=None, breaks=(), out=sys.stdout):
-        if build:
-            os.environ["NATTER_BUILD"] = os.path.abspath(build)
-        self.build = os.environ.get("NATTER_BUILD", natlib.BUILD)
+        self.build = os.path.abspath(build) if build else natlib.BUILD
         self.seconds, self.nclients = seconds, clients
         self.seed = seed if seed is not None else random.SystemRandom().randrange(1, 10 ** 9)
         self.breaks = set(breaks)
@@ -1083,11 +1081,11 @@ class Soak:
     def run(self):
         self.t0 = time.monotonic()
         self.hard_deadline = self.t0 + self.seconds + 150
-        asan = is_asan(natlib.binary("natterd"))
+        asan = is_asan(natlib.binary("natterd", self.build))
         self.say(f"soak: seed {self.seed}, {self.seconds} s, {self.nclients} clients, "
                  f"natterd from {self.build}{' (ASan)' if asan else ''}")
         self.sel = selectors.DefaultSelector()
-        self.server = natlib.Server()
+        self.server = natlib.Server(build=self.build)
         try:
             os.set_blocking(self.server.proc.stderr.fileno(), False)
             self.sel.register(self.server.proc.stderr, selectors.EVENT_READ, None)
@@ -1117,7 +1115,7 @@ class Soak:
             for c in self.clients.values():
                 if c.state != "done":
                     c.sock.close()
-            natlib.cleanup()
+            self.server.kill()  # (it has exited unless something failed)
         self.summary(asan)
         return self.nfailures == 0
 

@@ -1,17 +1,18 @@
 """Helpers for natter's end-to-end tests: start natterd, connect clients, wait with deadlines.
 
 Nothing here sleeps for a fixed time to wait for something: every wait polls with a
-deadline. Everything started is registered and stopped by cleanup(), which the runner
-calls after every test, pass or fail.
+deadline. Under pytest the fixtures of tests/e2e/conftest.py own what these start
+(natterd, client, closing, ...) and stop it at teardown, pass or fail; the binaries
+come from the build directory of the test's [build] parameter (tests/conftest.py).
+tests/soak.py uses this module without pytest, so it must not import pytest.
 """
 import os, re, select, signal, socket, subprocess, time
 
+# The build directory when none is given (tests/soak.py run by hand): $NATTER_BUILD or build/.
 BUILD = os.environ.get("NATTER_BUILD", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 DEFAULT_WAIT = float(os.environ.get("NATTER_WAIT", "10"))
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                    "SUMMARY: UndefinedBehaviorSanitizer")
-
-_live = []  # processes and sockets to stop at cleanup()
 
 
 def short(lines, width=160):
@@ -28,13 +29,9 @@ def rss_kib(pid):
     raise AssertionError(f"no VmRSS for pid {pid}")
 
 
-class Skip(Exception):
-    """Raise to skip a test, with the reason."""
-
-
-def binary(name):
-    # Read at call time: the runner sets NATTER_BUILD for each build directory in turn.
-    path = os.path.join(os.environ.get("NATTER_BUILD", BUILD), name)
+def binary(name, build=None):
+    """The path of a built program (name relative to the build directory, default BUILD)."""
+    path = os.path.join(build or BUILD, name)
     if not os.access(path, os.X_OK):
         raise AssertionError(f"{path} is not built")
     return path
@@ -47,18 +44,20 @@ def sanitizer_env():
     return env
 
 
-def cleanup():
-    while _live:
-        thing = _live.pop()
-        try:
-            if isinstance(thing, subprocess.Popen):
-                if thing.poll() is None:
-                    thing.kill()
-                thing.wait(timeout=10)
-            else:
-                thing.close()
-        except Exception:
-            pass
+def close_quietly(thing):
+    """Kill a process (and close its pipes) or close a socket or anything with close(); never raises."""
+    try:
+        if isinstance(thing, subprocess.Popen):
+            if thing.poll() is None:
+                thing.kill()
+            thing.wait(timeout=10)
+            for f in (thing.stdin, thing.stdout, thing.stderr):
+                if f:
+                    f.close()
+        else:
+            thing.close()
+    except Exception:
+        pass
 
 
 def wait_until(pred, timeout=DEFAULT_WAIT, what="condition"):
@@ -75,20 +74,25 @@ def wait_until(pred, timeout=DEFAULT_WAIT, what="condition"):
 
 
 class Server:
-    """natterd on 127.0.0.1 and a free port; use as a context manager.
+    """natterd on 127.0.0.1 and a free port (the natterd fixture starts and stops these).
 
-    stop() sends SIGTERM, waits, and asserts a clean exit with no sanitizer report.
+    stop() sends SIGTERM, waits, and asserts a clean exit with no sanitizer report;
+    kill() just ends it (for cleaning up after a failure).
     """
 
-    def __init__(self, *args, bind="127.0.0.1", port=0, env=None, preexec_fn=None):
+    def __init__(self, *args, bind="127.0.0.1", port=0, env=None, preexec_fn=None, build=None):
         self.args = list(args)
-        cmd = [binary("natterd"), "--bind", bind, "--port", str(port)] + self.args
+        self.stopped = False
+        cmd = [binary("natterd", build), "--bind", bind, "--port", str(port)] + self.args
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, env=env or sanitizer_env(),
                                      preexec_fn=preexec_fn)
-        _live.append(self.proc)
         self.log = ""
-        m = self.wait_log(r"listening on (\[[^\]]+\]|[^ :]+):(\d+)")
+        try:
+            m = self.wait_log(r"listening on (\[[^\]]+\]|[^ :]+):(\d+)")
+        except BaseException:
+            self.kill()
+            raise
         self.host = m.group(1).strip("[]")
         self.port = int(m.group(2))
         self.family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
@@ -122,10 +126,8 @@ class Server:
             pass
         return self.log
 
-    def connect(self, **kw):
-        return Client(self.host, self.port, **kw)
-
     def stop(self, sig=signal.SIGTERM, expect_rc=0):
+        self.stopped = True
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         try:
@@ -142,37 +144,38 @@ class Server:
             f"natterd exited {self.proc.returncode}, wanted {expect_rc}; log:\n{self.log[-3000:]}"
         return self.log
 
+    def kill(self):
+        """SIGKILL if still running, and wait; no checks."""
+        self.stopped = True
+        close_quietly(self.proc)
+
     def pid(self):
         return self.proc.pid
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.stop()
-        else:
-            cleanup()
-
 
 class Client:
-    """A plain-protocol client over a real socket: send lines, expect lines with deadlines."""
+    """A plain-protocol client over a real socket: send lines, expect lines with deadlines.
+
+    The client fixture makes these (client(server)) and closes them at teardown."""
 
     def __init__(self, host, port, family=None, greet=True, timeout=DEFAULT_WAIT):
         fam = family or (socket.AF_INET6 if ":" in host else socket.AF_INET)
         self.sock = socket.socket(fam, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect((host, port))
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        _live.append(self.sock)
         self.buf = b""
         self.lines = []  # every line received, in order
         self.eof = False
         self.name = None
-        if greet:
-            m = self.expect(r"^-- welcome to natter, (\S+?)!")
-            self.name = m.group(1)
-            self.expect(r"^-- %s joined #lobby$" % re.escape(self.name))
+        try:
+            self.sock.settimeout(timeout)
+            self.sock.connect((host, port))
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if greet:
+                m = self.expect(r"^-- welcome to natter, (\S+?)!")
+                self.name = m.group(1)
+                self.expect(r"^-- %s joined #lobby$" % re.escape(self.name))
+        except BaseException:
+            self.sock.close()
+            raise
 
     def send(self, text):
         data = text if isinstance(text, bytes) else (text + "\n").encode()

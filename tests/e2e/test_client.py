@@ -5,8 +5,9 @@ for real, in tmux (typing, history, UTF-8 editing, messages arriving mid-line).
 Nothing waits a fixed time: every wait polls for what it expects, with a deadline.
 """
 import os, re, select, shlex, shutil, socket, subprocess, tempfile, time
+import pytest
+
 import natlib
-from natlib import Server
 
 WAIT = natlib.DEFAULT_WAIT
 
@@ -14,13 +15,12 @@ WAIT = natlib.DEFAULT_WAIT
 # ==== natter in scripted mode: stdin and stdout are pipes ====
 
 class Natter:
-    """A natter process with piped stdin/stdout/stderr; stopped by natlib.cleanup()."""
+    """A natter process with piped stdin/stdout/stderr (the natter fixture: killed at teardown)."""
 
-    def __init__(self, *args):
-        self.proc = subprocess.Popen([natlib.binary("natter"), *map(str, args)],
+    def __init__(self, exe, *args):
+        self.proc = subprocess.Popen([exe, *map(str, args)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, env=natlib.sanitizer_env())
-        natlib._live.append(self.proc)
         self.out, self.err = b"", b""
         self.open = {self.proc.stdout.fileno(): "out", self.proc.stderr.fileno(): "err"}
 
@@ -89,17 +89,32 @@ class Natter:
         return self.proc.returncode
 
 
-def listener(*extra):
-    """natter --listen 127.0.0.1:0; returns (process, port)."""
-    n = Natter("--listen", "127.0.0.1:0", *extra)
-    port = int(n.wait_err(r"^natter: listening on 127\.0\.0\.1:(\d+)$").group(1))
-    return n, port
+@pytest.fixture
+def natter(binary, closing):
+    """natter(*args): a Natter running the build's natter; killed at teardown."""
+    def start(*args):
+        n = Natter(binary("natter"), *args)
+        closing(n.proc)
+        return n
+    return start
 
 
-def raw_peer(port):
-    sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
-    natlib._live.append(sock)
-    return sock
+@pytest.fixture
+def listener(natter):
+    """listener(*extra): natter --listen 127.0.0.1:0; returns (process, port)."""
+    def start(*extra):
+        n = natter("--listen", "127.0.0.1:0", *extra)
+        port = int(n.wait_err(r"^natter: listening on 127\.0\.0\.1:(\d+)$").group(1))
+        return n, port
+    return start
+
+
+@pytest.fixture
+def raw_peer(closing):
+    """raw_peer(port): a plain socket connected to 127.0.0.1:port; closed at teardown."""
+    def connect(port):
+        return closing(socket.create_connection(("127.0.0.1", port), timeout=WAIT))
+    return connect
 
 
 def recv_line(sock, buf, timeout=WAIT):
@@ -125,8 +140,8 @@ def free_port():
     return port
 
 
-def test_client_usage_version_and_errors():
-    exe = natlib.binary("natter")
+def test_client_usage_version_and_errors(binary):
+    exe = binary("natter")
     env = natlib.sanitizer_env()
     p = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=WAIT, env=env)
     assert p.returncode == 0 and re.fullmatch(r"natter \d+\.\d+\.\d+\n", p.stdout), p
@@ -144,10 +159,10 @@ def test_client_usage_version_and_errors():
     assert p.stderr == f"natter: connect 127.0.0.1:{port}: Connection refused\n", p.stderr
 
 
-def test_client_port_zero_is_a_bad_port():
+def test_client_port_zero_is_a_bad_port(binary):
     # Port 0 picks a free port for --listen (see listener()), but nothing listens
     # on it to connect to: wrong usage, exit 2, not a failed connection.
-    exe = natlib.binary("natter")
+    exe = binary("natter")
     for port in ("0", "00000"):
         p = subprocess.run([exe, "127.0.0.1", port], capture_output=True, text=True, timeout=WAIT,
                            env=natlib.sanitizer_env(), stdin=subprocess.DEVNULL)
@@ -157,70 +172,70 @@ def test_client_port_zero_is_a_bad_port():
 
 # ==== Scripted mode against natterd ====
 
-def test_client_scripted_room_chat():
-    with Server() as s:
-        carol = s.connect()
-        carol.nick("carol")
-        bob = Natter("--name", "bob", s.host, s.port)
-        bob.wait_out(r"^-- \S+ is now known as bob$")
-        bob.send("hello everyone\n")
-        carol.expect(r"^#lobby <bob> hello everyone$")
-        carol.send("hi bob")
-        bob.wait_out(r"^#lobby <carol> hi bob$")
-        bob.send("/msg carol psst\n")
-        carol.expect(r"^\*bob\* psst$")
-        bob.wait_out(r"^-> \*carol\* psst$")
-        bob.send("bye\n")
-        bob.close_stdin()
-        assert bob.wait_exit() == 0, bob.stderr()
-        carol.expect(r"^-- bob quit$")
-        lines = bob.stdout().splitlines()
-        # Exactly what the server sent, unadorned: no timestamps, colours or echo.
-        assert re.fullmatch(r"-- welcome to natter, guest\d+! .*", lines[0]), lines
-        assert lines[-1] == "-- bye bob", lines
-        assert not any("hello everyone" in l for l in lines), lines
-        assert "\x1b" not in bob.stdout()
+def test_client_scripted_room_chat(natterd, client, natter):
+    s = natterd()
+    carol = client(s)
+    carol.nick("carol")
+    bob = natter("--name", "bob", s.host, s.port)
+    bob.wait_out(r"^-- \S+ is now known as bob$")
+    bob.send("hello everyone\n")
+    carol.expect(r"^#lobby <bob> hello everyone$")
+    carol.send("hi bob")
+    bob.wait_out(r"^#lobby <carol> hi bob$")
+    bob.send("/msg carol psst\n")
+    carol.expect(r"^\*bob\* psst$")
+    bob.wait_out(r"^-> \*carol\* psst$")
+    bob.send("bye\n")
+    bob.close_stdin()
+    assert bob.wait_exit() == 0, bob.stderr()
+    carol.expect(r"^-- bob quit$")
+    lines = bob.stdout().splitlines()
+    # Exactly what the server sent, unadorned: no timestamps, colours or echo.
+    assert re.fullmatch(r"-- welcome to natter, guest\d+! .*", lines[0]), lines
+    assert lines[-1] == "-- bye bob", lines
+    assert not any("hello everyone" in l for l in lines), lines
+    assert "\x1b" not in bob.stdout()
 
 
-def test_client_scripted_pipe_until_server_closes():
-    with Server() as s:
-        carol = s.connect()
-        carol.nick("carol")
-        exe = natlib.binary("natter")
-        # The lesson's way out: bye. natter prints the server's answer, then exits.
-        p = subprocess.run([exe, "--name", "bob", s.host, str(s.port)], input=b"hello\nbye\n",
-                           capture_output=True, timeout=WAIT, env=natlib.sanitizer_env())
-        assert p.returncode == 0, p
-        assert p.stdout.decode().splitlines()[-1] == "-- bye bob", p.stdout
-        carol.expect(r"^#lobby <bob> hello$")
-        # No bye: at the end of stdin natter half-closes, so every line still arrives
-        # (even a last one without a newline), and it exits when the server closes.
-        p = subprocess.run([exe, "--name", "dave", s.host, str(s.port)], input=b"one\ntwo",
-                           capture_output=True, timeout=WAIT, env=natlib.sanitizer_env())
-        assert p.returncode == 0, p
-        assert re.search(rb"^-- \S+ is now known as dave$", p.stdout, re.M), p.stdout
-        carol.expect(r"^#lobby <dave> one$")
-        carol.expect(r"^#lobby <dave> two$")
-        carol.expect(r"^-- dave quit")
-        for mark in natlib.SANITIZER_MARKS:
-            assert mark.encode() not in p.stderr, p.stderr.decode()
+def test_client_scripted_pipe_until_server_closes(natterd, client, binary):
+    s = natterd()
+    carol = client(s)
+    carol.nick("carol")
+    exe = binary("natter")
+    # The lesson's way out: bye. natter prints the server's answer, then exits.
+    p = subprocess.run([exe, "--name", "bob", s.host, str(s.port)], input=b"hello\nbye\n",
+                       capture_output=True, timeout=WAIT, env=natlib.sanitizer_env())
+    assert p.returncode == 0, p
+    assert p.stdout.decode().splitlines()[-1] == "-- bye bob", p.stdout
+    carol.expect(r"^#lobby <bob> hello$")
+    # No bye: at the end of stdin natter half-closes, so every line still arrives
+    # (even a last one without a newline), and it exits when the server closes.
+    p = subprocess.run([exe, "--name", "dave", s.host, str(s.port)], input=b"one\ntwo",
+                       capture_output=True, timeout=WAIT, env=natlib.sanitizer_env())
+    assert p.returncode == 0, p
+    assert re.search(rb"^-- \S+ is now known as dave$", p.stdout, re.M), p.stdout
+    carol.expect(r"^#lobby <dave> one$")
+    carol.expect(r"^#lobby <dave> two$")
+    carol.expect(r"^-- dave quit")
+    for mark in natlib.SANITIZER_MARKS:
+        assert mark.encode() not in p.stderr, p.stderr.decode()
 
 
-def test_client_scripted_bye_waits_for_rate_limited_server():
+def test_client_scripted_bye_waits_for_rate_limited_server(natterd, natter):
     # natterd's default rate limit (10 lines/s after a burst of 50) takes about 7 s
     # over these lines; a script's bye must still get every answer, not give up.
-    with Server() as s:
-        n = Natter("--name", "s", s.host, s.port)
-        n.send("".join(f"line {i}\n" for i in range(1, 121)) + "/who\nbye\n")
-        assert n.wait_exit(timeout=30) == 0, n.stderr()
-        lines = n.stdout().splitlines()
-        assert re.fullmatch(r"-- #lobby: s \(1 user\)", lines[-2]), lines[-5:]
-        assert lines[-1] == "-- bye s", lines[-5:]
+    s = natterd()
+    n = natter("--name", "s", s.host, s.port)
+    n.send("".join(f"line {i}\n" for i in range(1, 121)) + "/who\nbye\n")
+    assert n.wait_exit(timeout=30) == 0, n.stderr()
+    lines = n.stdout().splitlines()
+    assert re.fullmatch(r"-- #lobby: s \(1 user\)", lines[-2]), lines[-5:]
+    assert lines[-1] == "-- bye s", lines[-5:]
 
 
-def test_client_reports_server_close():
-    s = Server()
-    bob = Natter("--name", "bob", s.host, s.port)
+def test_client_reports_server_close(natterd, natter):
+    s = natterd()
+    bob = natter("--name", "bob", s.host, s.port)
     bob.wait_out(r"^-- \S+ is now known as bob$")
     s.stop()
     assert bob.wait_exit() == 0, bob.stderr()
@@ -230,9 +245,9 @@ def test_client_reports_server_close():
 
 # ==== 1:1 chat: natter --listen ====
 
-def test_client_one_to_one_between_two_natters():
+def test_client_one_to_one_between_two_natters(natter, listener):
     lis, port = listener()
-    alice = Natter("--name", "alice", "127.0.0.1", port)
+    alice = natter("--name", "alice", "127.0.0.1", port)
     lis.wait_err(r"^natter: connection from 127\.0\.0\.1:\d+$")
     # Both ways at once, not turn by turn: two lines each way before any answer.
     alice.send("hi there\nhow are you?\n")
@@ -248,7 +263,7 @@ def test_client_one_to_one_between_two_natters():
     assert alice.wait_exit() == 0, alice.stderr()
 
 
-def test_client_one_to_one_raw_peer():
+def test_client_one_to_one_raw_peer(listener, raw_peer):
     lis, port = listener()
     peer = raw_peer(port)
     m = lis.wait_err(r"^natter: connection from (127\.0\.0\.1:\d+)$")
@@ -268,7 +283,7 @@ def test_client_one_to_one_raw_peer():
     assert recv_line(peer, buf) is None  # the listener closed
 
 
-def test_client_one_to_one_listener_sees_peer_leave():
+def test_client_one_to_one_listener_sees_peer_leave(listener, raw_peer):
     lis, port = listener()
     peer = raw_peer(port)
     lis.wait_err(r"^natter: connection from ")
@@ -282,23 +297,24 @@ def test_client_one_to_one_listener_sees_peer_leave():
 # ==== The terminal, for real: natter in tmux ====
 
 class Tmux:
-    """natter in a detached tmux session of its own (a private server socket)."""
+    """natter in a detached tmux session of its own (a private server socket).
+
+    Made by the tmux fixture: natter's stderr goes to a file in tmp_path, and
+    closing() kills the tmux server at teardown."""
     count = 0
 
-    def __init__(self, *args, env=None, cwd=None, width=100, job_control=False):
+    def __init__(self, exe, tmpdir, closing, *args, env=None, cwd=None, width=100, job_control=False):
         """job_control: natter is a job of an interactive bash, so Ctrl-Z and fg work;
         the test then prints the exit status itself (see test_client_terminal_ctrl_z_and_fg)."""
-        if not shutil.which("tmux"):
-            raise natlib.Skip("tmux is not installed")
-        argv = [natlib.binary("natter"), *map(str, args)]
+        argv = [exe, *map(str, args)]
         Tmux.count += 1
         self.base = ["tmux", "-L", f"natter-test-{os.getpid()}-{Tmux.count}", "-f", "/dev/null"]
         self.socket_path = None
         self.env = {k: v for k, v in os.environ.items() if k != "TMUX"}
         self.env.update({"LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"})
-        fd, self.errfile = tempfile.mkstemp(prefix="natter-tmux-", suffix=".err")
+        fd, self.errfile = tempfile.mkstemp(prefix="natter-tmux-", suffix=".err", dir=tmpdir)
         os.close(fd)
-        natlib._live.append(self)  # from here on, close() cleans up
+        closing(self)  # from here on, close() cleans up
         pane_env = {"TERM": "xterm-256color", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
                     "ASAN_OPTIONS": natlib.sanitizer_env()["ASAN_OPTIONS"],
                     "UBSAN_OPTIONS": natlib.sanitizer_env()["UBSAN_OPTIONS"]}
@@ -376,152 +392,163 @@ class Tmux:
 
     def close(self):
         subprocess.run(self.base + ["kill-server"], env=self.env, capture_output=True, timeout=WAIT)
-        for path in (self.errfile, self.socket_path):  # tmux leaves its socket behind
-            try:
-                if path:
-                    os.unlink(path)
-            except OSError:
-                pass
+        try:
+            if self.socket_path:
+                os.unlink(self.socket_path)  # tmux leaves its socket behind
+        except OSError:
+            pass
+
+
+@pytest.fixture
+def tmux(binary, closing, tmp_path):
+    """tmux(*args, env=, cwd=, width=, job_control=): natter in a Tmux; skips the test
+    when tmux is not installed."""
+    if not shutil.which("tmux"):
+        pytest.skip("tmux is not installed")
+
+    def start(*args, **kw):
+        return Tmux(binary("natter"), tmp_path, closing, *args, **kw)
+    return start
 
 
 STAMP = r"\d\d:\d\d "
 
 
-def test_client_terminal_message_arrives_while_typing():
-    with Server() as s:
-        carol = s.connect()
-        carol.nick("carol")
-        t = Tmux("--name", "bob", s.host, s.port)
-        t.wait_prompt("#lobby>")
-        carol.expect(r"is now known as bob$")
-        t.type("half a li")
-        t.wait_prompt("#lobby> half a li")
-        carol.send("hello from carol")
-        t.wait_line("^" + STAMP + "#lobby <carol> hello from carol$")
-        lines = t.screen()
-        filled = [l for l in lines if l]
-        # The message is printed above; the half-typed input is intact on the prompt line.
-        assert filled[-1] == "#lobby> half a li", lines
-        assert re.fullmatch(STAMP + "#lobby <carol> hello from carol", filled[-2]), lines
-        assert sum("half a li" in l for l in lines) == 1, lines
-        t.type("ne")
+def test_client_terminal_message_arrives_while_typing(natterd, client, tmux):
+    s = natterd()
+    carol = client(s)
+    carol.nick("carol")
+    t = tmux("--name", "bob", s.host, s.port)
+    t.wait_prompt("#lobby>")
+    carol.expect(r"is now known as bob$")
+    t.type("half a li")
+    t.wait_prompt("#lobby> half a li")
+    carol.send("hello from carol")
+    t.wait_line("^" + STAMP + "#lobby <carol> hello from carol$")
+    lines = t.screen()
+    filled = [l for l in lines if l]
+    # The message is printed above; the half-typed input is intact on the prompt line.
+    assert filled[-1] == "#lobby> half a li", lines
+    assert re.fullmatch(STAMP + "#lobby <carol> hello from carol", filled[-2]), lines
+    assert sum("half a li" in l for l in lines) == 1, lines
+    t.type("ne")
+    t.keys("Enter")
+    carol.expect(r"^#lobby <bob> half a line$")
+    # Our own line is shown the way the others see it, and the input is empty again.
+    t.wait_line("^" + STAMP + "#lobby <bob> half a line$")
+    t.wait_prompt("#lobby>")
+    t.type("bye")
+    t.keys("Enter")
+    t.check_clean_exit()
+    assert "-- bye bob" in "\n".join(t.screen())
+    carol.expect(r"^-- bob quit$")
+
+
+def test_client_terminal_history_recall(natterd, client, tmux):
+    s = natterd()
+    carol = client(s)
+    t = tmux("--name", "bob", s.host, s.port)
+    t.wait_prompt("#lobby>")
+    for text in ("first one", "second one"):
+        t.type(text)
         t.keys("Enter")
-        carol.expect(r"^#lobby <bob> half a line$")
-        # Our own line is shown the way the others see it, and the input is empty again.
-        t.wait_line("^" + STAMP + "#lobby <bob> half a line$")
-        t.wait_prompt("#lobby>")
-        t.type("bye")
-        t.keys("Enter")
+        carol.expect(r"^#lobby <bob> %s$" % text)
+    t.wait_prompt("#lobby>")
+    t.keys("Up")
+    t.wait_prompt("#lobby> second one")
+    t.keys("Up")
+    t.wait_prompt("#lobby> first one")
+    t.type(" again")
+    t.keys("Enter")
+    carol.expect(r"^#lobby <bob> first one again$")
+    t.keys("C-d")  # Ctrl-D leaves, like bye
+    t.check_clean_exit()
+    carol.expect(r"^-- bob quit$")
+
+
+def test_client_terminal_utf8_editing(natterd, client, tmux):
+    s = natterd()
+    carol = client(s)
+    t = tmux("--name", "bob", s.host, s.port)
+    t.wait_prompt("#lobby>")
+    t.type("héllo wörld")
+    t.wait_prompt("#lobby> héllo wörld")
+    t.keys("Left", "Left", "Left", "BSpace")  # cursor before "rld": delete ö
+    t.type("ø")
+    t.keys("C-a", "Right", "Right", "BSpace")  # delete é
+    t.type("E")
+    t.wait_prompt("#lobby> hEllo wørld")
+    t.keys("Enter")
+    m = carol.expect(r"^#lobby <bob> (.*)$")
+    assert m.group(1).encode() == "hEllo wørld".encode(), m.group(1)
+    # Wide characters too: the input line must stay where it is drawn.
+    t.type("你好")
+    t.wait_prompt("#lobby> 你好")
+    carol.send("世界 to you")
+    t.wait_line("^" + STAMP + "#lobby <\\S+> 世界 to you$")
+    t.wait_prompt("#lobby> 你好")
+    t.keys("BSpace", "Enter")
+    carol.expect(r"^#lobby <bob> 你$")
+    t.type("/quit")
+    t.keys("Enter")
+    t.check_clean_exit()
+
+
+def test_client_terminal_asks_name_and_tracks_rooms(natterd, client, tmux):
+    s = natterd()
+    carol = client(s)
+    t = tmux(s.host, s.port)
+    t.wait_prompt("name:")
+    m = carol.expect(r"^-- (guest\d+) joined #lobby$")
+    t.type("dora")
+    t.keys("Enter")
+    carol.expect(r"^-- %s is now known as dora$" % m.group(1))
+    t.wait_prompt("#lobby>")
+    t.type("/join dev")
+    t.keys("Enter")
+    t.wait_prompt("#dev>")
+    t.type("/me waves")
+    t.keys("Enter")
+    t.wait_line("^" + STAMP + r"#dev \* dora waves$")
+    t.type("/part")
+    t.keys("Enter")
+    t.wait_prompt("#lobby>")
+    t.type("/nick dora2")
+    t.keys("Enter")
+    carol.expect(r"^-- dora is now known as dora2$")
+    t.type("still here")
+    t.keys("Enter")
+    carol.expect(r"^#lobby <dora2> still here$")
+    t.wait_line("^" + STAMP + "#lobby <dora2> still here$")
+    t.type("bye")
+    t.keys("Enter")
+    t.check_clean_exit()
+
+
+def test_client_terminal_colors_and_no_color(natterd, client, tmux):
+    s = natterd()
+    carol = client(s)
+    carol.nick("carol")
+    colored = tmux("--name", "bob", s.host, s.port)
+    plain = tmux("--name", "ann", s.host, s.port, env={"NO_COLOR": "1"})
+    colored.wait_prompt("#lobby>")
+    plain.wait_prompt("#lobby>")
+    carol.send("colour me")
+    for t in (colored, plain):
+        t.wait_line("<carol> colour me$")
+    line = [l for l in colored.screen(colors=True) if "colour me" in l][0]
+    assert re.search(r"\x1b\[[0-9;]*m<carol>", line), repr(line)
+    line = [l for l in plain.screen(colors=True) if "colour me" in l][0]
+    assert "\x1b" not in line, repr(line)
+    for t in (colored, plain):
+        t.keys("C-d")
         t.check_clean_exit()
-        assert "-- bye bob" in "\n".join(t.screen())
-        carol.expect(r"^-- bob quit$")
 
 
-def test_client_terminal_history_recall():
-    with Server() as s:
-        carol = s.connect()
-        t = Tmux("--name", "bob", s.host, s.port)
-        t.wait_prompt("#lobby>")
-        for text in ("first one", "second one"):
-            t.type(text)
-            t.keys("Enter")
-            carol.expect(r"^#lobby <bob> %s$" % text)
-        t.wait_prompt("#lobby>")
-        t.keys("Up")
-        t.wait_prompt("#lobby> second one")
-        t.keys("Up")
-        t.wait_prompt("#lobby> first one")
-        t.type(" again")
-        t.keys("Enter")
-        carol.expect(r"^#lobby <bob> first one again$")
-        t.keys("C-d")  # Ctrl-D leaves, like bye
-        t.check_clean_exit()
-        carol.expect(r"^-- bob quit$")
-
-
-def test_client_terminal_utf8_editing():
-    with Server() as s:
-        carol = s.connect()
-        t = Tmux("--name", "bob", s.host, s.port)
-        t.wait_prompt("#lobby>")
-        t.type("héllo wörld")
-        t.wait_prompt("#lobby> héllo wörld")
-        t.keys("Left", "Left", "Left", "BSpace")  # cursor before "rld": delete ö
-        t.type("ø")
-        t.keys("C-a", "Right", "Right", "BSpace")  # delete é
-        t.type("E")
-        t.wait_prompt("#lobby> hEllo wørld")
-        t.keys("Enter")
-        m = carol.expect(r"^#lobby <bob> (.*)$")
-        assert m.group(1).encode() == "hEllo wørld".encode(), m.group(1)
-        # Wide characters too: the input line must stay where it is drawn.
-        t.type("你好")
-        t.wait_prompt("#lobby> 你好")
-        carol.send("世界 to you")
-        t.wait_line("^" + STAMP + "#lobby <\\S+> 世界 to you$")
-        t.wait_prompt("#lobby> 你好")
-        t.keys("BSpace", "Enter")
-        carol.expect(r"^#lobby <bob> 你$")
-        t.type("/quit")
-        t.keys("Enter")
-        t.check_clean_exit()
-
-
-def test_client_terminal_asks_name_and_tracks_rooms():
-    with Server() as s:
-        carol = s.connect()
-        t = Tmux(s.host, s.port)
-        t.wait_prompt("name:")
-        m = carol.expect(r"^-- (guest\d+) joined #lobby$")
-        t.type("dora")
-        t.keys("Enter")
-        carol.expect(r"^-- %s is now known as dora$" % m.group(1))
-        t.wait_prompt("#lobby>")
-        t.type("/join dev")
-        t.keys("Enter")
-        t.wait_prompt("#dev>")
-        t.type("/me waves")
-        t.keys("Enter")
-        t.wait_line("^" + STAMP + r"#dev \* dora waves$")
-        t.type("/part")
-        t.keys("Enter")
-        t.wait_prompt("#lobby>")
-        t.type("/nick dora2")
-        t.keys("Enter")
-        carol.expect(r"^-- dora is now known as dora2$")
-        t.type("still here")
-        t.keys("Enter")
-        carol.expect(r"^#lobby <dora2> still here$")
-        t.wait_line("^" + STAMP + "#lobby <dora2> still here$")
-        t.type("bye")
-        t.keys("Enter")
-        t.check_clean_exit()
-
-
-def test_client_terminal_colors_and_no_color():
-    with Server() as s:
-        carol = s.connect()
-        carol.nick("carol")
-        colored = Tmux("--name", "bob", s.host, s.port)
-        plain = Tmux("--name", "ann", s.host, s.port, env={"NO_COLOR": "1"})
-        colored.wait_prompt("#lobby>")
-        plain.wait_prompt("#lobby>")
-        carol.send("colour me")
-        for t in (colored, plain):
-            t.wait_line("<carol> colour me$")
-        line = [l for l in colored.screen(colors=True) if "colour me" in l][0]
-        assert re.search(r"\x1b\[[0-9;]*m<carol>", line), repr(line)
-        line = [l for l in plain.screen(colors=True) if "colour me" in l][0]
-        assert "\x1b" not in line, repr(line)
-        for t in (colored, plain):
-            t.keys("C-d")
-            t.check_clean_exit()
-
-
-def test_client_terminal_one_to_one_listener():
-    t = Tmux("--listen", "127.0.0.1:0", "--name", "lis")
+def test_client_terminal_one_to_one_listener(natter, tmux):
+    t = tmux("--listen", "127.0.0.1:0", "--name", "lis")
     port = int(t.wait_err(r"^natter: listening on 127\.0\.0\.1:(\d+)$").group(1))
-    alice = Natter("--name", "alice", "127.0.0.1", port)
+    alice = natter("--name", "alice", "127.0.0.1", port)
     t.wait_err(r"^natter: connection from 127\.0\.0\.1:\d+$")
     alice.send("hi lis\n")
     t.wait_line("^" + STAMP + "<alice> hi lis$")
@@ -536,53 +563,55 @@ def test_client_terminal_one_to_one_listener():
     assert alice.wait_exit() == 0, alice.stderr()
 
 
-def test_client_terminal_tab_completes_no_file_names():
+def test_client_terminal_tab_completes_no_file_names(natterd, client, tmux, tmp_path):
     # libedit's default Tab completes file names: a local name must not end up
     # said in a public room.
-    with Server() as s, tempfile.TemporaryDirectory() as cwd:
-        open(os.path.join(cwd, "zqxsecretfile.txt"), "w").close()
-        carol = s.connect()
-        t = Tmux("--name", "bob", s.host, s.port, cwd=cwd)
-        t.wait_prompt("#lobby>")
-        t.type("zqxsec")
-        t.keys("Tab", "Enter")
-        m = carol.expect(r"^#lobby <bob> (.*)$")
-        assert m.group(1) == "zqxsec", m.group(1)
-        t.keys("C-d")
-        t.check_clean_exit()
+    s = natterd()
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    (cwd / "zqxsecretfile.txt").touch()
+    carol = client(s)
+    t = tmux("--name", "bob", s.host, s.port, cwd=str(cwd))
+    t.wait_prompt("#lobby>")
+    t.type("zqxsec")
+    t.keys("Tab", "Enter")
+    m = carol.expect(r"^#lobby <bob> (.*)$")
+    assert m.group(1) == "zqxsec", m.group(1)
+    t.keys("C-d")
+    t.check_clean_exit()
 
 
-def test_client_terminal_asks_again_when_name_refused():
-    with Server("--max-name", "8") as s:
-        carol = s.connect()
-        carol.nick("dora")
-        t = Tmux(s.host, s.port)
-        t.wait_prompt("name:")
-        guest = carol.expect(r"^-- (guest\d+) joined #lobby$").group(1)
-        t.type("dora")
-        t.keys("Enter")
-        t.wait_line("^" + STAMP + "!! name taken: dora$")
-        t.wait_prompt("name:")
-        t.type("dorothea1")  # fine for natter, too long for this server
-        t.keys("Enter")
-        t.wait_line("^" + STAMP + "!! invalid name: dorothea1 ")
-        t.wait_prompt("name:")
-        t.type("dot")
-        t.keys("Enter")
-        carol.expect(r"^-- %s is now known as dot$" % guest)
-        t.wait_prompt("#lobby>")
-        t.type("hi")
-        t.keys("Enter")
-        carol.expect(r"^#lobby <dot> hi$")
-        t.keys("C-d")
-        t.check_clean_exit()
+def test_client_terminal_asks_again_when_name_refused(natterd, client, tmux):
+    s = natterd("--max-name", "8")
+    carol = client(s)
+    carol.nick("dora")
+    t = tmux(s.host, s.port)
+    t.wait_prompt("name:")
+    guest = carol.expect(r"^-- (guest\d+) joined #lobby$").group(1)
+    t.type("dora")
+    t.keys("Enter")
+    t.wait_line("^" + STAMP + "!! name taken: dora$")
+    t.wait_prompt("name:")
+    t.type("dorothea1")  # fine for natter, too long for this server
+    t.keys("Enter")
+    t.wait_line("^" + STAMP + "!! invalid name: dorothea1 ")
+    t.wait_prompt("name:")
+    t.type("dot")
+    t.keys("Enter")
+    carol.expect(r"^-- %s is now known as dot$" % guest)
+    t.wait_prompt("#lobby>")
+    t.type("hi")
+    t.keys("Enter")
+    carol.expect(r"^#lobby <dot> hi$")
+    t.keys("C-d")
+    t.check_clean_exit()
 
 
-def test_client_terminal_connected_to_listener_echoes_literally():
+def test_client_terminal_connected_to_listener_echoes_literally(listener, tmux):
     # A natter --listen takes every line as text: no natterd reads /me or /who,
     # so the connecting side must show them as they were sent.
     lis, port = listener()
-    t = Tmux("--name", "alice", "127.0.0.1", port)
+    t = tmux("--name", "alice", "127.0.0.1", port)
     lis.wait_out(r"^/nick alice$")
     t.wait_prompt(">")
     for text in ("/me waves", "/who"):
@@ -599,95 +628,95 @@ def test_client_terminal_connected_to_listener_echoes_literally():
     t.check_clean_exit()
 
 
-def test_client_terminal_ctrl_z_and_fg():
-    with Server() as s:
-        carol = s.connect()
-        carol.nick("carol")
-        t = Tmux("--name", "bob", s.host, s.port, job_control=True)
-        t.wait_prompt("#lobby>")
-        t.keys("C-z")
-        t.wait_line(r"^\[1\]\+ +Stopped ", "the shell to report natter stopped")
-        # The shell has its terminal back: what is typed is echoed once.
-        t.type("echo shell-$((6*7))")
-        t.keys("Enter")
-        t.wait_line("^shell-42$")
-        # fg waits for natter and gives its status, for check_clean_exit().
-        t.type('fg; echo "[natter exited $?]"')
-        t.keys("Enter")
-        t.wait_prompt("#lobby>")
-        carol.send("while you were away")
-        t.wait_line("^" + STAMP + "#lobby <carol> while you were away$")
-        # Line editing works again: Ctrl-A goes to the start of the line.
-        t.type("back again")
-        t.keys("C-a")
-        t.type(">> ")
-        t.wait_prompt("#lobby> >> back again")
-        t.keys("Enter")
-        carol.expect(r"^#lobby <bob> >> back again$")
-        t.wait_line("^" + STAMP + "#lobby <bob> >> back again$")
-        t.wait_prompt("#lobby>")
-        t.keys("C-d")
-        t.check_clean_exit()
+def test_client_terminal_ctrl_z_and_fg(natterd, client, tmux):
+    s = natterd()
+    carol = client(s)
+    carol.nick("carol")
+    t = tmux("--name", "bob", s.host, s.port, job_control=True)
+    t.wait_prompt("#lobby>")
+    t.keys("C-z")
+    t.wait_line(r"^\[1\]\+ +Stopped ", "the shell to report natter stopped")
+    # The shell has its terminal back: what is typed is echoed once.
+    t.type("echo shell-$((6*7))")
+    t.keys("Enter")
+    t.wait_line("^shell-42$")
+    # fg waits for natter and gives its status, for check_clean_exit().
+    t.type('fg; echo "[natter exited $?]"')
+    t.keys("Enter")
+    t.wait_prompt("#lobby>")
+    carol.send("while you were away")
+    t.wait_line("^" + STAMP + "#lobby <carol> while you were away$")
+    # Line editing works again: Ctrl-A goes to the start of the line.
+    t.type("back again")
+    t.keys("C-a")
+    t.type(">> ")
+    t.wait_prompt("#lobby> >> back again")
+    t.keys("Enter")
+    carol.expect(r"^#lobby <bob> >> back again$")
+    t.wait_line("^" + STAMP + "#lobby <bob> >> back again$")
+    t.wait_prompt("#lobby>")
+    t.keys("C-d")
+    t.check_clean_exit()
 
 
-def test_client_terminal_wide_chars_wrapping_at_margin():
+def test_client_terminal_wide_chars_wrapping_at_margin(natterd, client, tmux):
     # At 80 columns "#lobby> x" and 35 wide characters take 79 cells: the 36th
     # does not fit, so libedit moves it to the next row, which the next 40 fill.
     # The input is then 3 rows (the cursor on the third), not 159 // 80 + 1 = 2.
-    with Server() as s:
-        carol = s.connect()
-        carol.nick("carol")
-        t = Tmux("--name", "bob", s.host, s.port, width=80)
-        t.wait_prompt("#lobby>")
-        text = "x" + "你" * 75
-        t.type(text)
-        t.wait(lambda lines: "你" * 40 in lines, "the input to wrap")
-        carol.send("ping")
-        t.wait_line("^" + STAMP + "#lobby <carol> ping$")
-        filled = [l for l in t.screen() if l]
-        at = [i for i, l in enumerate(filled) if l.endswith("<carol> ping")][0]
-        assert not any("你" in l for l in filled[:at]), "stale input rows above the message:\n" + "\n".join(filled)
-        assert filled[at + 1:] == ["#lobby> x" + "你" * 35, "你" * 40], "\n".join(filled)
-        t.keys("Enter")
-        m = carol.expect(r"^#lobby <bob> (.*)$")
-        assert m.group(1) == text, m.group(1)
-        # After Enter the finished input is replaced by our own line, all of it.
-        t.wait_line("^" + STAMP + "#lobby <bob> x你")
-        t.wait_prompt("#lobby>")
-        lines = t.screen()
-        assert not any(l.startswith("#lobby> x") for l in lines), "\n".join(lines)
-        t.keys("C-d")
-        t.check_clean_exit()
+    s = natterd()
+    carol = client(s)
+    carol.nick("carol")
+    t = tmux("--name", "bob", s.host, s.port, width=80)
+    t.wait_prompt("#lobby>")
+    text = "x" + "你" * 75
+    t.type(text)
+    t.wait(lambda lines: "你" * 40 in lines, "the input to wrap")
+    carol.send("ping")
+    t.wait_line("^" + STAMP + "#lobby <carol> ping$")
+    filled = [l for l in t.screen() if l]
+    at = [i for i, l in enumerate(filled) if l.endswith("<carol> ping")][0]
+    assert not any("你" in l for l in filled[:at]), "stale input rows above the message:\n" + "\n".join(filled)
+    assert filled[at + 1:] == ["#lobby> x" + "你" * 35, "你" * 40], "\n".join(filled)
+    t.keys("Enter")
+    m = carol.expect(r"^#lobby <bob> (.*)$")
+    assert m.group(1) == text, m.group(1)
+    # After Enter the finished input is replaced by our own line, all of it.
+    t.wait_line("^" + STAMP + "#lobby <bob> x你")
+    t.wait_prompt("#lobby>")
+    lines = t.screen()
+    assert not any(l.startswith("#lobby> x") for l in lines), "\n".join(lines)
+    t.keys("C-d")
+    t.check_clean_exit()
 
 
-def test_client_terminal_esc_and_ctrl_r_do_not_freeze():
+def test_client_terminal_esc_and_ctrl_r_do_not_freeze(natterd, client, tmux):
     # Esc alone and a Ctrl-R search make libedit wait for more keys inside one
     # call; messages must still arrive meanwhile (natter gives up waiting).
-    with Server() as s:
-        carol = s.connect()
-        carol.nick("carol")
-        t = Tmux("--name", "bob", s.host, s.port)
-        t.wait_prompt("#lobby>")
-        t.type("first one")
-        t.keys("Enter")
-        carol.expect(r"^#lobby <bob> first one$")
-        t.wait_prompt("#lobby>")
-        t.type("abc")
-        t.keys("Escape")
-        carol.send("after esc")
-        t.wait_line("^" + STAMP + "#lobby <carol> after esc$")
-        t.type("dé你")  # the input goes on as before, UTF-8 and all
-        t.wait_prompt("#lobby> abcdé你")
-        t.keys("Enter")
-        carol.expect(r"^#lobby <bob> abcdé你$")
-        t.wait_prompt("#lobby>")
-        t.keys("C-r")
-        t.type("fir")
-        carol.send("during search")
-        t.wait_line("^" + STAMP + "#lobby <carol> during search$")
-        # The search ended where it was and kept what it found.
-        t.wait_prompt("#lobby> first one")
-        t.keys("Enter")
-        carol.expect(r"^#lobby <bob> first one$")
-        t.keys("C-d")
-        t.check_clean_exit()
+    s = natterd()
+    carol = client(s)
+    carol.nick("carol")
+    t = tmux("--name", "bob", s.host, s.port)
+    t.wait_prompt("#lobby>")
+    t.type("first one")
+    t.keys("Enter")
+    carol.expect(r"^#lobby <bob> first one$")
+    t.wait_prompt("#lobby>")
+    t.type("abc")
+    t.keys("Escape")
+    carol.send("after esc")
+    t.wait_line("^" + STAMP + "#lobby <carol> after esc$")
+    t.type("dé你")  # the input goes on as before, UTF-8 and all
+    t.wait_prompt("#lobby> abcdé你")
+    t.keys("Enter")
+    carol.expect(r"^#lobby <bob> abcdé你$")
+    t.wait_prompt("#lobby>")
+    t.keys("C-r")
+    t.type("fir")
+    carol.send("during search")
+    t.wait_line("^" + STAMP + "#lobby <carol> during search$")
+    # The search ended where it was and kept what it found.
+    t.wait_prompt("#lobby> first one")
+    t.keys("Enter")
+    carol.expect(r"^#lobby <bob> first one$")
+    t.keys("C-d")
+    t.check_clean_exit()

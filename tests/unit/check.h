@@ -6,7 +6,7 @@
  *   CHECK_MEM(got, glen, want, wlen, "name")
  *   return check_done();             at the end of main: exit status 1 if anything failed
  *
- * tests/run.py counts every "ok - " / "not ok - " line as one test, so a check
+ * tests/conftest.py counts every "ok - " / "not ok - " line as one test, so a check
  * stands for one behaviour: loops should accumulate into a flag and CHECK once.
  * Output is flushed after every line, so a crash (ASan) still shows what passed.
  */

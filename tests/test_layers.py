@@ -3,7 +3,7 @@
 
 Each file may include headers of its own layer or of the layers below it, never
 one above; and no two modules (a .c with its .h) may include each other, directly
-or around a circle. Run it alone (`python3 tests/layers.py`: prints the problems,
+or around a circle. Run it alone (`python3 tests/test_layers.py`: prints the problems,
 exits 1 if any) or through the test suite.
 """
 import os, re, sys
@@ -59,7 +59,7 @@ def problems():
     for f, targets in sorted(inc.items()):
         layer = layer_of(f)
         if layer is None:
-            out.append(f"{f}: in no layer (add it to tests/layers.py and docs/architecture.md)")
+            out.append(f"{f}: in no layer (add it to tests/test_layers.py and docs/architecture.md)")
             continue
         for t in targets:
             if t not in inc:
@@ -96,3 +96,8 @@ if __name__ == "__main__":
     p = problems()
     print("\n".join(p) if p else "layers: every include points down, no circles")
     sys.exit(1 if p else 0)
+
+
+def test_includes_point_down_and_make_no_circle():
+    p = problems()
+    assert not p, "\n".join(p)
