@@ -312,3 +312,17 @@ def test_one_big_reply_is_not_mistaken_for_a_slow_reader(natterd, client):
     assert len(m.group(0)) > 4096
     asker.send("/who #nowhere")
     asker.expect(r"^!! no such room: #nowhere$")
+
+
+def test_several_bind_addresses_each_listen(natterd, client, closing):
+    # Two --bind addresses: two listeners, one ready line naming both, one set of rooms.
+    s = natterd("--bind", "127.0.0.2")  # after the fixture's own --bind 127.0.0.1
+    m = s.wait_log(r"listening on 127\.0\.0\.1:(\d+), 127\.0\.0\.2:(\d+) \(max \d+ clients\)")
+    assert int(m.group(1)) == s.port
+    a = client(s)
+    b = closing(natlib.Client("127.0.0.2", int(m.group(2))))
+    a.send("over the first")
+    b.expect(r"^#lobby <%s> over the first$" % a.name)
+    b.send("over the second")
+    a.expect(r"^#lobby <%s> over the second$" % b.name)
+    s.wait_log(r"\(2 clients\)")
