@@ -17,6 +17,7 @@ struct tlsc {
 
 struct tlsc_conn {
     SSL *ssl;
+    X509 *refused; /* the certificate verification failed on, to name its trouble */
     char host[256];
     int wants_write;
     int failed; /* no close_notify after a fatal error */
@@ -27,7 +28,7 @@ struct tlsc_conn {
 static const char *ssl_reason(void)
 {
     unsigned long e = ERR_get_error();
-    const char *r = e ? ERR_reason_error_string(e) : NULL;
+    const char *r = !e ? NULL : ERR_SYSTEM_ERROR(e) ? strerror(ERR_GET_REASON(e)) : ERR_reason_error_string(e);
     ERR_clear_error();
     return r ? r : "unknown error";
 }
@@ -64,6 +65,18 @@ void tlsc_free(struct tlsc *t)
     }
 }
 
+/* Remember the first certificate that failed: OpenSSL keeps no peer
+ * certificate from a failed handshake, and the message wants its dates and names. */
+static int on_verify(int ok, X509_STORE_CTX *store)
+{
+    SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
+    struct tlsc_conn *c = ssl ? SSL_get_app_data(ssl) : NULL;
+    X509 *cert = X509_STORE_CTX_get_current_cert(store);
+    if (!ok && c && !c->refused && cert && X509_up_ref(cert) == 1)
+        c->refused = cert;
+    return ok;
+}
+
 struct tlsc_conn *tlsc_conn_new(struct tlsc *t, int fd, const char *host, char *err, size_t errlen)
 {
     ERR_clear_error();
@@ -84,6 +97,9 @@ struct tlsc_conn *tlsc_conn_new(struct tlsc *t, int fd, const char *host, char *
         tlsc_conn_free(c);
         return NULL;
     }
+    SSL_set_app_data(c->ssl, c);
+    if (SSL_get_verify_mode(c->ssl) & SSL_VERIFY_PEER)
+        SSL_set_verify(c->ssl, SSL_VERIFY_PEER, on_verify);
     SSL_set_connect_state(c->ssl);
     return c;
 }
@@ -92,6 +108,7 @@ void tlsc_conn_free(struct tlsc_conn *c)
 {
     if (c) {
         SSL_free(c->ssl);
+        X509_free(c->refused);
         free(c);
     }
 }
@@ -126,7 +143,7 @@ static void cert_names(X509 *cert, char *out, size_t len)
 /* Why verification failed, naming the cause, with what the user can do. */
 static void verify_failure(struct tlsc_conn *c, long v, char *err, size_t errlen)
 {
-    X509 *cert = SSL_get1_peer_certificate(c->ssl);
+    X509 *cert = c->refused;
     char detail[512] = "";
     switch (v) {
     case X509_V_ERR_CERT_HAS_EXPIRED:
@@ -160,7 +177,6 @@ static void verify_failure(struct tlsc_conn *c, long v, char *err, size_t errlen
     default:
         break;
     }
-    X509_free(cert);
     snprintf(err, errlen, "the server's certificate was refused: %s%s", X509_verify_cert_error_string(v), detail);
 }
 

@@ -121,7 +121,7 @@ static BIO_METHOD *bio_method(void)
 static const char *ssl_reason(void)
 {
     unsigned long e = ERR_get_error();
-    const char *r = e ? ERR_reason_error_string(e) : NULL;
+    const char *r = !e ? NULL : ERR_SYSTEM_ERROR(e) ? strerror(ERR_GET_REASON(e)) : ERR_reason_error_string(e);
     ERR_clear_error();
     return r ? r : "unknown error";
 }
@@ -160,7 +160,12 @@ static SSL_CTX *load(const char *cert, const char *key, char *err, size_t errlen
     const char *what = cert;
     if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
         (what = key, SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)) {
-        snprintf(err, errlen, "TLS %s %s: %s", what == cert ? "certificate" : "key", what, ssl_reason());
+        unsigned long e = ERR_peek_error();
+        if (what == key && ERR_GET_LIB(e) == ERR_LIB_X509 && ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH)
+            snprintf(err, errlen, "TLS key %s does not belong to the certificate %s", key, cert);
+        else
+            snprintf(err, errlen, "TLS %s %s: %s", what == cert ? "certificate" : "key", what, ssl_reason());
+        ERR_clear_error();
         SSL_CTX_free(ctx);
         return NULL;
     }
