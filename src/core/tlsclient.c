@@ -144,7 +144,7 @@ static void cert_names(X509 *cert, char *out, size_t len)
 static void verify_failure(struct tlsc_conn *c, long v, char *err, size_t errlen)
 {
     X509 *cert = c->refused;
-    char detail[512] = "";
+    char detail[768] = "";
     switch (v) {
     case X509_V_ERR_CERT_HAS_EXPIRED:
         if (cert) {
@@ -177,7 +177,7 @@ static void verify_failure(struct tlsc_conn *c, long v, char *err, size_t errlen
     default:
         break;
     }
-    snprintf(err, errlen, "the server's certificate was refused: %s%s", X509_verify_cert_error_string(v), detail);
+    snprintf(err, errlen, "the server's certificate was refused: %s%.700s", X509_verify_cert_error_string(v), detail);
 }
 
 int tlsc_handshake(struct tlsc_conn *c, char *err, size_t errlen)

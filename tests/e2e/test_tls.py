@@ -182,8 +182,11 @@ def test_only_tls_1_2_and_1_3(natterd, certs, closing):
 
 def run_natter(binary, *args, stdin=b"/who\n"):
     p = subprocess.run([binary("natter"), *args], input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       timeout=30)
-    return p.returncode, p.stdout.decode(), p.stderr.decode()
+                       timeout=30, env=natlib.sanitizer_env())
+    err = p.stderr.decode()
+    for mark in natlib.SANITIZER_MARKS:
+        assert mark not in err, err
+    return p.returncode, p.stdout.decode(), err
 
 
 def test_natter_tls_verifies_and_chats(natterd, binary, certs):
@@ -456,7 +459,7 @@ def test_bench_over_tls(natterd, binary, certs):
     s = tls_server(natterd, certs["good"], "--rate", "0", "--max-per-ip", "0")
     p = subprocess.run([binary("natter-bench"), "--tls", "--port", str(s.tls_port), "-c", "20", "-m", "50",
                         "-d", "10", "--server-pid", str(s.pid())], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       timeout=60)
+                       timeout=60, env=natlib.sanitizer_env())
     out = p.stdout.decode()
     assert p.returncode == 0, out + p.stderr.decode()
     assert re.search(r"held 20 of 20", out), out
