@@ -274,6 +274,12 @@ static void handshake(struct worker *w, struct conn *c)
 {
     char why[300];
     int rc = tlsc_handshake(c->tls, why, sizeof why);
+    if (rc == -2 && w->cfg->expect_refused) { /* natterd's TLS port refuses by closing */
+        atomic_fetch_add(&w->sh->refused, 1);
+        epoll_ctl(w->ep, EPOLL_CTL_DEL, c->fd, NULL);
+        conn_settle(w, c, C_DEAD);
+        return;
+    }
     if (rc < 0) {
         setup_failed(w, c, why);
         return;

@@ -716,7 +716,7 @@ static int start_tls(const struct options *o, const char *host)
             break;
         }
     }
-    if (rc != 1) {
+    if (rc != 1) { /* (-2, closed without a word, is a failure like any other here) */
         if (!got_signal)
             fprintf(stderr, "natter: %s: %s\n", c.addr, err);
         return -1;

@@ -204,7 +204,7 @@ int tlsc_handshake(struct tlsc_conn *c, char *err, size_t errlen)
         else
             snprintf(err, errlen, "the server closed the connection during the TLS handshake "
                                   "(is this its TLS port? is it full?)");
-        return -1;
+        return saved && saved != ECONNRESET && saved != EPIPE ? -1 : -2;
     default:
         break;
     }

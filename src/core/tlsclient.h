@@ -31,7 +31,9 @@ struct tlsc_conn *tlsc_conn_new(struct tlsc *t, int fd, const char *host, char *
 void tlsc_conn_free(struct tlsc_conn *c);
 
 /* Drive the handshake: 1 done, 0 not yet (poll for tlsc_wants_write ? POLLOUT :
- * POLLIN and call again), -1 failed with the reason in err. */
+ * POLLIN and call again), -1 failed with the reason in err; -2 the same when
+ * the server closed the connection without a word (how natterd refuses on its
+ * TLS port: full, too many from one address). */
 int tlsc_handshake(struct tlsc_conn *c, char *err, size_t errlen);
 /* Like read(2) and write(2) on the socket: -1 with errno EAGAIN when the
  * socket must become ready first (tlsc_wants_write says which way). A write

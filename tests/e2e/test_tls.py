@@ -366,12 +366,15 @@ def test_garbage_instead_of_a_client_hello(natterd, client, certs, closing, garb
     assert watcher.sync()
 
 
-def test_refusals_on_the_tls_port_say_nothing_in_clear(natterd, client, certs, closing):
+def test_refusals_on_the_tls_port_say_nothing_in_clear(natterd, client, certs, closing, binary):
     s = tls_server(natterd, certs["good"], "--max-clients", "1")
     holder = client(s)
     late = closing(socket.create_connection((s.host, s.tls_port), timeout=10))
     assert read_to_eof(late) == b""
     s.wait_log(r"refused 127\.0\.0\.1:\d+: server full")
+    rc, out, err = run_natter(binary, "--tls", "--ca", certs["ca"], "localhost", str(s.tls_port))
+    assert rc == 1 and "the server closed the connection during the TLS handshake (is this its TLS port? " \
+        "is it full?)" in err, err
     holder.sync()
     s2 = tls_server(natterd, certs["good"], "--max-per-ip", "1")
     first = closing(TLSClient(s2, context(certs)))
@@ -463,3 +466,14 @@ def test_bench_over_tls(natterd, binary, certs):
     out = p.stdout.decode()
     assert p.returncode == 0, out + p.stderr.decode()
     assert re.search(r"held 20 of 20", out), out
+
+
+def test_bench_over_tls_counts_a_silent_close_as_refused(natterd, binary, certs):
+    s = tls_server(natterd, certs["good"], "--rate", "0", "--max-per-ip", "0", "--max-clients", "10")
+    p = subprocess.run([binary("natter-bench"), "--tls", "--port", str(s.tls_port), "-c", "11", "-s", "1", "-m", "1",
+                        "--expect-refused", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60,
+                       env=natlib.sanitizer_env())
+    out = p.stdout.decode()
+    assert p.returncode == 0, out + p.stderr.decode()
+    assert "held 10 of 11 (refused 1, failed 0, lost 0), over TLS" in out, out
+    assert re.search(r"setup +[\d.]+ s: \d+ connections set up per second", out), out
