@@ -527,7 +527,10 @@ static int on_socket_line(void *ctx, char *line, size_t len)
 
 static void connection_closed(void)
 {
-    if (c.sock_in.len > 0) /* a last line without a newline */
+    /* A last line without a newline; not over TLS, where natterd sends only
+     * whole lines and a cut one means the stream was cut (natter accepts an
+     * end without close_notify as the end, like a plain one). */
+    if (c.sock_in.len > 0 && !c.tls)
         on_socket_line(NULL, c.sock_in.data, c.sock_in.len);
     inbuf_clear(&c.sock_in);
     if (c.done)

@@ -477,3 +477,28 @@ def test_bench_over_tls_counts_a_silent_close_as_refused(natterd, binary, certs)
     assert p.returncode == 0, out + p.stderr.decode()
     assert "held 10 of 11 (refused 1, failed 0, lost 0), over TLS" in out, out
     assert re.search(r"setup +[\d.]+ s: \d+ connections set up per second", out), out
+
+
+def test_natter_drops_a_line_cut_short_over_tls(binary, certs, closing):
+    """A TLS stream that ends without close_notify in the middle of a line was cut:
+    natter shows the whole lines before it, not the piece."""
+    import threading
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(*certs["good"])
+    lsock = closing(socket.socket())
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(1)
+
+    def serve():
+        conn, _ = lsock.accept()
+        with ctx.wrap_socket(conn, server_side=True) as t:
+            t.sendall(b"-- a whole line\n-- and a piece of anoth")
+            t.shutdown(socket.SHUT_RDWR)  # TCP's FIN, no close_notify
+
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    rc, out, err = run_natter(binary, "--tls", "--ca", certs["ca"], "localhost", str(lsock.getsockname()[1]),
+                              stdin=b"")
+    th.join(10)
+    assert out == "-- a whole line\n", (out, err)
+    assert rc == 0, err
