@@ -97,7 +97,7 @@ def tls_client(closing, certs):
 def read_to_eof(sock, timeout=natlib.DEFAULT_WAIT):
     """Everything sock receives until EOF (raises on timeout)."""
     sock.settimeout(timeout)
-    data = b""
+    data = bytearray()
     while True:
         try:
             chunk = sock.recv(65536)
