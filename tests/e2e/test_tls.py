@@ -502,3 +502,31 @@ def test_natter_drops_a_line_cut_short_over_tls(binary, certs, closing):
     th.join(10)
     assert out == "-- a whole line\n", (out, err)
     assert rc == 0, err
+
+
+def test_natter_tls_on_a_terminal(natterd, client, certs, binary, closing, tmp_path):
+    """The interactive client over TLS, in tmux: typed lines go out, lines arrive
+    while typing, and bye leaves cleanly (close_notify, then the server's close)."""
+    if not shutil.which("tmux"):
+        pytest.skip("tmux is not installed")
+    from test_client import STAMP, Tmux  # natter in tmux, as the client's own tests drive it
+    s = tls_server(natterd, certs["good"])
+    carol = client(s)
+    carol.nick("carol")
+    t = Tmux(binary("natter"), str(tmp_path), closing, "--tls", "--ca", certs["ca"], "--name", "bob", "localhost",
+             s.tls_port)
+    t.wait_prompt("#lobby>")
+    carol.expect(r"is now known as bob$")
+    t.type("typed over TLS")
+    t.keys("Enter")
+    carol.expect(r"^#lobby <bob> typed over TLS$")
+    t.type("half")
+    carol.send("hello, bob")
+    t.wait_line("^" + STAMP + "#lobby <carol> hello, bob$")
+    t.wait_prompt("#lobby> half")
+    t.keys("C-u")
+    t.type("bye")
+    t.keys("Enter")
+    t.check_clean_exit()
+    carol.expect(r"^-- bob quit$")
+    assert t.errors() == ""
