@@ -20,6 +20,10 @@ CFLAGS_EDIT := $(shell pkg-config --cflags libedit 2>/dev/null)
 # src/bench. Basenames are unique, so every object lands flat in $(BUILD)/.
 CORE     := loop net buf lineframe text dict log
 SERVER   := options listener conn tcp hub linecodec lineuser commands
+# Room history (SQLite): history.c, and the plain protocol's side of it.
+SERVER   += history linehistory
+LDLIBS_SQLITE := $(shell pkg-config --libs sqlite3 2>/dev/null || echo -lsqlite3)
+CFLAGS_SQLITE := $(shell pkg-config --cflags sqlite3 2>/dev/null)
 CLIENT   := lineedit session
 BENCH    := bench bench_worker bench_shared bench_hist
 SRC_DIRS := src/core src/server src/server/transport src/server/codecs \
@@ -38,7 +42,7 @@ TEST_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(wildcard tests/tools/*
 all: $(BUILD)/natterd $(BUILD)/natter $(BUILD)/natter-bench
 
 $(BUILD)/natterd: $(BUILD)/natterd.o $(SERVER_O) $(CORE_O)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS_SQLITE) -lpthread
 
 $(BUILD)/natter: $(BUILD)/natter.o $(CLIENT_O) $(CORE_O)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS_EDIT)
@@ -47,13 +51,14 @@ $(BUILD)/natter-bench: $(BENCH_O) $(CORE_O)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) -lpthread -lm
 
 $(BUILD)/lineedit.o $(BUILD)/natter.o: CPPFLAGS += $(CFLAGS_EDIT)
+$(BUILD)/history.o: CPPFLAGS += $(CFLAGS_SQLITE)
 
 $(BUILD)/%.o: %.c | $(BUILD)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 
 # $(filter ...): the .d files add headers to $^, which must not reach the compiler.
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(SERVER_O) $(CORE_O) | $(BUILD)/tests
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDFLAGS)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDFLAGS) $(LDLIBS_SQLITE) -lpthread
 
 $(BUILD)/tests/%: tests/tools/%.c $(CORE_O) | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDFLAGS)
@@ -103,6 +108,11 @@ run: deps all
 
 # Debian packages the build needs; installed when we may, asked for otherwise.
 deps:
+	@pkg-config --exists sqlite3 2>/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing libsqlite3-dev (natterd keeps room history in SQLite)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libsqlite3-dev sqlite3 pkg-config; \
+	  else echo "natterd needs Debian packages: sudo apt-get install libsqlite3-dev sqlite3 pkg-config" >&2; exit 1; fi; }
 	@pkg-config --exists libedit 2>/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing libedit-dev (line editing for the natter client)"; \
@@ -142,7 +152,7 @@ build-fuzz/fuzz_sanitize: tests/fuzz/fuzz_sanitize.c tests/fuzz/fuzz_util.h src/
 
 build-fuzz/fuzz_framing: tests/fuzz/fuzz_framing.c tests/fuzz/fuzz_util.h $(FUZZ_SERVER) $(HEADERS)
 	@mkdir -p build-fuzz
-	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_framing.c $(FUZZ_SERVER)
+	$(FUZZ_CC) $(CPPFLAGS) $(CFLAGS_SQLITE) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_framing.c $(FUZZ_SERVER) $(LDLIBS_SQLITE) -lpthread
 
 fuzz-build: build-fuzz/fuzz_sanitize build-fuzz/fuzz_framing
 

@@ -55,6 +55,16 @@ static const struct spec specs[] = {
      NULL},
     {"keepalive", 0, NUMBER, AT(keepalive), 0, 0, 1000000, "SECS", "TCP keepalive idle time to find dead peers, 0 = off",
      NULL},
+    /* History (history.c): replay on join, /history, /search, kept in SQLite. */
+    {"history", 0, NUMBER, AT(history), 0, 0, 1000, "N", "messages replayed to who joins a room; 0 = history off",
+     NULL},
+    {"db", 0, TEXT, AT(db), 0, 0, 0, "PATH", "the history database; :memory: keeps none on disk",
+     "$STATE_DIRECTORY/natter.db, else ./natter.db"},
+    {"history-private", 0, FLAG, AT(history_private), 0, 0, 0, NULL, "keep private messages in history too", NULL},
+    {"history-days", 0, NUMBER, AT(history_days), 0, 0, 1000000, "DAYS", "delete history older than this, 0 = never",
+     NULL},
+    {"history-max", 0, NUMBER, AT(history_max), 0, 0, 1000000000000LL, "N",
+     "messages kept per room, 0 = no limit", NULL},
     {"verbose", 'v', FLAG, AT(verbose), 0, 0, 0, NULL, "log more", NULL},
 };
 #define NSPECS (sizeof specs / sizeof specs[0])
@@ -74,6 +84,7 @@ void options_defaults(struct options *o)
         .max_name = 24,
         .max_rooms = 16,
         .max_announce = 200,
+        .history = 50,
     };
 }
 

@@ -21,6 +21,9 @@ struct options {
     long long max_line, max_outbuf, rate, burst;
     long long idle_timeout, login_timeout, flood_timeout, max_per_ip;
     long long max_name, max_rooms, max_announce;
+    long long history, history_days, history_max; /* history.c */
+    const char *db;                               /* NULL: the default path */
+    int history_private;
     int verbose;
 };
 
