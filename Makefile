@@ -60,6 +60,10 @@ $(BUILD)/%.o: %.c | $(BUILD)
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(SERVER_O) $(CORE_O) | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDFLAGS) $(LDLIBS_SQLITE) -lpthread
 
+# The history module's own benchmark (docs/PERFORMANCE.md): history and the hub, no sockets.
+$(BUILD)/tests/history-bench: tests/tools/history-bench.c $(BUILD)/history.o $(BUILD)/hub.o $(CORE_O) | $(BUILD)/tests
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDFLAGS) $(LDLIBS_SQLITE) -lpthread
+
 $(BUILD)/tests/%: tests/tools/%.c $(CORE_O) | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDFLAGS)
 

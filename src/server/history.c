@@ -30,11 +30,13 @@
 #define QUEUE_MAX_ITEMS 200000          /* messages waiting for the thread */
 #define QUEUE_MAX_BYTES (64u << 20)
 #define BATCH_MAX 8192                  /* items in one transaction */
+#define COMMIT_MS 10                    /* at most one commit this often: bigger batches write fewer pages */
+#define INDEX_CHUNK 50000               /* rows added to the search index per transaction */
 #define RETENTION_BATCH 500             /* rows deleted per transaction */
 #define RETENTION_PERIOD_MS 1000
 #define RETRY_MS 1000                   /* after a failed write, wait this long before the next try */
 #define SEARCH_BUDGET_MS 200            /* a search running longer is stopped */
-#define GAP_TARGETS 64                  /* targets one gap record can name */
+#define GAP_TARGETS 1024                 /* targets one gap record can name */
 #define TOUCHED_MAX 4096                /* targets remembered for the next retention pass */
 
 /* ==== Queue nodes ==== */
@@ -135,6 +137,7 @@ struct history {
     pthread_cond_t synced;     /* history_sync */
     struct list in;            /* loop -> thread */
     size_t in_items, in_bytes;
+    unsigned in_queries;       /* queries among them: answered without gathering */
     int stop;
     int waiting;               /* the thread sleeps on `wake` */
     struct list out;           /* thread -> loop: answered queries */
@@ -151,13 +154,18 @@ struct history {
     int failing;               /* since the last successful commit */
     long long retry_at;        /* monotonic ms */
     long long retention_at;
+    long long last_commit;     /* monotonic ms, of the last batch */
     int retention_dirty;       /* something was written since the last pass */
     struct dict touched;       /* targets written since the last per-target pass (strdup'ed names) */
     int touched_all;           /* too many to list, or the first pass: every target */
     long long deadline;        /* of the running search, for the progress handler */
+    uint64_t fts_upto;         /* the last id in the search index */
+    uint64_t unindexed;        /* rows written since (about) */
 };
 
 const struct history_config *history_config(const struct history *h) { return &h->cfg; }
+
+static void reread_fts_upto(struct history *h);
 
 static long long now_mono(void)
 {
@@ -177,7 +185,9 @@ static int64_t now_real(void)
 
 /* messages.id is the hub's event id: ascending, so inserts append. Gap rows take
  * the id of the first message they stand for. The FTS5 index is an external-
- * content table over messages, kept by triggers (gap rows are not indexed). */
+ * content table over messages, filled in bulk behind the inserts (index_step):
+ * meta.fts_upto is the last id indexed, and the delete trigger takes out of the
+ * index only what is in it (gap rows never are). */
 static const char *const migrations[] = {
     /* 0 -> 1 */
     "CREATE TABLE messages("
@@ -191,11 +201,11 @@ static const char *const migrations[] = {
     " lost INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX messages_target ON messages(target, id);"
     "CREATE VIRTUAL TABLE messages_fts USING fts5(text, content='messages', content_rowid='id');"
-    "CREATE TRIGGER messages_ai AFTER INSERT ON messages WHEN new.kind != 4 BEGIN"
-    " INSERT INTO messages_fts(rowid, text) VALUES (new.id, new.text); END;"
-    "CREATE TRIGGER messages_ad AFTER DELETE ON messages WHEN old.kind != 4 BEGIN"
-    " INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', old.id, old.text); END;"
-    "CREATE TABLE meta(key TEXT PRIMARY KEY, value);",
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value);"
+    "INSERT INTO meta(key, value) VALUES ('fts_upto', 0);"
+    "CREATE TRIGGER messages_ad AFTER DELETE ON messages"
+    " WHEN old.kind != 4 AND old.id <= (SELECT value FROM meta WHERE key = 'fts_upto') BEGIN"
+    " INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', old.id, old.text); END;",
 };
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
 
@@ -335,9 +345,14 @@ static int open_db(struct history *h, char *err, size_t errlen)
         /* In WAL mode NORMAL loses no committed transaction when the process dies
          * (kill -9): only a power cut can take the last few. */
         exec(h->db, "PRAGMA synchronous = NORMAL");
+        exec(h->db, "PRAGMA wal_autocheckpoint = 4000"); /* 16 MB of WAL between checkpoints */
     }
+    exec(h->db, "PRAGMA cache_size = -16384"); /* 16 MB: the index pages of busy rooms stay cached */
+    exec(h->db, "PRAGMA temp_store = MEMORY");
     if (migrate(h, err, errlen) < 0)
         return -1;
+    reread_fts_upto(h);
+    h->unindexed = 1; /* look once: the last run may have stopped before indexing everything */
     rc = sqlite3_prepare_v2(h->db,
                             "INSERT INTO messages(id, target, time_ms, kind, sender, recipient, text) "
                             "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -353,6 +368,16 @@ static int open_db(struct history *h, char *err, size_t errlen)
     }
     sqlite3_busy_timeout(h->db, 5000); /* from now on the thread waits, not the loop */
     return 0;
+}
+
+static void reread_fts_upto(struct history *h)
+{
+    sqlite3_stmt *up;
+    if (sqlite3_prepare_v2(h->db, "SELECT value FROM meta WHERE key = 'fts_upto'", -1, &up, NULL) == SQLITE_OK) {
+        if (sqlite3_step(up) == SQLITE_ROW)
+            h->fts_upto = (uint64_t)sqlite3_column_int64(up, 0);
+        sqlite3_finalize(up);
+    }
 }
 
 /* ==== The history thread: writing ==== */
@@ -436,6 +461,7 @@ static void run_batch(struct history *h, struct node *batch, struct gaps *droppe
         h->failing = 0;
         if (written)
             h->retention_dirty = 1;
+        h->unindexed += (uint64_t)written;
         if (written && h->cfg.max_per_room > 0)
             for (struct node *n = batch; n; n = n->next)
                 if (n->kind == N_MSG)
@@ -443,6 +469,7 @@ static void run_batch(struct history *h, struct node *batch, struct gaps *droppe
     } else {
         if (trying) {
             exec(h->db, "ROLLBACK");
+            reread_fts_upto(h); /* a search in the batch may have moved it */
             log_failure(h, rc);
             h->retry_at = now_mono() + RETRY_MS;
         }
@@ -467,6 +494,64 @@ static void run_batch(struct history *h, struct node *batch, struct gaps *droppe
             list_push(answered, n);
         n = next;
     }
+}
+
+/* ==== The history thread: the search index ==== */
+
+/* Index up to `limit` rows after fts_upto, inside the caller's transaction;
+ * *end is the new fts_upto. In bulk an FTS5 insert costs a fraction of what a
+ * trigger per row does (PERFORMANCE.md). */
+static int index_rows(struct history *h, int limit, uint64_t *end)
+{
+    sqlite3_stmt *st = NULL;
+    *end = h->fts_upto;
+    int rc = sqlite3_prepare_v2(h->db, "SELECT max(id) FROM (SELECT id FROM messages WHERE id > ?1 ORDER BY id LIMIT ?2)",
+                                -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)h->fts_upto);
+    sqlite3_bind_int(st, 2, limit);
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+        *end = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (*end == h->fts_upto)
+        return SQLITE_OK;
+    rc = sqlite3_prepare_v2(h->db, "INSERT INTO messages_fts(rowid, text) SELECT id, text FROM messages "
+                            "WHERE id > ?1 AND id <= ?2 AND kind != 4", -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)h->fts_upto);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)*end);
+    rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(h->db);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_OK)
+        return rc;
+    rc = sqlite3_prepare_v2(h->db, "UPDATE meta SET value = ?1 WHERE key = 'fts_upto'", -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)*end);
+    rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(h->db);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* One chunk of the index in its own transaction (when idle, or a chunk's worth behind). */
+static void index_step(struct history *h)
+{
+    uint64_t end;
+    int rc = exec(h->db, "BEGIN IMMEDIATE");
+    if (rc == SQLITE_OK)
+        rc = index_rows(h, INDEX_CHUNK, &end);
+    if (rc == SQLITE_OK && (rc = exec(h->db, "COMMIT")) == SQLITE_OK) {
+        if (end == h->fts_upto)
+            h->unindexed = 0;
+        else
+            h->unindexed = h->unindexed > INDEX_CHUNK ? h->unindexed - INDEX_CHUNK : 1;
+        h->fts_upto = end;
+        return;
+    }
+    exec(h->db, "ROLLBACK");
+    h->unindexed = 0; /* the next write tries again */
 }
 
 /* ==== The history thread: retention ==== */
@@ -734,6 +819,13 @@ static int search(struct history *h, struct collect *c, const struct history_que
         return -HISTORY_EWORDS;
     if (q->ntargets == 0)
         return SQLITE_OK;
+    /* What was recorded before the search is found by it: index the rest first
+     * (in the batch's transaction; run_batch restores fts_upto if that fails). */
+    uint64_t end;
+    int irc = index_rows(h, 1 << 30, &end);
+    if (irc != SQLITE_OK)
+        return irc;
+    h->fts_upto = end;
     char sql[256 + 4 * 1000];
     size_t n = (size_t)snprintf(sql, sizeof sql,
                                 "SELECT m.id, m.time_ms, m.kind, m.target, m.sender, m.recipient, m.text, m.lost "
@@ -832,6 +924,12 @@ static void *thread_main(void *arg)
     pthread_mutex_lock(&h->mu);
     for (;;) {
         long long now = now_mono();
+        if (!h->in.head && !h->stop && h->unindexed) {
+            pthread_mutex_unlock(&h->mu);
+            index_step(h);
+            pthread_mutex_lock(&h->mu);
+            continue;
+        }
         if (!h->in.head && !h->stop) {
             int retention = (h->cfg.days > 0 || h->cfg.max_per_room > 0) && now >= h->retention_at;
             if (retention && (h->retention_dirty || h->cfg.days > 0)) {
@@ -854,6 +952,18 @@ static void *thread_main(void *arg)
         }
         if (!h->in.head && h->stop)
             break;
+        /* Gather: a batch a loop turn would commit (and rewrite the same index
+         * pages) a thousand times a second under load. */
+        if (!h->stop && !h->in_queries && h->in_items < BATCH_MAX && now < h->last_commit + COMMIT_MS) {
+            long long until = h->last_commit + COMMIT_MS;
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            long long ns = ts.tv_nsec + (until - now) * 1000000LL;
+            ts.tv_sec += ns / 1000000000LL;
+            ts.tv_nsec = ns % 1000000000LL;
+            pthread_cond_timedwait(&h->wake, &h->mu, &ts);
+            continue;
+        }
         /* Take up to BATCH_MAX items; the rest waits for the next turn. */
         struct node *batch = h->in.head, *last = batch;
         size_t items = 1, bytes = 0;
@@ -870,12 +980,19 @@ static void *thread_main(void *arg)
                 bytes += ((struct mnode *)n)->size;
         h->in_items -= items;
         h->in_bytes -= bytes;
+        h->in_queries = 0;
+        for (struct node *n = h->in.head; n; n = n->next) /* (rare: more than BATCH_MAX queued) */
+            if (n->kind != N_MSG)
+                h->in_queries++;
         struct gaps dropped = h->dropped;
         memset(&h->dropped, 0, sizeof h->dropped);
         pthread_mutex_unlock(&h->mu);
 
         struct list answered = {0};
         run_batch(h, batch, &dropped, &answered);
+        h->last_commit = now_mono();
+        if (h->unindexed >= INDEX_CHUNK) /* under a steady load the index keeps up in bulk */
+            index_step(h);
 
         pthread_mutex_lock(&h->mu);
         if (answered.head) {
@@ -977,39 +1094,33 @@ void history_record(void *arg, const struct hub_event *ev)
     default:
         return;
     }
-    size_t tl = strlen(target), fl = strlen(ev->from), ol = strlen(to), xl = strlen(ev->text);
-    size_t size = sizeof(struct mnode) + tl + fl + ol + xl + 4;
+    size_t size = sizeof(struct mnode) + strlen(target) + strlen(ev->from) + strlen(to) + strlen(ev->text) + 4;
+    struct mnode *m = malloc(size);
+    if (m) {
+        m->n.kind = N_MSG;
+        m->id = ev->id;
+        m->time_ms = ev->time_ms;
+        m->kind = kind;
+        m->size = size;
+        char *p = m->data;
+        m->target = copy_in(&p, target);
+        m->from = copy_in(&p, ev->from);
+        m->to = copy_in(&p, to);
+        m->text = copy_in(&p, ev->text);
+    }
     pthread_mutex_lock(&h->mu);
-    if (h->in_items >= QUEUE_MAX_ITEMS || h->in_bytes + size > QUEUE_MAX_BYTES) {
+    int full = !m || h->in_items >= QUEUE_MAX_ITEMS || h->in_bytes + size > QUEUE_MAX_BYTES;
+    if (full)
         gaps_add(&h->dropped, target, ev->id, ev->time_ms);
-        pthread_mutex_unlock(&h->mu);
+    else
+        enqueue(h, &m->n, size);
+    pthread_mutex_unlock(&h->mu);
+    if (full) {
+        free(m);
         if (!h->drop_logged++)
             log_info("history: the queue to %s is full (the disk is too slow): messages are not recorded "
                      "until it drains, and history will show the gap", h->path);
-        return;
-    }
-    pthread_mutex_unlock(&h->mu);
-    struct mnode *m = malloc(size);
-    if (!m) {
-        pthread_mutex_lock(&h->mu);
-        gaps_add(&h->dropped, target, ev->id, ev->time_ms);
-        pthread_mutex_unlock(&h->mu);
-        return;
-    }
-    m->n.kind = N_MSG;
-    m->id = ev->id;
-    m->time_ms = ev->time_ms;
-    m->kind = kind;
-    m->size = size;
-    char *p = m->data;
-    m->target = copy_in(&p, target);
-    m->from = copy_in(&p, ev->from);
-    m->to = copy_in(&p, to);
-    m->text = copy_in(&p, ev->text);
-    pthread_mutex_lock(&h->mu);
-    enqueue(h, &m->n, size);
-    pthread_mutex_unlock(&h->mu);
-    if (h->drop_logged) {
+    } else if (h->drop_logged) {
         log_info("history: the queue drains again; %d messages were not recorded", h->drop_logged);
         h->drop_logged = 0;
     }
@@ -1045,6 +1156,9 @@ int history_query(struct history *h, const struct history_query *q)
     n->q.words = copy_in(&p, q->words);
     pthread_mutex_lock(&h->mu);
     enqueue(h, &n->n, 0);
+    h->in_queries++;
+    if (!h->waiting)
+        pthread_cond_signal(&h->wake); /* it may be gathering: a question is not kept waiting */
     pthread_mutex_unlock(&h->mu);
     h->pending++;
     return 0;
@@ -1055,6 +1169,8 @@ void history_sync(struct history *h)
     struct snode s = {.n.kind = N_SYNC};
     pthread_mutex_lock(&h->mu);
     enqueue(h, &s.n, 0);
+    h->in_queries++;
+    pthread_cond_signal(&h->wake);
     while (!s.done)
         pthread_cond_wait(&h->synced, &h->mu);
     /* take it off the answers list */
