@@ -35,6 +35,7 @@
 #define RETENTION_BATCH 500             /* rows deleted per transaction */
 #define RETENTION_PERIOD_MS 1000
 #define RETRY_MS 1000                   /* after a failed write, wait this long before the next try */
+#define HELD_MAX 50000                  /* messages kept in memory meanwhile, written at the next try */
 #define SEARCH_BUDGET_MS 200            /* a search running longer is stopped */
 #define GAP_TARGETS 1024                 /* targets one gap record can name */
 #define TOUCHED_MAX 4096                /* targets remembered for the next retention pass */
@@ -108,6 +109,10 @@ static void gaps_add(struct gaps *gs, const char *target, uint64_t id, int64_t t
     for (size_t i = 0; i < gs->n; i++) {
         if (strcasecmp(gs->g[i].target, target) == 0) {
             gs->g[i].lost++;
+            if (id < gs->g[i].first_id) { /* the gap row stands where the first lost message was */
+                gs->g[i].first_id = id;
+                gs->g[i].time_ms = time_ms;
+            }
             return;
         }
     }
@@ -151,7 +156,11 @@ struct history {
     sqlite3 *db;
     sqlite3_stmt *ins, *gap_ins;
     struct gaps failed;        /* not recorded because the database failed */
+    struct list held;          /* messages waiting for the next try after a failure */
+    size_t nheld;
     int failing;               /* since the last successful commit */
+    int fail_logged;           /* this failure was logged: log the recovery too */
+    long long last_fail_log;
     long long retry_at;        /* monotonic ms */
     long long retention_at;
     long long last_commit;     /* monotonic ms, of the last batch */
@@ -382,10 +391,14 @@ static void reread_fts_upto(struct history *h)
 
 /* ==== The history thread: writing ==== */
 
+/* Logged once a minute at most: a disk on the edge of full fails and succeeds by turns. */
 static void log_failure(struct history *h, int rc)
 {
-    if (h->failing++)
+    long long now = now_mono();
+    if (h->failing++ || h->fail_logged || (h->last_fail_log && now < h->last_fail_log + 60000))
         return;
+    h->fail_logged = 1;
+    h->last_fail_log = now;
     log_info("history: cannot write %s: %s: messages are not recorded until writes succeed again, "
              "and history will show the gap", h->path, sqlite3_errstr(rc));
 }
@@ -422,6 +435,22 @@ static int insert_gaps(struct history *h, const struct gaps *gs)
 }
 
 static void answer(struct history *h, struct qnode *q);
+
+/* Drop what is held for the next try; as a gap when it was lost. */
+static void free_held(struct history *h, int lost)
+{
+    struct node *n = h->held.head;
+    while (n) {
+        struct node *next = n->next;
+        struct mnode *m = (struct mnode *)n;
+        if (lost)
+            gaps_add(&h->failed, m->target, m->id, m->time_ms);
+        free(n);
+        n = next;
+    }
+    h->held.head = h->held.tail = NULL;
+    h->nheld = 0;
+}
 static void touch(struct history *h, const char *target);
 
 /* One batch: every message inserted and every query answered in queue order,
@@ -438,6 +467,9 @@ static void run_batch(struct history *h, struct node *batch, struct gaps *droppe
             rc = insert_gaps(h, dropped);
     }
     int written = 0;
+    if (trying)
+        for (struct node *n = h->held.head; n && rc == SQLITE_OK; n = n->next, written++)
+            rc = insert_msg(h, (struct mnode *)n);
     for (struct node *n = batch; n; n = n->next) {
         if (n->kind == N_MSG) {
             struct mnode *m = (struct mnode *)n;
@@ -450,10 +482,12 @@ static void run_batch(struct history *h, struct node *batch, struct gaps *droppe
     }
     if (trying && rc == SQLITE_OK)
         rc = exec(h->db, "COMMIT");
+    int keep = 0; /* the batch's messages go to `held` */
     if (trying && rc == SQLITE_OK) {
-        if (h->failing)
+        if (h->fail_logged)
             log_info("history: writing %s again; %llu messages were not recorded", h->path,
                      (unsigned long long)(h->failed.total + h->failed.untracked));
+        h->fail_logged = 0;
         if (h->failed.untracked || dropped->untracked)
             log_info("history: %llu lost messages were in too many rooms to mark as gaps",
                      (unsigned long long)(h->failed.untracked + dropped->untracked));
@@ -462,36 +496,46 @@ static void run_batch(struct history *h, struct node *batch, struct gaps *droppe
         if (written)
             h->retention_dirty = 1;
         h->unindexed += (uint64_t)written;
-        if (written && h->cfg.max_per_room > 0)
+        if (written && h->cfg.max_per_room > 0) {
+            for (struct node *n = h->held.head; n; n = n->next)
+                touch(h, ((struct mnode *)n)->target);
             for (struct node *n = batch; n; n = n->next)
                 if (n->kind == N_MSG)
                     touch(h, ((struct mnode *)n)->target);
+        }
+        free_held(h, 0);
     } else {
         if (trying) {
             exec(h->db, "ROLLBACK");
             reread_fts_upto(h); /* a search in the batch may have moved it */
             log_failure(h, rc);
             h->retry_at = now_mono() + RETRY_MS;
+            free_held(h, 1); /* tried and failed: what was held is a gap now */
         }
-        /* What this batch and the queue-full gaps held is now the thread's gap. */
+        /* The queue-full gaps are the thread's now; the batch waits in memory for
+         * the next try, or, beyond HELD_MAX, is a gap too. */
         for (size_t i = 0; i < dropped->n; i++)
             for (uint64_t k = 0; k < dropped->g[i].lost; k++)
                 gaps_add(&h->failed, dropped->g[i].target, dropped->g[i].first_id, dropped->g[i].time_ms);
         h->failed.untracked += dropped->untracked;
-        for (struct node *n = batch; n; n = n->next)
-            if (n->kind == N_MSG) {
-                struct mnode *m = (struct mnode *)n;
-                gaps_add(&h->failed, m->target, m->id, m->time_ms);
-            }
+        keep = 1;
     }
-    /* Free the messages; keep the answered queries (and sync markers) for the loop. */
+    /* Free (or hold) the messages; keep the answered queries (and sync markers) for the loop. */
     struct node *n = batch;
     while (n) {
         struct node *next = n->next;
-        if (n->kind == N_MSG)
-            free(n);
-        else
+        if (n->kind != N_MSG) {
             list_push(answered, n);
+        } else if (keep && h->nheld < HELD_MAX) {
+            list_push(&h->held, n);
+            h->nheld++;
+        } else {
+            if (keep) {
+                struct mnode *m = (struct mnode *)n;
+                gaps_add(&h->failed, m->target, m->id, m->time_ms);
+            }
+            free(n);
+        }
         n = next;
     }
 }
@@ -1262,6 +1306,7 @@ void history_close(struct history *h)
                 free_query((struct qnode *)n);
             n = next;
         }
+        free_held(h, 1);
         if (h->failed.total || h->dropped.total)
             log_info("history: %llu messages were not recorded before the end",
                      (unsigned long long)(h->failed.total + h->dropped.total));

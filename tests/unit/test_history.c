@@ -217,8 +217,8 @@ static void test_file(const char *dir)
     snprintf(path, sizeof path, "%s/r.db", dir);
     h = open_at(path, 5, err, sizeof err);
     for (int i = 0; i < 20; i++) {
-        char t[8];
-        snprintf(t, sizeof t, "r%d", i);
+        char t[16];
+        snprintf(t, sizeof t, "r%d", i & 0xff);
         say(h, "#dev", "alice", t);
         say(h, "#ops", "alice", t);
     }

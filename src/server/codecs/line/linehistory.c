@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "core/buf.h"
+#include "core/log.h"
 #include "core/text.h"
 #include "server/codecs/line/lineuser.h"
 #include "server/conn.h"
@@ -67,6 +68,8 @@ static void on_answer(void *arg, uint64_t cookie, const struct history_result *r
         free(a);
         return;
     }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     size_t before = conn_queued(c);
     if (r->status == HISTORY_ESLOW)
         line_reply(c, "!! search took too long, try more specific words");
@@ -101,6 +104,9 @@ static void on_answer(void *arg, uint64_t cookie, const struct history_result *r
     /* Listings cost the server in proportion to their size: charge the asker. */
     if (a->what != ASK_REPLAY && conn_queued(c) > before)
         conn_charge(c, (double)((conn_queued(c) - before) / LINE_TOKEN_BYTES));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    log_debug("history: %zu entries to %s in %ld us of loop time", r->count, conn_peer(c),
+              (long)((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000));
     free(a);
 }
 
