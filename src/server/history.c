@@ -1302,8 +1302,12 @@ void history_close(struct history *h)
         struct node *n = h->out.head;
         while (n) {
             struct node *next = n->next;
-            if (n->kind == N_QUERY)
-                free_query((struct qnode *)n);
+            if (n->kind == N_QUERY) {
+                struct qnode *q = (struct qnode *)n;
+                q->r = (struct history_result){.status = HISTORY_ECLOSED};
+                q->q.done(q->q.arg, q->q.cookie, &q->r);
+                free_query(q);
+            }
             n = next;
         }
         free_held(h, 1);

@@ -51,8 +51,9 @@ struct history_config {
  * cannot be used: not a database, locked by another writer, not writable, or a
  * schema newer than this program knows. natterd then exits 3. */
 struct history *history_open(struct loop *l, const struct history_config *cfg, char *err, size_t errlen);
-/* Record what is queued, stop the thread, close the database. Queries not yet
- * answered are dropped without calling their done function. */
+/* Record what is queued, stop the thread, close the database. Queries whose
+ * answer has not reached the loop get their done call now, with HISTORY_ECLOSED
+ * and no entries. */
 void history_close(struct history *h);
 const struct history_config *history_config(const struct history *h);
 
@@ -102,6 +103,7 @@ enum history_status {
     HISTORY_EFAIL,     /* the database failed (logged) */
     HISTORY_ESLOW,     /* a search took too long and was stopped */
     HISTORY_EWORDS,    /* a search with no words in it */
+    HISTORY_ECLOSED,   /* history_close came first: no answer (free what arg holds) */
 };
 
 struct history_result {

@@ -176,6 +176,11 @@ int main(int argc, char **argv)
         };
         if (!(history = history_open(loop, &hc, err, sizeof err))) {
             log_info("%s", err);
+            conn_shutdown();
+            hub_free(hub);
+            listener_done();
+            loop_free(loop);
+            close(signal_fd);
             return EXIT_HISTORY;
         }
         hub_set_recorder(hub, history_record, history);
