@@ -30,8 +30,12 @@
 #define QUEUE_MAX_ITEMS 200000          /* messages waiting for the thread */
 #define QUEUE_MAX_BYTES (64u << 20)
 #define BATCH_MAX 8192                  /* items in one transaction */
-#define COMMIT_MS 10                    /* at most one commit this often: bigger batches write fewer pages */
+#define COMMIT_MS 50                    /* at most one commit this often: bigger batches write fewer pages */
 #define INDEX_CHUNK 50000               /* rows added to the search index per transaction */
+#define INDEX_IDLE_MS 200               /* the index is brought up to date after this long without writes */
+#define INDEX_BACKLOG 500000            /* ... or once this many rows wait (then chunk by chunk) */
+#define TARGET_BACKLOG 50000            /* the same for by_target: the tail a query reads unindexed */
+#define SEARCH_INDEX_MAX 100000         /* rows a search indexes before it looks (the newest, under load, wait) */
 #define RETENTION_BATCH 500             /* rows deleted per transaction */
 #define RETENTION_PERIOD_MS 1000
 #define RETRY_MS 1000                   /* after a failed write, wait this long before the next try */
@@ -70,6 +74,7 @@ struct qnode {                 /* a query and, once answered, its answer */
 
 struct snode {                 /* history_sync's marker */
     struct node n;
+    int settle;                /* bring the indexes up to date first */
     int done;
 };
 
@@ -154,7 +159,7 @@ struct history {
 
     /* the thread's */
     sqlite3 *db;
-    sqlite3_stmt *ins, *gap_ins;
+    sqlite3_stmt *ins, *gap_ins, *gap_ix;
     struct gaps failed;        /* not recorded because the database failed */
     struct list held;          /* messages waiting for the next try after a failure */
     size_t nheld;
@@ -164,17 +169,25 @@ struct history {
     long long retry_at;        /* monotonic ms */
     long long retention_at;
     long long last_commit;     /* monotonic ms, of the last batch */
+    long long last_write;      /* of the last batch that wrote messages */
     int retention_dirty;       /* something was written since the last pass */
     struct dict touched;       /* targets written since the last per-target pass (strdup'ed names) */
     int touched_all;           /* too many to list, or the first pass: every target */
     long long deadline;        /* of the running search, for the progress handler */
-    uint64_t fts_upto;         /* the last id in the search index */
-    uint64_t unindexed;        /* rows written since (about) */
+    /* The two indexes built behind the inserts (see "The schema"): by_target
+     * and the FTS5 search index, each up to date up to ix[i].upto. */
+    struct derived {
+        const char *key;       /* in meta */
+        const char *fill;      /* the bulk insert of (?1, ?2] */
+        uint64_t upto;
+        uint64_t behind;       /* rows written since (about) */
+    } ix[2];
 };
 
 const struct history_config *history_config(const struct history *h) { return &h->cfg; }
 
-static void reread_fts_upto(struct history *h);
+enum { IX_TARGET, IX_FTS };
+static void reread_upto(struct history *h);
 
 static long long now_mono(void)
 {
@@ -192,11 +205,15 @@ static int64_t now_real(void)
 
 /* ==== The schema ==== */
 
-/* messages.id is the hub's event id: ascending, so inserts append. Gap rows take
- * the id of the first message they stand for. The FTS5 index is an external-
- * content table over messages, filled in bulk behind the inserts (index_step):
- * meta.fts_upto is the last id indexed, and the delete trigger takes out of the
- * index only what is in it (gap rows never are). */
+/* messages.id is the hub's event id: ascending, so messages is an append-only
+ * table and an insert costs one b-tree append, nothing more. The two indexes are
+ * filled in bulk behind it (index_step), each up to the id in meta:
+ *  - by_target (target, id): a room's history; queries read the rows after
+ *    target_upto (the last second or so, under load) from messages directly;
+ *  - messages_fts, an external-content FTS5 table over messages.text, for search
+ *    (gap rows are never in it); a search indexes what is behind first.
+ * Gap rows take the id of the first message they stand for (older than rows
+ * already indexed), so they go into by_target at once. */
 static const char *const migrations[] = {
     /* 0 -> 1 */
     "CREATE TABLE messages("
@@ -208,13 +225,15 @@ static const char *const migrations[] = {
     " recipient TEXT NOT NULL DEFAULT '',"
     " text TEXT NOT NULL,"
     " lost INTEGER NOT NULL DEFAULT 0);"
-    "CREATE INDEX messages_target ON messages(target, id);"
+    "CREATE TABLE by_target(target TEXT NOT NULL COLLATE NOCASE, id INTEGER NOT NULL,"
+    " PRIMARY KEY (target, id)) WITHOUT ROWID;"
     "CREATE VIRTUAL TABLE messages_fts USING fts5(text, content='messages', content_rowid='id');"
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value);"
-    "INSERT INTO meta(key, value) VALUES ('fts_upto', 0);"
-    "CREATE TRIGGER messages_ad AFTER DELETE ON messages"
-    " WHEN old.kind != 4 AND old.id <= (SELECT value FROM meta WHERE key = 'fts_upto') BEGIN"
-    " INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', old.id, old.text); END;",
+    "INSERT INTO meta(key, value) VALUES ('fts_upto', 0), ('target_upto', 0);"
+    "CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN"
+    " DELETE FROM by_target WHERE target = old.target AND id = old.id;"
+    " INSERT INTO messages_fts(messages_fts, rowid, text) SELECT 'delete', old.id, old.text"
+    "  WHERE old.kind != 4 AND old.id <= (SELECT value FROM meta WHERE key = 'fts_upto'); END;",
 };
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
 
@@ -360,8 +379,12 @@ static int open_db(struct history *h, char *err, size_t errlen)
     exec(h->db, "PRAGMA temp_store = MEMORY");
     if (migrate(h, err, errlen) < 0)
         return -1;
-    reread_fts_upto(h);
-    h->unindexed = 1; /* look once: the last run may have stopped before indexing everything */
+    h->ix[IX_TARGET] = (struct derived){.key = "target_upto", .fill = "INSERT OR IGNORE INTO by_target(target, id) "
+                                        "SELECT target, id FROM messages WHERE id > ?1 AND id <= ?2 ORDER BY target, id"};
+    h->ix[IX_FTS] = (struct derived){.key = "fts_upto", .fill = "INSERT INTO messages_fts(rowid, text) "
+                                     "SELECT id, text FROM messages WHERE id > ?1 AND id <= ?2 AND kind != 4"};
+    reread_upto(h);
+    h->ix[IX_TARGET].behind = h->ix[IX_FTS].behind = 1; /* look once: the last run may have stopped behind */
     rc = sqlite3_prepare_v2(h->db,
                             "INSERT INTO messages(id, target, time_ms, kind, sender, recipient, text) "
                             "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -379,12 +402,15 @@ static int open_db(struct history *h, char *err, size_t errlen)
     return 0;
 }
 
-static void reread_fts_upto(struct history *h)
+static void reread_upto(struct history *h)
 {
-    sqlite3_stmt *up;
-    if (sqlite3_prepare_v2(h->db, "SELECT value FROM meta WHERE key = 'fts_upto'", -1, &up, NULL) == SQLITE_OK) {
+    for (int i = 0; i < 2; i++) {
+        sqlite3_stmt *up;
+        if (sqlite3_prepare_v2(h->db, "SELECT value FROM meta WHERE key = ?1", -1, &up, NULL) != SQLITE_OK)
+            continue;
+        sqlite3_bind_text(up, 1, h->ix[i].key, -1, SQLITE_STATIC);
         if (sqlite3_step(up) == SQLITE_ROW)
-            h->fts_upto = (uint64_t)sqlite3_column_int64(up, 0);
+            h->ix[i].upto = (uint64_t)sqlite3_column_int64(up, 0);
         sqlite3_finalize(up);
     }
 }
@@ -418,9 +444,21 @@ static int insert_msg(struct history *h, const struct mnode *m)
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
+static int index_rows(struct history *h, struct derived *d, int limit, uint64_t *end);
+
 static int insert_gaps(struct history *h, const struct gaps *gs)
 {
+    if (gs->n && !h->gap_ix &&
+        sqlite3_prepare_v2(h->db, "INSERT OR IGNORE INTO by_target(target, id) VALUES (?1, ?2)", -1, &h->gap_ix,
+                           NULL) != SQLITE_OK)
+        return sqlite3_errcode(h->db);
     for (size_t i = 0; i < gs->n; i++) {
+        sqlite3_bind_text(h->gap_ix, 1, gs->g[i].target, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(h->gap_ix, 2, (sqlite3_int64)gs->g[i].first_id);
+        int irc = sqlite3_step(h->gap_ix);
+        sqlite3_reset(h->gap_ix);
+        if (irc != SQLITE_DONE)
+            return irc;
         sqlite3_stmt *st = h->gap_ins;
         sqlite3_bind_int64(st, 1, (sqlite3_int64)gs->g[i].first_id);
         sqlite3_bind_text(st, 2, gs->g[i].target, -1, SQLITE_STATIC);
@@ -478,6 +516,16 @@ static void run_batch(struct history *h, struct node *batch, struct gaps *droppe
             written++;
         } else if (n->kind == N_QUERY) {
             answer(h, (struct qnode *)n);
+        } else if (((struct snode *)n)->settle && trying && rc == SQLITE_OK) {
+            for (int i = 0; i < 2 && rc == SQLITE_OK; i++) {
+                uint64_t end;
+                h->ix[i].behind += (uint64_t)written;
+                written = 0;
+                if ((rc = index_rows(h, &h->ix[i], 1 << 30, &end)) == SQLITE_OK) {
+                    h->ix[i].upto = end;
+                    h->ix[i].behind = 0;
+                }
+            }
         }
     }
     if (trying && rc == SQLITE_OK)
@@ -495,7 +543,10 @@ static void run_batch(struct history *h, struct node *batch, struct gaps *droppe
         h->failing = 0;
         if (written)
             h->retention_dirty = 1;
-        h->unindexed += (uint64_t)written;
+        h->ix[IX_TARGET].behind += (uint64_t)written;
+        h->ix[IX_FTS].behind += (uint64_t)written;
+        if (written)
+            h->last_write = now_mono();
         if (written && h->cfg.max_per_room > 0) {
             for (struct node *n = h->held.head; n; n = n->next)
                 touch(h, ((struct mnode *)n)->target);
@@ -507,7 +558,7 @@ static void run_batch(struct history *h, struct node *batch, struct gaps *droppe
     } else {
         if (trying) {
             exec(h->db, "ROLLBACK");
-            reread_fts_upto(h); /* a search in the batch may have moved it */
+            reread_upto(h); /* a search in the batch may have moved fts_upto */
             log_failure(h, rc);
             h->retry_at = now_mono() + RETRY_MS;
             free_held(h, 1); /* tried and failed: what was held is a gap now */
@@ -540,62 +591,60 @@ static void run_batch(struct history *h, struct node *batch, struct gaps *droppe
     }
 }
 
-/* ==== The history thread: the search index ==== */
+/* ==== The history thread: the indexes behind the inserts ==== */
 
-/* Index up to `limit` rows after fts_upto, inside the caller's transaction;
- * *end is the new fts_upto. In bulk an FTS5 insert costs a fraction of what a
- * trigger per row does (PERFORMANCE.md). */
-static int index_rows(struct history *h, int limit, uint64_t *end)
+/* Fill index d with up to `limit` rows after its upto, inside the caller's
+ * transaction; *end is its new upto. In bulk an index costs a fraction of what it
+ * does row by row, and its work can wait for a quiet moment (PERFORMANCE.md). */
+static int index_rows(struct history *h, struct derived *d, int limit, uint64_t *end)
 {
     sqlite3_stmt *st = NULL;
-    *end = h->fts_upto;
+    *end = d->upto;
     int rc = sqlite3_prepare_v2(h->db, "SELECT max(id) FROM (SELECT id FROM messages WHERE id > ?1 ORDER BY id LIMIT ?2)",
                                 -1, &st, NULL);
     if (rc != SQLITE_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)h->fts_upto);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)d->upto);
     sqlite3_bind_int(st, 2, limit);
     if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
         *end = (uint64_t)sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
-    if (*end == h->fts_upto)
+    if (*end == d->upto)
         return SQLITE_OK;
-    rc = sqlite3_prepare_v2(h->db, "INSERT INTO messages_fts(rowid, text) SELECT id, text FROM messages "
-                            "WHERE id > ?1 AND id <= ?2 AND kind != 4", -1, &st, NULL);
-    if (rc != SQLITE_OK)
+    if ((rc = sqlite3_prepare_v2(h->db, d->fill, -1, &st, NULL)) != SQLITE_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)h->fts_upto);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)d->upto);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)*end);
     rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(h->db);
     sqlite3_finalize(st);
     if (rc != SQLITE_OK)
         return rc;
-    rc = sqlite3_prepare_v2(h->db, "UPDATE meta SET value = ?1 WHERE key = 'fts_upto'", -1, &st, NULL);
-    if (rc != SQLITE_OK)
+    if ((rc = sqlite3_prepare_v2(h->db, "UPDATE meta SET value = ?1 WHERE key = ?2", -1, &st, NULL)) != SQLITE_OK)
         return rc;
     sqlite3_bind_int64(st, 1, (sqlite3_int64)*end);
+    sqlite3_bind_text(st, 2, d->key, -1, SQLITE_STATIC);
     rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(h->db);
     sqlite3_finalize(st);
     return rc;
 }
 
-/* One chunk of the index in its own transaction (when idle, or a chunk's worth behind). */
-static void index_step(struct history *h)
+/* One chunk of index d in its own transaction. */
+static void index_step(struct history *h, struct derived *d)
 {
     uint64_t end;
     int rc = exec(h->db, "BEGIN IMMEDIATE");
     if (rc == SQLITE_OK)
-        rc = index_rows(h, INDEX_CHUNK, &end);
+        rc = index_rows(h, d, INDEX_CHUNK, &end);
     if (rc == SQLITE_OK && (rc = exec(h->db, "COMMIT")) == SQLITE_OK) {
-        if (end == h->fts_upto)
-            h->unindexed = 0;
+        if (end == d->upto)
+            d->behind = 0;
         else
-            h->unindexed = h->unindexed > INDEX_CHUNK ? h->unindexed - INDEX_CHUNK : 1;
-        h->fts_upto = end;
+            d->behind = d->behind > INDEX_CHUNK ? d->behind - INDEX_CHUNK : 1;
+        d->upto = end;
         return;
     }
     exec(h->db, "ROLLBACK");
-    h->unindexed = 0; /* the next write tries again */
+    d->behind = 0; /* the next write tries again */
 }
 
 /* ==== The history thread: retention ==== */
@@ -626,8 +675,8 @@ static int trim_one(struct history *h, const char *target, int *budget)
 {
     sqlite3_stmt *st;
     int rc = sqlite3_prepare_v2(h->db,
-                                "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE target = ?1 AND "
-                                "id < (SELECT id FROM messages WHERE target = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2) "
+                                "DELETE FROM messages WHERE id IN (SELECT id FROM by_target WHERE target = ?1 AND "
+                                "id < (SELECT id FROM by_target WHERE target = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2) "
                                 "ORDER BY id LIMIT ?3)", -1, &st, NULL);
     if (rc != SQLITE_OK)
         return rc;
@@ -647,7 +696,7 @@ static int trim_targets(struct history *h, int *more)
     int budget = RETENTION_BATCH, rc = SQLITE_OK;
     if (h->touched_all) {
         sqlite3_stmt *st;
-        if ((rc = sqlite3_prepare_v2(h->db, "SELECT DISTINCT target FROM messages", -1, &st, NULL)) != SQLITE_OK)
+        if ((rc = sqlite3_prepare_v2(h->db, "SELECT DISTINCT target FROM by_target", -1, &st, NULL)) != SQLITE_OK)
             return rc;
         while (rc == SQLITE_OK && budget > 0 && sqlite3_step(st) == SQLITE_ROW)
             rc = trim_one(h, (const char *)sqlite3_column_text(st, 0), &budget);
@@ -798,22 +847,27 @@ static uint64_t hi_of(const struct history_point *p)
 }
 static int given(const struct history_point *p) { return p->id || p->time_ms; }
 
-/* Rows of target with lo < id < hi: the oldest `limit` (asc) or the newest. */
-static int range(struct history *h, struct collect *c, const char *target, uint64_t lo, uint64_t hi,
-                 unsigned limit, int newest)
+/* Rows of target with lo < id < hi, from by_target (ids up to its upto) or, after
+ * that, from messages directly (the tail not indexed yet); `limit` of them, the
+ * oldest or the newest, appended oldest first. */
+static int range_part(struct history *h, struct collect *c, const char *target, uint64_t lo, uint64_t hi,
+                      unsigned limit, int newest, int tail)
 {
+    static const char *const sql[2][2] = {
+        {"SELECT m.id, m.time_ms, m.kind, m.target, m.sender, m.recipient, m.text, m.lost FROM by_target b "
+         "CROSS JOIN messages m ON m.id = b.id WHERE b.target = ?1 AND b.id > ?2 AND b.id < ?3 ORDER BY b.id LIMIT ?4",
+         "SELECT m.id, m.time_ms, m.kind, m.target, m.sender, m.recipient, m.text, m.lost FROM by_target b "
+         "CROSS JOIN messages m ON m.id = b.id WHERE b.target = ?1 AND b.id > ?2 AND b.id < ?3 "
+         "ORDER BY b.id DESC LIMIT ?4"},
+        {"SELECT " COLS " FROM messages WHERE id > ?2 AND id < ?3 AND target = ?1 ORDER BY id LIMIT ?4",
+         "SELECT " COLS " FROM messages WHERE id > ?2 AND id < ?3 AND target = ?1 ORDER BY id DESC LIMIT ?4"},
+    };
+    if (limit == 0 || lo + 1 >= hi)
+        return SQLITE_OK;
     sqlite3_stmt *st;
-    const char *sql = newest ? "SELECT " COLS " FROM messages WHERE target = ?1 AND id > ?2 AND id < ?3 "
-                               "ORDER BY id DESC LIMIT ?4"
-                             : "SELECT " COLS " FROM messages WHERE target = ?1 AND id > ?2 AND id < ?3 "
-                               "ORDER BY id ASC LIMIT ?4";
-    int rc = sqlite3_prepare_v3(h->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+    int rc = sqlite3_prepare_v3(h->db, sql[tail][newest], -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
     if (rc != SQLITE_OK)
         return rc;
-    if (hi > (UINT64_MAX >> 1))
-        hi = UINT64_MAX >> 1;
-    if (lo > (UINT64_MAX >> 1))
-        lo = UINT64_MAX >> 1;
     sqlite3_bind_text(st, 1, target, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)lo);
     sqlite3_bind_int64(st, 3, (sqlite3_int64)hi);
@@ -823,6 +877,35 @@ static int range(struct history *h, struct collect *c, const char *target, uint6
     sqlite3_finalize(st);
     if (rc == SQLITE_OK && newest)
         reverse(c->e, from, c->n);
+    return rc;
+}
+
+static int range(struct history *h, struct collect *c, const char *target, uint64_t lo, uint64_t hi,
+                 unsigned limit, int newest)
+{
+    const uint64_t max = UINT64_MAX >> 1;
+    hi = hi > max ? max : hi;
+    lo = lo > max ? max : lo;
+    uint64_t up = h->ix[IX_TARGET].upto;
+    uint64_t ix_hi = hi < up + 1 ? hi : up + 1, tail_lo = lo > up ? lo : up;
+    size_t from = c->n;
+    int rc;
+    if (newest) { /* the tail first, then what is indexed; each part comes oldest first */
+        rc = range_part(h, c, target, tail_lo, hi, limit, 1, 1);
+        size_t got = c->n - from;
+        if (rc == SQLITE_OK && got < limit) {
+            rc = range_part(h, c, target, lo, ix_hi, limit - (unsigned)got, 1, 0);
+            /* [tail][indexed] -> [indexed][tail] */
+            reverse(c->e, from, from + got);
+            reverse(c->e, from + got, c->n);
+            reverse(c->e, from, c->n);
+        }
+        return rc;
+    }
+    rc = range_part(h, c, target, lo, ix_hi, limit, 0, 0);
+    size_t got = c->n - from;
+    if (rc == SQLITE_OK && got < limit)
+        rc = range_part(h, c, target, tail_lo, hi, limit - (unsigned)got, 0, 1);
     return rc;
 }
 
@@ -864,12 +947,13 @@ static int search(struct history *h, struct collect *c, const struct history_que
     if (q->ntargets == 0)
         return SQLITE_OK;
     /* What was recorded before the search is found by it: index the rest first
-     * (in the batch's transaction; run_batch restores fts_upto if that fails). */
+     * (in the batch's transaction; run_batch restores fts_upto if that fails),
+     * up to SEARCH_INDEX_MAX rows, about a second of heavy load. */
     uint64_t end;
-    int irc = index_rows(h, 1 << 30, &end);
+    int irc = index_rows(h, &h->ix[IX_FTS], SEARCH_INDEX_MAX, &end);
     if (irc != SQLITE_OK)
         return irc;
-    h->fts_upto = end;
+    h->ix[IX_FTS].upto = end;
     char sql[256 + 4 * 1000];
     size_t n = (size_t)snprintf(sql, sizeof sql,
                                 "SELECT m.id, m.time_ms, m.kind, m.target, m.sender, m.recipient, m.text, m.lost "
@@ -968,14 +1052,19 @@ static void *thread_main(void *arg)
     pthread_mutex_lock(&h->mu);
     for (;;) {
         long long now = now_mono();
-        if (!h->in.head && !h->stop && h->unindexed) {
+        /* The search index waits for a quiet moment: under load its work would be
+         * taken from the chat (two cores: the loop, the clients, this thread). */
+        int quiet = now >= h->last_write + INDEX_IDLE_MS;
+        if (!h->in.head && !h->stop && quiet && (h->ix[IX_TARGET].behind || h->ix[IX_FTS].behind)) {
             pthread_mutex_unlock(&h->mu);
-            index_step(h);
+            index_step(h, &h->ix[h->ix[IX_TARGET].behind ? IX_TARGET : IX_FTS]);
             pthread_mutex_lock(&h->mu);
             continue;
         }
         if (!h->in.head && !h->stop) {
-            int retention = (h->cfg.days > 0 || h->cfg.max_per_room > 0) && now >= h->retention_at;
+            /* (per-room limits count what by_target holds: after it has caught up) */
+            int retention = (h->cfg.days > 0 || h->cfg.max_per_room > 0) && now >= h->retention_at &&
+                            !h->ix[IX_TARGET].behind;
             if (retention && (h->retention_dirty || h->cfg.days > 0)) {
                 pthread_mutex_unlock(&h->mu);
                 int more = retention_step(h);
@@ -988,7 +1077,13 @@ static void *thread_main(void *arg)
             }
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += 1;
+            if (h->ix[IX_TARGET].behind || h->ix[IX_FTS].behind) { /* wake for the quiet moment */
+                long long ns = ts.tv_nsec + (h->last_write + INDEX_IDLE_MS - now + 1) * 1000000LL;
+                ts.tv_sec += ns / 1000000000LL;
+                ts.tv_nsec = ns % 1000000000LL;
+            } else {
+                ts.tv_sec += 1;
+            }
             h->waiting = 1;
             pthread_cond_timedwait(&h->wake, &h->mu, &ts);
             h->waiting = 0;
@@ -1035,8 +1130,11 @@ static void *thread_main(void *arg)
         struct list answered = {0};
         run_batch(h, batch, &dropped, &answered);
         h->last_commit = now_mono();
-        if (h->unindexed >= INDEX_CHUNK) /* under a steady load the index keeps up in bulk */
-            index_step(h);
+        /* A load that never pauses: catch up in bulk, room history first. */
+        if (h->ix[IX_TARGET].behind >= TARGET_BACKLOG)
+            index_step(h, &h->ix[IX_TARGET]);
+        else if (h->ix[IX_FTS].behind >= INDEX_BACKLOG)
+            index_step(h, &h->ix[IX_FTS]);
 
         pthread_mutex_lock(&h->mu);
         if (answered.head) {
@@ -1208,9 +1306,9 @@ int history_query(struct history *h, const struct history_query *q)
     return 0;
 }
 
-void history_sync(struct history *h)
+static void sync_settle(struct history *h, int settle)
 {
-    struct snode s = {.n.kind = N_SYNC};
+    struct snode s = {.n.kind = N_SYNC, .settle = settle};
     pthread_mutex_lock(&h->mu);
     enqueue(h, &s.n, 0);
     h->in_queries++;
@@ -1230,6 +1328,9 @@ void history_sync(struct history *h)
     }
     pthread_mutex_unlock(&h->mu);
 }
+
+void history_sync(struct history *h) { sync_settle(h, 0); }
+void history_settle(struct history *h) { sync_settle(h, 1); }
 
 int history_private_key(const char *a, const char *b, char out[HISTORY_KEY_MAX])
 {
@@ -1329,6 +1430,7 @@ void history_close(struct history *h)
     dict_free(&h->touched);
     sqlite3_finalize(h->ins);
     sqlite3_finalize(h->gap_ins);
+    sqlite3_finalize(h->gap_ix);
     if (h->db)
         sqlite3_close(h->db);
     free(h->path);

@@ -137,5 +137,7 @@ int history_query(struct history *h, const struct history_query *q);
 /* For tests and natter-bench: block until everything queued so far is
  * committed (not for the loop: it waits on the history thread). */
 void history_sync(struct history *h);
+/* The same, with the indexes behind the inserts brought up to date too. */
+void history_settle(struct history *h);
 
 #endif

@@ -126,6 +126,26 @@ static void test_selectors(void)
     g = ask(h, (struct history_query){.sel = HQ_LATEST, .target = "#dev", .a = {.id = ids[7]}, .limit = 50});
     CHECK_STR(texts(g), "m8 m9", "LATEST after a msgid: only what is newer");
 
+    /* Across the line between what is indexed (by_target) and the newest rows
+     * not indexed yet, read from the table itself. */
+    uint64_t sp[15];
+    for (int i = 0; i < 15; i++) {
+        snprintf(t, sizeof t, "s%d", i);
+        sp[i] = say(h, "#split", "alice", t);
+        if (i == 9)
+            history_settle(h);
+    }
+    g = ask(h, (struct history_query){.sel = HQ_LATEST, .target = "#split", .limit = 7});
+    CHECK_STR(texts(g), "s8 s9 s10 s11 s12 s13 s14", "LATEST across the indexed rows and the tail");
+    g = ask(h, (struct history_query){.sel = HQ_AFTER, .target = "#split", .a = {.id = sp[7]}, .limit = 5});
+    CHECK_STR(texts(g), "s8 s9 s10 s11 s12", "AFTER across the indexed rows and the tail");
+    g = ask(h, (struct history_query){.sel = HQ_BEFORE, .target = "#split", .a = {.id = sp[12]}, .limit = 4});
+    CHECK_STR(texts(g), "s8 s9 s10 s11", "BEFORE across the indexed rows and the tail");
+    history_settle(h);
+    g = ask(h, (struct history_query){.sel = HQ_BETWEEN, .target = "#split", .a = {.id = sp[3]}, .b = {.id = sp[6]},
+                                      .limit = 9});
+    CHECK_STR(texts(g), "s4 s5", "BETWEEN, all indexed");
+
     /* Search: all words, quoted (FTS syntax is just text), only the targets given. */
     say(h, "#dev", "carol", "the quick brown fox");
     say(h, "#dev", "carol", "quick AND \"dirty\" NEAR(x) col:umn*");
