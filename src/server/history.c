@@ -154,7 +154,8 @@ struct history {
     struct gaps dropped;       /* the queue was full: filled on the loop, taken by the thread */
 
     /* the loop's */
-    unsigned pending;          /* queries not answered yet */
+    unsigned pending;          /* queries not answered yet (other than replays) */
+    unsigned pending_replays;
     int drop_logged;
 
     /* the thread's */
@@ -1183,7 +1184,10 @@ static void on_answers(struct loop *l, int fd, int mask, void *data)
         struct node *next = n->next;
         if (n->kind == N_QUERY) {
             struct qnode *q = (struct qnode *)n;
-            h->pending--;
+            if (q->q.replay)
+                h->pending_replays--;
+            else
+                h->pending--;
             q->q.done(q->q.arg, q->q.cookie, &q->r);
             free_query(q);
         }
@@ -1270,7 +1274,7 @@ void history_record(void *arg, const struct hub_event *ev)
 
 int history_query(struct history *h, const struct history_query *q)
 {
-    if (h->pending >= HISTORY_MAX_PENDING)
+    if (q->replay ? h->pending_replays >= HISTORY_MAX_REPLAYS : h->pending >= HISTORY_MAX_PENDING)
         return -1;
     size_t size = sizeof(struct qnode) + 4;
     size_t nt = q->sel == HQ_SEARCH ? q->ntargets : 0;
@@ -1302,7 +1306,10 @@ int history_query(struct history *h, const struct history_query *q)
     if (!h->waiting)
         pthread_cond_signal(&h->wake); /* it may be gathering: a question is not kept waiting */
     pthread_mutex_unlock(&h->mu);
-    h->pending++;
+    if (q->replay)
+        h->pending_replays++;
+    else
+        h->pending++;
     return 0;
 }
 

@@ -35,6 +35,7 @@ struct history;
 #define HISTORY_SCHEMA_VERSION 1
 #define HISTORY_MAX_LIMIT 1000      /* most entries one query returns */
 #define HISTORY_MAX_PENDING 256     /* queries waiting at once, server-wide */
+#define HISTORY_MAX_REPLAYS 65536   /* replays on join waiting at once (everyone back after a restart) */
 #define HISTORY_MAX_WORDS 8         /* words in one search */
 #define HISTORY_KEY_MAX 260         /* bytes of a target, with its NUL */
 
@@ -125,13 +126,16 @@ struct history_query {
     const char *words;               /* HQ_SEARCH: plain words, every one must match */
     const char *const *targets;      /* HQ_SEARCH: where the asker may read */
     size_t ntargets;
+    int replay;                      /* a replay on join: counted against HISTORY_MAX_REPLAYS, not
+                                        HISTORY_MAX_PENDING, so asking cannot crowd out joining */
     history_done_fn *done;
     void *arg;
     uint64_t cookie;
 };
 
 /* Queue a query (everything in q is copied). 0, or -1 when HISTORY_MAX_PENDING
- * queries are waiting already or out of memory: then done is never called. */
+ * queries (HISTORY_MAX_REPLAYS replays) are waiting already or out of memory:
+ * then done is never called. */
 int history_query(struct history *h, const struct history_query *q);
 
 /* For tests and natter-bench: block until everything queued so far is

@@ -137,7 +137,7 @@ void line_history_replay(struct conn *c, const char *room)
     struct history *h = conn_history(c);
     if (!h || history_config(h)->replay == 0)
         return;
-    struct history_query q = {.sel = HQ_LATEST, .target = room, .limit = history_config(h)->replay};
+    struct history_query q = {.sel = HQ_LATEST, .target = room, .limit = history_config(h)->replay, .replay = 1};
     ask(c, &q, ASK_REPLAY, room);
 }
 
