@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -29,8 +31,9 @@
 
 #define QUEUE_MAX_ITEMS 200000          /* messages waiting for the thread */
 #define QUEUE_MAX_BYTES (64u << 20)
-#define BATCH_MAX 8192                  /* items in one transaction */
+#define HISTORY_NICE 10                 /* the history thread's nice, relative to the loop */
 #define COMMIT_MS 50                    /* at most one commit this often: bigger batches write fewer pages */
+#define GATHER_MAX 50000                /* ... unless this many messages wait already */
 #define INDEX_CHUNK 50000               /* rows added to the search index per transaction */
 #define INDEX_IDLE_MS 200               /* the index is brought up to date after this long without writes */
 #define INDEX_BACKLOG 500000            /* ... or once this many rows wait (then chunk by chunk) */
@@ -152,11 +155,14 @@ struct history {
     int waiting;               /* the thread sleeps on `wake` */
     struct list out;           /* thread -> loop: answered queries */
     struct gaps dropped;       /* the queue was full: filled on the loop, taken by the thread */
+    struct gaps dropped_taken; /* the thread's copy */
 
     /* the loop's */
     unsigned pending;          /* queries not answered yet (other than replays) */
     unsigned pending_replays;
-    int drop_logged;
+    int drop_logged;           /* messages dropped in this episode */
+    int drop_told;             /* and the episode was logged */
+    long long drop_log_at;
 
     /* the thread's */
     sqlite3 *db;
@@ -1050,6 +1056,11 @@ static void *thread_main(void *arg)
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals are the loop's (signalfd) */
+    /* When the cores are short, the chat goes first: this thread runs at a lower
+     * priority than the loop (Linux: nice is per thread). History that cannot keep
+     * up is marked as a gap; the loop never waits for it. */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), HISTORY_NICE) < 0)
+        log_errno("history: setpriority");
     pthread_mutex_lock(&h->mu);
     for (;;) {
         long long now = now_mono();
@@ -1094,7 +1105,7 @@ static void *thread_main(void *arg)
             break;
         /* Gather: a batch a loop turn would commit (and rewrite the same index
          * pages) a thousand times a second under load. */
-        if (!h->stop && !h->in_queries && h->in_items < BATCH_MAX && now < h->last_commit + COMMIT_MS) {
+        if (!h->stop && !h->in_queries && h->in_items < GATHER_MAX && now < h->last_commit + COMMIT_MS) {
             long long until = h->last_commit + COMMIT_MS;
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
@@ -1104,32 +1115,24 @@ static void *thread_main(void *arg)
             pthread_cond_timedwait(&h->wake, &h->mu, &ts);
             continue;
         }
-        /* Take up to BATCH_MAX items; the rest waits for the next turn. */
-        struct node *batch = h->in.head, *last = batch;
-        size_t items = 1, bytes = 0;
-        while (last->next && items < BATCH_MAX) {
-            last = last->next;
-            items++;
-        }
-        h->in.head = last->next;
-        if (!h->in.head)
-            h->in.tail = NULL;
-        last->next = NULL;
-        for (struct node *n = batch; n; n = n->next)
-            if (n->kind == N_MSG)
-                bytes += ((struct mnode *)n)->size;
-        h->in_items -= items;
-        h->in_bytes -= bytes;
+        /* Take the whole queue: O(1) under the mutex, which the loop takes for
+         * every message (a walk along the list here would stall it). */
+        struct node *batch = h->in.head;
+        h->in.head = h->in.tail = NULL;
+        h->in_items = h->in_bytes = 0;
         h->in_queries = 0;
-        for (struct node *n = h->in.head; n; n = n->next) /* (rare: more than BATCH_MAX queued) */
-            if (n->kind != N_MSG)
-                h->in_queries++;
-        struct gaps dropped = h->dropped;
-        memset(&h->dropped, 0, sizeof h->dropped);
+        int had_drops = h->dropped.total > 0;
+        if (had_drops) { /* (rare: the queue was full) */
+            h->dropped_taken = h->dropped;
+            memset(&h->dropped, 0, sizeof h->dropped);
+        }
         pthread_mutex_unlock(&h->mu);
+        if (!had_drops)
+            h->dropped_taken.n = h->dropped_taken.untracked = h->dropped_taken.total = 0;
+        struct gaps *dropped = &h->dropped_taken;
 
         struct list answered = {0};
-        run_batch(h, batch, &dropped, &answered);
+        run_batch(h, batch, dropped, &answered);
         h->last_commit = now_mono();
         /* A load that never pauses: catch up in bulk, room history first. */
         if (h->ix[IX_TARGET].behind >= TARGET_BACKLOG)
@@ -1263,11 +1266,17 @@ void history_record(void *arg, const struct hub_event *ev)
     pthread_mutex_unlock(&h->mu);
     if (full) {
         free(m);
-        if (!h->drop_logged++)
-            log_info("history: the queue to %s is full (the disk is too slow): messages are not recorded "
-                     "until it drains, and history will show the gap", h->path);
+        long long now = now_mono();
+        if (!h->drop_logged++ && (!h->drop_log_at || now >= h->drop_log_at + 60000)) {
+            h->drop_log_at = now;
+            h->drop_told = 1;
+            log_info("history: the queue to %s is full (writing cannot keep up): messages are not recorded "
+                     "until it drains, and history will show the gap (logged once a minute at most)", h->path);
+        }
     } else if (h->drop_logged) {
-        log_info("history: the queue drains again; %d messages were not recorded", h->drop_logged);
+        if (h->drop_told)
+            log_info("history: the queue drains again; %d messages were not recorded", h->drop_logged);
+        h->drop_told = 0;
         h->drop_logged = 0;
     }
 }
