@@ -26,6 +26,7 @@
 
 #include "core/dict.h"
 #include "core/log.h"
+#include "core/text.h"
 #include "core/loop.h"
 #include "server/hub.h"
 
@@ -49,22 +50,47 @@
 
 /* ==== Queue nodes ==== */
 
-enum node_kind { N_MSG, N_QUERY, N_SYNC };
+enum node_kind { N_SLAB, N_QUERY, N_SYNC };
 
 struct node {
     struct node *next;
     enum node_kind kind;
 };
 
-struct mnode {                 /* a message to record */
-    struct node n;
+struct mnode {                 /* a message to record, inside a slab */
     uint64_t id;
     int64_t time_ms;
     enum history_kind kind;
     const char *target, *from, *to, *text; /* into data */
-    size_t size;
+    size_t size;               /* of the record, a multiple of 8 */
     char data[];
 };
+
+/* Messages are queued in slabs of 64 KiB, appended to in place: the loop copies
+ * a message into the last one (or a spare) and the thread frees a slab at a time,
+ * so there is no malloc or free per message, which under load, across threads,
+ * cost as much as the rest of the recording. */
+#define SLAB_SIZE (64 * 1024)
+struct slab {
+    struct node n;
+    size_t used, cap, count;
+    _Alignas(8) char data[];
+};
+#define FOR_RECORDS(sl, m)                                                                                         \
+    for (struct mnode *m = (struct mnode *)(void *)(sl)->data; (char *)m < (sl)->data + (sl)->used;                \
+         m = (struct mnode *)(void *)((char *)m + m->size))
+
+static struct slab *slab_new(size_t size)
+{
+    size_t cap = size > SLAB_SIZE ? size : SLAB_SIZE;
+    struct slab *sl = malloc(sizeof *sl + cap);
+    if (sl) {
+        sl->n.kind = N_SLAB;
+        sl->used = sl->count = 0;
+        sl->cap = cap;
+    }
+    return sl;
+}
 
 struct qnode {                 /* a query and, once answered, its answer */
     struct node n;
@@ -106,6 +132,7 @@ struct gap {
 
 struct gaps {
     struct gap g[GAP_TARGETS];
+    uint16_t slot[2 * GAP_TARGETS]; /* index + 1 into g by the target's hash; 0: free */
     size_t n;
     uint64_t untracked; /* lost in targets beyond GAP_TARGETS: logged, not marked */
     uint64_t total;
@@ -114,12 +141,14 @@ struct gaps {
 static void gaps_add(struct gaps *gs, const char *target, uint64_t id, int64_t time_ms)
 {
     gs->total++;
-    for (size_t i = 0; i < gs->n; i++) {
-        if (strcasecmp(gs->g[i].target, target) == 0) {
-            gs->g[i].lost++;
-            if (id < gs->g[i].first_id) { /* the gap row stands where the first lost message was */
-                gs->g[i].first_id = id;
-                gs->g[i].time_ms = time_ms;
+    size_t mask = 2 * GAP_TARGETS - 1, i = text_ihash(target) & mask;
+    for (; gs->slot[i]; i = (i + 1) & mask) {
+        struct gap *g = &gs->g[gs->slot[i] - 1];
+        if (strcasecmp(g->target, target) == 0) {
+            g->lost++;
+            if (id < g->first_id) { /* the gap row stands where the first lost message was */
+                g->first_id = id;
+                g->time_ms = time_ms;
             }
             return;
         }
@@ -129,6 +158,7 @@ static void gaps_add(struct gaps *gs, const char *target, uint64_t id, int64_t t
         return;
     }
     struct gap *g = &gs->g[gs->n++];
+    gs->slot[i] = (uint16_t)gs->n;
     snprintf(g->target, sizeof g->target, "%s", target);
     g->first_id = id;
     g->time_ms = time_ms;
@@ -158,6 +188,7 @@ struct history {
     struct gaps dropped_taken; /* the thread's copy */
 
     /* the loop's */
+    struct slab *spare;        /* the next slab, made outside the mutex */
     unsigned pending;          /* queries not answered yet (other than replays) */
     unsigned pending_replays;
     int drop_logged;           /* messages dropped in this episode */
@@ -487,9 +518,9 @@ static void free_held(struct history *h, int lost)
     struct node *n = h->held.head;
     while (n) {
         struct node *next = n->next;
-        struct mnode *m = (struct mnode *)n;
         if (lost)
-            gaps_add(&h->failed, m->target, m->id, m->time_ms);
+            FOR_RECORDS((struct slab *)n, m)
+                gaps_add(&h->failed, m->target, m->id, m->time_ms);
         free(n);
         n = next;
     }
@@ -513,14 +544,19 @@ static void run_batch(struct history *h, struct node *batch, struct gaps *droppe
     }
     int written = 0;
     if (trying)
-        for (struct node *n = h->held.head; n && rc == SQLITE_OK; n = n->next, written++)
-            rc = insert_msg(h, (struct mnode *)n);
+        for (struct node *n = h->held.head; n && rc == SQLITE_OK; n = n->next)
+            FOR_RECORDS((struct slab *)n, m) {
+                if (rc == SQLITE_OK)
+                    rc = insert_msg(h, m);
+                written++;
+            }
     for (struct node *n = batch; n; n = n->next) {
-        if (n->kind == N_MSG) {
-            struct mnode *m = (struct mnode *)n;
-            if (trying && rc == SQLITE_OK)
-                rc = insert_msg(h, m);
-            written++;
+        if (n->kind == N_SLAB) {
+            FOR_RECORDS((struct slab *)n, m) {
+                if (trying && rc == SQLITE_OK)
+                    rc = insert_msg(h, m);
+                written++;
+            }
         } else if (n->kind == N_QUERY) {
             answer(h, (struct qnode *)n);
         } else if (((struct snode *)n)->settle && trying && rc == SQLITE_OK) {
@@ -556,10 +592,12 @@ static void run_batch(struct history *h, struct node *batch, struct gaps *droppe
             h->last_write = now_mono();
         if (written && h->cfg.max_per_room > 0) {
             for (struct node *n = h->held.head; n; n = n->next)
-                touch(h, ((struct mnode *)n)->target);
+                FOR_RECORDS((struct slab *)n, m)
+                    touch(h, m->target);
             for (struct node *n = batch; n; n = n->next)
-                if (n->kind == N_MSG)
-                    touch(h, ((struct mnode *)n)->target);
+                if (n->kind == N_SLAB)
+                    FOR_RECORDS((struct slab *)n, m)
+                        touch(h, m->target);
         }
         free_held(h, 0);
     } else {
@@ -582,16 +620,16 @@ static void run_batch(struct history *h, struct node *batch, struct gaps *droppe
     struct node *n = batch;
     while (n) {
         struct node *next = n->next;
-        if (n->kind != N_MSG) {
+        struct slab *sl = (struct slab *)n;
+        if (n->kind != N_SLAB) {
             list_push(answered, n);
-        } else if (keep && h->nheld < HELD_MAX) {
+        } else if (keep && h->nheld + sl->count <= HELD_MAX) {
             list_push(&h->held, n);
-            h->nheld++;
+            h->nheld += sl->count;
         } else {
-            if (keep) {
-                struct mnode *m = (struct mnode *)n;
-                gaps_add(&h->failed, m->target, m->id, m->time_ms);
-            }
+            if (keep)
+                FOR_RECORDS(sl, m)
+                    gaps_add(&h->failed, m->target, m->id, m->time_ms);
             free(n);
         }
         n = next;
@@ -1243,10 +1281,27 @@ void history_record(void *arg, const struct hub_event *ev)
     default:
         return;
     }
-    size_t size = sizeof(struct mnode) + strlen(target) + strlen(ev->from) + strlen(to) + strlen(ev->text) + 4;
-    struct mnode *m = malloc(size);
-    if (m) {
-        m->n.kind = N_MSG;
+    size_t size = (sizeof(struct mnode) + strlen(target) + strlen(ev->from) + strlen(to) + strlen(ev->text) + 4 + 7) &
+                  ~(size_t)7;
+    struct slab *big = size > SLAB_SIZE ? slab_new(size) : NULL; /* (a long line: a slab of its own) */
+    pthread_mutex_lock(&h->mu);
+    int full = h->in_items >= QUEUE_MAX_ITEMS || h->in_bytes + size > QUEUE_MAX_BYTES;
+    struct slab *sl = h->in.tail && h->in.tail->kind == N_SLAB ? (struct slab *)h->in.tail : NULL;
+    if (!full && (!sl || sl->cap - sl->used < size)) {
+        sl = big ? big : h->spare && h->spare->cap >= size ? h->spare : NULL;
+        if (sl == h->spare)
+            h->spare = NULL;
+        big = NULL;
+        if (sl) {
+            list_push(&h->in, &sl->n);
+        } else {
+            full = 1; /* out of memory for a slab */
+        }
+    }
+    if (full) {
+        gaps_add(&h->dropped, target, ev->id, ev->time_ms);
+    } else {
+        struct mnode *m = (struct mnode *)(void *)(sl->data + sl->used);
         m->id = ev->id;
         m->time_ms = ev->time_ms;
         m->kind = kind;
@@ -1256,16 +1311,18 @@ void history_record(void *arg, const struct hub_event *ev)
         m->from = copy_in(&p, ev->from);
         m->to = copy_in(&p, to);
         m->text = copy_in(&p, ev->text);
+        sl->used += size;
+        sl->count++;
+        h->in_items++;
+        h->in_bytes += size;
+        if (h->waiting)
+            pthread_cond_signal(&h->wake);
     }
-    pthread_mutex_lock(&h->mu);
-    int full = !m || h->in_items >= QUEUE_MAX_ITEMS || h->in_bytes + size > QUEUE_MAX_BYTES;
-    if (full)
-        gaps_add(&h->dropped, target, ev->id, ev->time_ms);
-    else
-        enqueue(h, &m->n, size);
     pthread_mutex_unlock(&h->mu);
+    free(big);
+    if (!h->spare)
+        h->spare = slab_new(SLAB_SIZE);
     if (full) {
-        free(m);
         long long now = now_mono();
         if (!h->drop_logged++ && (!h->drop_log_at || now >= h->drop_log_at + 60000)) {
             h->drop_log_at = now;
@@ -1393,6 +1450,7 @@ struct history *history_open(struct loop *l, const struct history_config *cfg, c
         history_close(h);
         return NULL;
     }
+    h->spare = slab_new(SLAB_SIZE);
     h->retention_at = 0; /* a pass at start, over every target */
     h->retention_dirty = 1;
     dict_init(&h->touched, touched_key);
@@ -1442,6 +1500,7 @@ void history_close(struct history *h)
         pthread_cond_destroy(&h->wake);
         pthread_cond_destroy(&h->synced);
     }
+    free(h->spare);
     touched_clear(h);
     dict_free(&h->touched);
     sqlite3_finalize(h->ins);
