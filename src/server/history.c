@@ -80,6 +80,8 @@ struct slab {
     for (struct mnode *m = (struct mnode *)(void *)(sl)->data; (char *)m < (sl)->data + (sl)->used;                \
          m = (struct mnode *)(void *)((char *)m + m->size))
 
+#define POOL_MAX 256 /* slabs kept for reuse: 16 MiB */
+
 static struct slab *slab_new(size_t size)
 {
     size_t cap = size > SLAB_SIZE ? size : SLAB_SIZE;
@@ -189,6 +191,8 @@ struct history {
 
     /* the loop's */
     struct slab *spare;        /* the next slab, made outside the mutex */
+    struct list pool;          /* emptied slabs back from the thread (under mu): no malloc in steady state */
+    size_t npool;
     unsigned pending;          /* queries not answered yet (other than replays) */
     unsigned pending_replays;
     int drop_logged;           /* messages dropped in this episode */
@@ -512,6 +516,25 @@ static int insert_gaps(struct history *h, const struct gaps *gs)
 
 static void answer(struct history *h, struct qnode *q);
 
+/* A slab the thread is done with goes back to the loop for reuse: freed here,
+ * memory the loop allocated would cost both threads the allocator's locks. */
+static void slab_release(struct history *h, struct node *n)
+{
+    struct slab *sl = (struct slab *)n;
+    if (sl->cap == SLAB_SIZE) {
+        pthread_mutex_lock(&h->mu);
+        int kept = h->npool < POOL_MAX;
+        if (kept) {
+            list_push(&h->pool, n);
+            h->npool++;
+        }
+        pthread_mutex_unlock(&h->mu);
+        if (kept)
+            return;
+    }
+    free(n);
+}
+
 /* Drop what is held for the next try; as a gap when it was lost. */
 static void free_held(struct history *h, int lost)
 {
@@ -521,7 +544,7 @@ static void free_held(struct history *h, int lost)
         if (lost)
             FOR_RECORDS((struct slab *)n, m)
                 gaps_add(&h->failed, m->target, m->id, m->time_ms);
-        free(n);
+        slab_release(h, n);
         n = next;
     }
     h->held.head = h->held.tail = NULL;
@@ -630,7 +653,7 @@ static void run_batch(struct history *h, struct node *batch, struct gaps *droppe
             if (keep)
                 FOR_RECORDS(sl, m)
                     gaps_add(&h->failed, m->target, m->id, m->time_ms);
-            free(n);
+            slab_release(h, n);
         }
         n = next;
     }
@@ -1288,6 +1311,13 @@ void history_record(void *arg, const struct hub_event *ev)
     int full = h->in_items >= QUEUE_MAX_ITEMS || h->in_bytes + size > QUEUE_MAX_BYTES;
     struct slab *sl = h->in.tail && h->in.tail->kind == N_SLAB ? (struct slab *)h->in.tail : NULL;
     if (!full && (!sl || sl->cap - sl->used < size)) {
+        if (!h->spare && h->pool.head) { /* one back from the thread */
+            h->spare = (struct slab *)h->pool.head;
+            if (!(h->pool.head = h->pool.head->next))
+                h->pool.tail = NULL;
+            h->npool--;
+            h->spare->used = h->spare->count = 0;
+        }
         sl = big ? big : h->spare && h->spare->cap >= size ? h->spare : NULL;
         if (sl == h->spare)
             h->spare = NULL;
@@ -1501,6 +1531,10 @@ void history_close(struct history *h)
         pthread_cond_destroy(&h->synced);
     }
     free(h->spare);
+    for (struct node *n = h->pool.head, *next; n; n = next) {
+        next = n->next;
+        free(n);
+    }
     touched_clear(h);
     dict_free(&h->touched);
     sqlite3_finalize(h->ins);
