@@ -295,7 +295,7 @@ def test_usage_errors_and_version(binary):
 def test_port_in_use_is_a_clear_error(natterd, binary):
     import subprocess
     s = natterd()
-    p = subprocess.run([binary("natterd"), "--bind", "127.0.0.1", "--port", str(s.port)],
+    p = subprocess.run([binary("natterd"), "--bind", "127.0.0.1", "--port", str(s.port), "--db", ":memory:"],
                        capture_output=True, text=True, timeout=10, env=natlib.sanitizer_env())
     assert p.returncode == 1, p
     assert re.search(r"listen 127\.0\.0\.1:%d: Address already in use" % s.port, p.stderr), p.stderr
