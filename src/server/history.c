@@ -184,6 +184,7 @@ struct history {
     size_t in_items, in_bytes;
     unsigned in_queries;       /* queries among them: answered without gathering */
     int stop;
+    int final_try;             /* (the thread's: the last batch at stop has run) */
     int waiting;               /* the thread sleeps on `wake` */
     struct list out;           /* thread -> loop: answered queries */
     struct gaps dropped;       /* the queue was full: filled on the loop, taken by the thread */
@@ -559,7 +560,7 @@ static void touch(struct history *h, const char *target);
 static void run_batch(struct history *h, struct node *batch, struct gaps *dropped, struct list *answered)
 {
     int rc = SQLITE_OK;
-    int trying = !h->failing || now_mono() >= h->retry_at;
+    int trying = !h->failing || now_mono() >= h->retry_at || h->stop; /* (stopping: a last try) */
     if (trying && (rc = exec(h->db, "BEGIN IMMEDIATE")) == SQLITE_OK) {
         rc = insert_gaps(h, &h->failed);
         if (rc == SQLITE_OK)
@@ -1162,8 +1163,19 @@ static void *thread_main(void *arg)
             h->waiting = 0;
             continue;
         }
-        if (!h->in.head && h->stop)
+        if (!h->in.head && h->stop) {
+            /* A last try for what is held after a failure, and the gap rows. */
+            if (!h->final_try && (h->held.head || h->failed.n || h->dropped.total)) {
+                h->final_try = 1;
+                h->dropped_taken = h->dropped;
+                memset(&h->dropped, 0, sizeof h->dropped);
+                pthread_mutex_unlock(&h->mu);
+                struct list none = {0};
+                run_batch(h, NULL, &h->dropped_taken, &none);
+                pthread_mutex_lock(&h->mu);
+            }
             break;
+        }
         /* Gather: a batch a loop turn would commit (and rewrite the same index
          * pages) a thousand times a second under load. */
         if (!h->stop && !h->in_queries && h->in_items < GATHER_MAX && now < h->last_commit + COMMIT_MS) {
