@@ -168,7 +168,7 @@ int line_history_cmd(struct conn *c, char *args)
     const char *target = NULL;
     long n = history_config(h)->replay ? (long)history_config(h)->replay : 50;
     int i = 0;
-    if (nw > 0 && !(words[0][0] >= '0' && words[0][0] <= '9'))
+    if (nw > 0 && words[0][strspn(words[0], "0123456789")] != '\0') /* not all digits: a room or a name */
         target = words[i++];
     if (i < nw && (n = count_of(words[i++], HISTORY_CMD_MAX)) < 0) {
         line_reply(c, usage, HISTORY_CMD_MAX);
