@@ -26,6 +26,10 @@ SERVER   += tls
 CLIENT_TLS := tlsclient
 LDLIBS_SSL := $(shell pkg-config --libs openssl 2>/dev/null || echo -lssl -lcrypto)
 CFLAGS_SSL := $(shell pkg-config --cflags openssl 2>/dev/null)
+# Room history (SQLite): history.c, and the plain protocol's side of it.
+SERVER   += history linehistory
+LDLIBS_SQLITE := $(shell pkg-config --libs sqlite3 2>/dev/null || echo -lsqlite3)
+CFLAGS_SQLITE := $(shell pkg-config --cflags sqlite3 2>/dev/null)
 CLIENT   := lineedit session
 CLIENT   += $(CLIENT_TLS)
 BENCH    := bench bench_worker bench_shared bench_hist
@@ -46,7 +50,7 @@ TEST_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(wildcard tests/tools/*
 all: $(BUILD)/natterd $(BUILD)/natter $(BUILD)/natter-bench
 
 $(BUILD)/natterd: $(BUILD)/natterd.o $(SERVER_O) $(CORE_O)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS_SSL)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS_SSL) $(LDLIBS_SQLITE) -lpthread
 
 $(BUILD)/natter: $(BUILD)/natter.o $(CLIENT_O) $(CORE_O)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS_EDIT) $(LDLIBS_SSL)
@@ -56,13 +60,18 @@ $(BUILD)/natter-bench: $(BENCH_O) $(CORE_O)
 
 $(BUILD)/lineedit.o $(BUILD)/natter.o: CPPFLAGS += $(CFLAGS_EDIT)
 $(BUILD)/tls.o $(BUILD)/tlsclient.o: CPPFLAGS += $(CFLAGS_SSL)
+$(BUILD)/history.o: CPPFLAGS += $(CFLAGS_SQLITE)
 
 $(BUILD)/%.o: %.c | $(BUILD)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 
 # $(filter ...): the .d files add headers to $^, which must not reach the compiler.
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(SERVER_O) $(CORE_O) | $(BUILD)/tests
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDFLAGS) $(LDLIBS_SSL)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDFLAGS) $(LDLIBS_SSL) $(LDLIBS_SQLITE) -lpthread
+
+# The history module's own benchmark (docs/PERFORMANCE.md): history and the hub, no sockets.
+$(BUILD)/tests/history-bench: tests/tools/history-bench.c $(BUILD)/history.o $(BUILD)/hub.o $(CORE_O) | $(BUILD)/tests
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDFLAGS) $(LDLIBS_SQLITE) -lpthread
 
 $(BUILD)/tests/%: tests/tools/%.c $(CORE_O) | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDFLAGS)
@@ -112,6 +121,11 @@ run: deps all
 
 # Debian packages the build needs; installed when we may, asked for otherwise.
 deps:
+	@pkg-config --exists sqlite3 2>/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing libsqlite3-dev (natterd keeps room history in SQLite)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libsqlite3-dev sqlite3 pkg-config; \
+	  else echo "natterd needs Debian packages: sudo apt-get install libsqlite3-dev sqlite3 pkg-config" >&2; exit 1; fi; }
 	@pkg-config --exists libedit 2>/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing libedit-dev (line editing for the natter client)"; \
@@ -156,7 +170,7 @@ build-fuzz/fuzz_sanitize: tests/fuzz/fuzz_sanitize.c tests/fuzz/fuzz_util.h src/
 
 build-fuzz/fuzz_framing: tests/fuzz/fuzz_framing.c tests/fuzz/fuzz_util.h $(FUZZ_SERVER) $(HEADERS)
 	@mkdir -p build-fuzz
-	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_framing.c $(FUZZ_SERVER) $(LDLIBS_SSL)
+	$(FUZZ_CC) $(CPPFLAGS) $(CFLAGS_SQLITE) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_framing.c $(FUZZ_SERVER) $(LDLIBS_SSL) $(LDLIBS_SQLITE) -lpthread
 
 fuzz-build: build-fuzz/fuzz_sanitize build-fuzz/fuzz_framing
 

@@ -17,13 +17,15 @@ CAPACITY=19900 # connections natterd is allowed in scenario 5 (20,000 descriptor
 
 server_pid=""
 server_log=$(mktemp)
-trap 'stop_server; rm -f "$server_log"' EXIT
+state_dir=$(mktemp -d) # natterd's history database: a fresh one for every server
+trap 'stop_server; rm -f "$server_log"; rm -rf "$state_dir"' EXIT
 
 start_server() { # kind [extra args...]; sets server_pid and port
     local kind=$1; shift
     : >"$server_log"
     case $kind in
-    natterd) "$BUILD/natterd" "${NATTERD_ARGS[@]}" "$@" 2>"$server_log" </dev/null & ;;
+    natterd) rm -f "$state_dir"/natter.db*
+             "$BUILD/natterd" "${NATTERD_ARGS[@]}" --db "$state_dir/natter.db" "$@" 2>"$server_log" </dev/null & ;;
     bcast) "$BUILD/tests/bcast-server" "$@" 2>"$server_log" </dev/null & ;;
     esac
     server_pid=$!
@@ -54,6 +56,15 @@ scenario() {
     local json rc=0
     json=$(timeout 600 "$BENCH" --port "$port" --server-pid "$server_pid" --json "$@") || rc=$?
     echo "$json" | python3 bench/summary.py || echo "   (no report; exit $rc)"
+    stop_server
+    if [ "$kind" = natterd ] && [ -f "$state_dir/natter.db" ] && command -v sqlite3 >/dev/null; then
+        # History: every message sent must be in the database (rows = messages, not deliveries).
+        local rows sent
+        rows=$(sqlite3 "$state_dir/natter.db" "SELECT count(*) FROM messages WHERE kind != 4" 2>/dev/null || echo "?")
+        sent=$(echo "$json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["sent"])' 2>/dev/null || echo "?")
+        echo "   history: $rows of $sent messages sent persisted$(grep -q 'not recorded' "$server_log" && echo ', SOME NOT RECORDED')"
+        [ "$rows" = "$sent" ] || rc=1
+    fi
     echo "{\"scenario\":\"$name\",\"server\":\"$kind\",\"exit\":$rc,\"report\":${json:-null}}" >>"$OUT"
     stop_server
     [ $rc -eq 0 ] || failures=$((failures + 1))
@@ -71,6 +82,11 @@ run_all() { # KIND
     scenario "3a latency, 100 clients, 200 msgs/s" "$kind" "" --clients 100 --rate 200 --duration 10
     scenario "3b latency, 1000 clients, 20 msgs/s" "$kind" "" --clients 1000 --rate 20 --duration 10
     scenario "4 1000 rooms of 10, everyone chatting" "$kind" "" --clients 10000 --rooms 1000 --duration 5
+    if [ "$kind" = natterd ]; then # the same three with history off (natterd records every room message by default)
+        scenario "1 (history off)" "$kind" "--history 0" --clients 100 --window 16 --duration 5
+        scenario "2 (history off)" "$kind" "--history 0" --clients 1000 --senders 10 --duration 5
+        scenario "4 (history off)" "$kind" "--history 0" --clients 10000 --rooms 1000 --duration 5
+    fi
     scenario "5 capacity: idle, then one broadcast" "$kind" "$full" --clients $cap_clients \
         --expect-refused $refused --idle 10 --senders 1 --messages 1 --procs 2 \
         --source-ips 127.0.0.1-127.0.0.4

@@ -319,7 +319,9 @@ class Client:
         st = self.soak.stats
         st["lines received"] += 1
         c = line[:1]
-        if c == "#":
+        if line.startswith("== "):
+            st["history lines"] += 1  # replayed on join: history, not live, so not checked as live
+        elif c == "#":
             self.on_room_line(line)
         elif line.startswith("-- "):
             self.on_notice(line)
@@ -496,6 +498,8 @@ class Client:
                 self.soak.fail(f"{self.who()}: switched to a room it is not in: {line!r}")
         elif line.startswith(("-- commands", "--   /")):
             pass  # /help
+        elif line.startswith(("-- history of #", "-- end of history of #")):
+            pass  # around a replay on join
         else:
             self.soak.fail(f"{self.who()}: unexpected notice {line!r}")
 

@@ -32,6 +32,7 @@
 
 struct loop;
 struct hub;
+struct history;
 struct user;
 
 struct conn_limits {
@@ -54,6 +55,7 @@ struct conn_profile {
     transport_wrap_fn *wrap;   /* the transport over the socket; NULL: plain TCP */
     void *wrap_arg;
     struct hub *hub;           /* for the codecs: where their users live */
+    struct history *history;   /* for the codecs: room history (history.h); NULL when off */
     struct conn_limits lim;
 };
 
@@ -104,6 +106,7 @@ void conn_refuse(int fd, const char *peer, const struct conn_profile *p, enum co
 struct conn *conn_by_id(uint64_t id);
 
 static inline struct hub *conn_hub(const struct conn *c) { return c->profile->hub; }
+static inline struct history *conn_history(const struct conn *c) { return c->profile->history; }
 static inline const struct conn_limits *conn_limits(const struct conn *c) { return &c->profile->lim; }
 /* "address:port", for logs (a static buffer, overwritten by the next call). */
 const char *conn_peer(const struct conn *c);

@@ -24,6 +24,8 @@ struct hub {
     uint32_t next_guest;
     uint32_t gen;      /* for user.mark */
     uint64_t last_id;  /* of the last event made */
+    hub_record_fn *record;
+    void *record_ctx;
 };
 
 /* Event ids: the event's time in ms, shifted left, plus a sequence within the
@@ -71,6 +73,18 @@ const char *hub_room_name(const struct room *r) { return r->name; }
 const struct hub_limits *hub_limits(const struct hub *h) { return &h->lim; }
 
 struct user *hub_find_user(const struct hub *h, const char *name) { return dict_get(&h->users, name); }
+
+void hub_set_recorder(struct hub *h, hub_record_fn *fn, void *ctx)
+{
+    h->record = fn;
+    h->record_ctx = ctx;
+}
+
+static void record(struct hub *h, const struct hub_event *ev)
+{
+    if (h->record)
+        h->record(h->record_ctx, ev);
+}
 
 /* ==== Delivery ==== */
 
@@ -373,6 +387,15 @@ static enum hub_err member_room(struct hub *h, struct user *u, const char *name,
     return HUB_OK;
 }
 
+int hub_in_room(const struct hub *h, const struct user *u, const char *name)
+{
+    char rname[HUB_ROOM_MAX];
+    if (room_name(name, rname, sizeof rname) < 0)
+        return 0;
+    struct room *r = dict_get(&h->rooms, rname);
+    return r && user_index_of(u, r) >= 0;
+}
+
 /* Take u out of room index i, telling the room (unless quietly). */
 static void leave_room(struct hub *h, struct user *u, int i, const char *reason, int quietly)
 {
@@ -480,6 +503,7 @@ static enum hub_err say(struct hub *h, struct user *u, enum hub_event_type type,
         return err;
     struct hub_event ev = {.type = type, .room = r->name, .from = u->name, .text = text};
     to_room(h, r, &ev, u);
+    record(h, &ev);
     return HUB_OK;
 }
 
@@ -500,6 +524,7 @@ enum hub_err hub_privmsg(struct hub *h, struct user *u, const char *to, const ch
         return HUB_ENOUSER;
     struct hub_event ev = {.type = EV_PRIVMSG, .from = u->name, .to = r->name, .text = text};
     send_to(h, r, &ev);
+    record(h, &ev);
     ev.type = EV_PRIVECHO;
     send_to(h, u, &ev);
     return HUB_OK;

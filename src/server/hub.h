@@ -115,6 +115,16 @@ enum hub_err hub_privmsg(struct hub *h, struct user *u, const char *to, const ch
 enum hub_err hub_who(struct hub *h, struct user *u, const char *room);
 enum hub_err hub_rooms(struct hub *h, struct user *u);
 
+/* Something that keeps what is said (history.c): called on the loop for every
+ * room message (EV_SAY, EV_ACTION) and private message (EV_PRIVMSG) once it has
+ * been fanned out, with its id and time; it must not block, and must copy what
+ * it keeps. NULL: nothing records. */
+typedef void hub_record_fn(void *ctx, const struct hub_event *ev);
+void hub_set_recorder(struct hub *h, hub_record_fn *fn, void *ctx);
+
+/* Whether u is in the room called name ('#' optional; without ASCII case). */
+int hub_in_room(const struct hub *h, const struct user *u, const char *name);
+
 /* Tell every user the server is stopping. */
 void hub_shutdown(struct hub *h);
 

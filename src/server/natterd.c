@@ -21,13 +21,15 @@
 #include "core/text.h"
 #include "server/codecs/line/linecodec.h"
 #include "server/conn.h"
+#include "server/history.h"
 #include "server/hub.h"
 #include "server/listener.h"
 #include "server/options.h"
 #include "server/transport/tls.h"
 
-#define RESERVED_FDS 16 /* listeners, epoll, signalfd, stdio, the spare, logs */
+#define RESERVED_FDS 16 /* listeners, epoll, signalfd, stdio, the spare, logs, the history database */
 #define TLS_DEFAULT_PORT 8889
+#define EXIT_HISTORY 3  /* the history database cannot be used */
 
 /* ==== Descriptors ==== */
 
@@ -109,6 +111,25 @@ static void seed_hash(void)
     text_hash_key(key);
 }
 
+/* ==== History ==== */
+
+/* --db, or natter.db in systemd's $STATE_DIRECTORY (StateDirectory=natter:
+ * /var/lib/natter), or in the current directory. */
+static const char *db_path(const struct options *o, char *buf, size_t len)
+{
+    if (o->db)
+        return o->db;
+    const char *dir = getenv("STATE_DIRECTORY");
+    if (dir && *dir) {
+        char first[4096];
+        snprintf(first, sizeof first, "%s", dir);
+        first[strcspn(first, ":")] = '\0'; /* several directories: the first */
+        snprintf(buf, len, "%s/natter.db", first);
+        return buf;
+    }
+    return "natter.db";
+}
+
 /* Open a listener on each --bind address (or every address) at port for the
  * connections of profile p, and say where ("listening on ADDR, ..." then
  * `tail`). Returns the number opened (at out), or -1. */
@@ -187,7 +208,31 @@ int main(int argc, char **argv)
         log_errno("startup");
         return 1;
     }
-    struct conn_profile plain = {.name = "plain", .codec = &line_codec, .hub = hub};
+    struct history *history = NULL;
+    if (o.history > 0) {
+        char path[4200], err[1024];
+        struct history_config hc = {
+            .path = db_path(&o, path, sizeof path),
+            .replay = (unsigned)o.history,
+            .max_per_room = o.history_max,
+            .days = o.history_days,
+            .private_msgs = o.history_private,
+        };
+        if (!(history = history_open(loop, &hc, err, sizeof err))) {
+            log_info("%s", err);
+            tls_ctx_free(tls);
+            conn_shutdown();
+            hub_free(hub);
+            listener_done();
+            loop_free(loop);
+            close(signal_fd);
+            return EXIT_HISTORY;
+        }
+        hub_set_recorder(hub, history_record, history);
+        log_info("history in %s (replay %u on join%s)", hc.path, hc.replay,
+                 hc.private_msgs ? ", private messages too" : "");
+    }
+    struct conn_profile plain = {.name = "plain", .codec = &line_codec, .hub = hub, .history = history};
     options_conn_limits(&o, &plain.lim);
     struct conn_profile plain_tls = tls_profile(&plain, "tls", tls);
     struct listener *listeners[2 * OPT_MAX_BINDS];
@@ -214,6 +259,7 @@ int main(int argc, char **argv)
         listener_close(listeners[i]);
     hub_shutdown(hub);
     conn_shutdown();
+    history_close(history); /* after the connections: what they said is all queued */
     tls_ctx_free(tls);
     hub_free(hub);
     listener_done();

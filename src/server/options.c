@@ -62,6 +62,16 @@ static const struct spec specs[] = {
      "8889"},
     {"tls-handshake-timeout", 0, NUMBER, AT(tls_handshake_timeout), 0, 0, 1000000, "SECS",
      "drop clients whose TLS handshake takes this long, 0 = never", NULL},
+    /* History (history.c): replay on join, /history, /search, kept in SQLite. */
+    {"history", 0, NUMBER, AT(history), 0, 0, 1000, "N", "messages replayed to who joins a room; 0 = history off",
+     NULL},
+    {"db", 0, TEXT, AT(db), 0, 0, 0, "PATH", "the history database; :memory: keeps none on disk",
+     "$STATE_DIRECTORY/natter.db, else ./natter.db"},
+    {"history-private", 0, FLAG, AT(history_private), 0, 0, 0, NULL, "keep private messages in history too", NULL},
+    {"history-days", 0, NUMBER, AT(history_days), 0, 0, 1000000, "DAYS", "delete history older than this, 0 = never",
+     NULL},
+    {"history-max", 0, NUMBER, AT(history_max), 0, 0, 1000000000000LL, "N",
+     "messages kept per room, 0 = no limit", NULL},
     {"verbose", 'v', FLAG, AT(verbose), 0, 0, 0, NULL, "log more", NULL},
 };
 #define NSPECS (sizeof specs / sizeof specs[0])
@@ -83,6 +93,7 @@ void options_defaults(struct options *o)
         .max_announce = 200,
         .tls_port = -1,
         .tls_handshake_timeout = 10,
+        .history = 50,
     };
 }
 

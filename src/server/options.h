@@ -25,6 +25,9 @@ struct options {
      * files are given; tls_port -1 = the default, 8889. */
     const char *tls_cert, *tls_key;
     long long tls_port, tls_handshake_timeout;
+    long long history, history_days, history_max; /* history.c */
+    const char *db;                               /* NULL: the default path */
+    int history_private;
     int verbose;
 };
 

@@ -83,7 +83,9 @@ class Server:
     def __init__(self, *args, bind="127.0.0.1", port=0, env=None, preexec_fn=None, build=None):
         self.args = list(args)
         self.stopped = False
-        cmd = [binary("natterd", build), "--bind", bind, "--port", str(port)] + self.args
+        # History in memory unless the test names a database: nothing left on disk.
+        db = [] if "--db" in self.args else ["--db", ":memory:"]
+        cmd = [binary("natterd", build), "--bind", bind, "--port", str(port)] + db + self.args
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, env=env or sanitizer_env(),
                                      preexec_fn=preexec_fn)

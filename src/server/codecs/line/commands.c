@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/text.h"
+#include "server/codecs/line/linehistory.h"
 #include "server/codecs/line/lineuser.h"
 #include "server/conn.h"
 #include "server/hub.h"
@@ -61,6 +62,8 @@ static int cmd_join(struct conn *c, char *args)
             err = HUB_ENOMEM;
         else if (err == HUB_EALREADY)
             line_reply(c, "-- you are now in %s", joined);
+        else
+            line_history_replay(c, joined);
     }
     line_error(c, err, room);
     return 0;
@@ -146,6 +149,8 @@ static const struct command {
     {"me", cmd_me, "/me text", "act: * you text"},
     {"who", cmd_who, "/who [#room]", "list the users in a room"},
     {"rooms", cmd_rooms, "/rooms", "list the rooms"},
+    {"history", line_history_cmd, "/history [#room] [N]", "the last N messages of a room (or NAME: your talk with NAME)"},
+    {"search", line_search_cmd, "/search words", "find messages with all the words, in your rooms"},
     {"help", cmd_help, "/help", "this list"},
     {"quit", cmd_quit, "/quit [reason]", "leave (so does a line that is just: bye)"},
 };

@@ -9,6 +9,7 @@
 #include "core/buf.h"
 #include "core/text.h"
 #include "server/codecs/line/commands.h"
+#include "server/codecs/line/linehistory.h"
 #include "server/codecs/line/lineuser.h"
 #include "core/lineframe.h"
 #include "server/conn.h"
@@ -163,6 +164,8 @@ static int lc_open(struct conn *c)
     if (err == HUB_OK && line_set_current(c, joined) < 0)
         err = HUB_ENOMEM;
     line_error(c, err, HUB_DEFAULT_ROOM);
+    if (err == HUB_OK)
+        line_history_replay(c, joined);
     return 0;
 }
 
