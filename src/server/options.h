@@ -21,6 +21,8 @@ struct options {
     long long max_line, max_outbuf, rate, burst;
     long long idle_timeout, login_timeout, flood_timeout, max_per_ip;
     long long max_name, max_rooms, max_announce;
+    /* hardening, second round (issue 9) */
+    long long connect_rate, connect_burst, sndbuf, rcvbuf, max_list, notice_storm, turn_fanout;
     int verbose;
 };
 

@@ -298,7 +298,7 @@ static void test_rooms(void)
     hub_part(h, p->u, "#Mixed", NULL);
     hub_part(h, q->u, "#mixed", NULL);
     forget(o);
-    hub_rooms(h, o->u);
+    hub_rooms(h, o->u, NULL, NULL);
     CHECK(strstr(last(o), "#Mixed") == NULL && strstr(last(o), "#dev(2)") != NULL, "a room disappears when its last member leaves");
 
     /* No room at all. */
@@ -379,7 +379,7 @@ static void test_nick(void)
     CHECK(d->n == 0, "a quit is not told to users sharing no room");
     CHECK(hub_find_user(h, "alicia") == NULL && hub_user_count(h) == 3, "a quit user is gone from the hub");
     forget(b);
-    hub_rooms(h, b->u);
+    hub_rooms(h, b->u, NULL, NULL);
     CHECK_STR(last(b), "ROOMS|-|#lobby(2) #two(1)", "a quit user has left all its rooms");
     leave_hub(h, b, NULL), leave_hub(h, c, NULL), leave_hub(h, d, NULL);
     hub_free(h);
@@ -438,14 +438,14 @@ static void test_privmsg_who(void)
     CHECK(c->n == 0, "nobody else sees a private message");
 
     forget_all(all, 3);
-    CHECK(hub_who(h, a->u, "#lobby") == HUB_OK, "who of a room succeeds");
+    CHECK(hub_who(h, a->u, "#lobby", NULL, NULL) == HUB_OK, "who of a room succeeds");
     CHECK_STR(last(a), "WHO|#lobby|alice bob carol", "who lists the room's names sorted");
     CHECK(b->n == 0 && c->n == 0, "who answers only the asker");
     hub_join(h, b->u, "#dev", NULL);
-    CHECK(hub_who(h, a->u, "dev") == HUB_OK && strcmp(last(a), "WHO|#dev|alice") == 0, "who of another room by name");
-    CHECK(hub_who(h, a->u, "#none") == HUB_ENOSUCHROOM, "who of a missing room: no such room");
-    CHECK(hub_who(h, a->u, "bad name") == HUB_EBADROOM, "who of an invalid room name: bad room");
-    CHECK(hub_rooms(h, a->u) == HUB_OK, "rooms succeeds");
+    CHECK(hub_who(h, a->u, "dev", NULL, NULL) == HUB_OK && strcmp(last(a), "WHO|#dev|alice") == 0, "who of another room by name");
+    CHECK(hub_who(h, a->u, "#none", NULL, NULL) == HUB_ENOSUCHROOM, "who of a missing room: no such room");
+    CHECK(hub_who(h, a->u, "bad name", NULL, NULL) == HUB_EBADROOM, "who of an invalid room name: bad room");
+    CHECK(hub_rooms(h, a->u, NULL, NULL) == HUB_OK, "rooms succeeds");
     CHECK_STR(last(a), "ROOMS|-|#dev(1) #lobby(3)", "rooms lists every room sorted, with sizes");
 
     forget_all(all, 3);
