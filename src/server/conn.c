@@ -355,6 +355,11 @@ static size_t offer(struct conn *c, char *data, size_t n)
 static void take_input(struct conn *c, char *buf, size_t n, uint32_t now)
 {
     size_t used = offer(c, buf, n);
+    /* Free what was kept before keeping anew, when it was copied out already:
+     * malloc then reuses the same memory, where a partial line growing read by
+     * read would otherwise leave a trail of freed buffers behind it. */
+    if (buf != c->in.data)
+        inbuf_clear(&c->in);
     if (inbuf_keep(&c->in, buf + used, n - used) < 0) {
         conn_close(c, "out of memory", 0);
         return;
