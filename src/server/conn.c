@@ -276,17 +276,17 @@ static void throttle(struct conn *c, uint32_t now)
     log_debug("%s: over its rate, reading paused", conn_peer(c));
     /* A new bout unless it was paused again within a second of the last resume
      * (one that keeps flooding always is, however small its burst). */
-    if (c->flags & CONN_CHARGED) {
-        /* Paused by what a listing cost: asking is not flooding. The flood
-         * timeout counts from the end of the pause it paid for. */
-        double secs = c->tokens < 1 ? (1 - c->tokens) / c->profile->lim.rate : 0;
-        c->flags = (uint16_t)((c->flags & ~CONN_CHARGED) | CONN_FLOODING);
-        c->flood_start = now + (uint32_t)(secs * 1000);
-        c->codec->limit(c, LIMIT_RATE, c->profile->lim.rate);
-    } else if (!(c->flags & CONN_FLOODING) || (uint32_t)(now - c->resumed) > 1000) {
+    if (!(c->flags & CONN_FLOODING) || (uint32_t)(now - c->resumed) > 1000) {
         c->flags |= CONN_FLOODING;
         c->flood_start = now;
         c->codec->limit(c, LIMIT_RATE, c->profile->lim.rate);
+    }
+    if (c->flags & CONN_CHARGED) {
+        /* Asking is not flooding: the pause that listings paid for does not
+         * count towards the flood timeout (flood_start moves past it). */
+        c->flags &= ~CONN_CHARGED;
+        c->flood_start += c->charged_ms;
+        c->charged_ms = 0;
     }
     c->flags |= CONN_THROTTLED;
     S.throttled++;
@@ -324,6 +324,8 @@ void conn_charge(struct conn *c, double units)
         return;
     c->tokens -= (float)units;
     c->flags |= CONN_CHARGED;
+    double ms = c->charged_ms + units / c->profile->lim.rate * 1000;
+    c->charged_ms = ms < 3.6e6 ? (uint32_t)ms : 3600000; /* (an hour's pause is plenty) */
 }
 
 void conn_spoke(struct conn *c)

@@ -77,6 +77,7 @@ struct conn {
     uint32_t connected;         /* for the login timeout */
     uint32_t flood_start;       /* this bout of flooding began (with CONN_FLOODING) */
     uint32_t resumed;           /* reading last resumed after a pause */
+    uint32_t charged_ms;        /* pause paid for listings since the last one (not flooding) */
     struct addr *addr;          /* its address, shared with the others from there */
     size_t allowance;           /* queued cost of listings, not held against --max-outbuf */
     uint16_t port;              /* its port: logs show address:port */
