@@ -210,10 +210,14 @@ void conn_send(struct conn *c, struct msg *m)
 
 void conn_listing(struct conn *c, int on)
 {
-    if (on)
+    /* Only the latest listing is allowed for: a client that asks again and again
+     * without reading holds the earlier ones against --max-outbuf. */
+    if (on) {
         c->flags |= CONN_LISTING;
-    else
+        c->allowance = 0;
+    } else {
         c->flags &= ~CONN_LISTING;
+    }
 }
 
 static ssize_t write_to(void *ctx, const void *buf, size_t len)

@@ -125,7 +125,8 @@ int conn_spend(struct conn *c, double units);
 void conn_charge(struct conn *c, double units);
 /* Between conn_listing(c, 1) and conn_listing(c, 0), what is queued for c is a
  * listing it asked for: it never makes c be dropped as too slow, and its cost is
- * not held against --max-outbuf while c reads (the allowance shrinks as c reads). */
+ * not held against --max-outbuf while c reads it (the allowance shrinks as c
+ * reads; a new listing replaces the allowance of the one before). */
 void conn_listing(struct conn *c, int on);
 /* The server is too busy for this connection's next unit this turn (hub
  * HUB_EBUSY): the codec leaves it unconsumed and returns; the connection stops

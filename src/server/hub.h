@@ -87,7 +87,8 @@ struct hub_limits {
 };
 
 /* Fairness. The hub counts the work of each loop turn (one unit per delivery,
- * one per entry a listing examines). Once a turn's work passes turn_fanout, a
+ * one per entry a listing examines). Once a turn's work passes turn_fanout, or
+ * HUB_TURN_MS have passed since the turn's first heavy work, a
  * message to a heavy room (more than HUB_LIGHT_ROOM members) and a listing are
  * refused with HUB_EBUSY, unless they are the turn's first work: the codec keeps
  * the line and offers it again next turn, its connection yielding its place
@@ -96,6 +97,7 @@ struct hub_limits {
  * room of 2: when the server falls behind, the heaviest rooms' senders wait
  * first. The server calls hub_turn_end after each turn's writes. */
 #define HUB_LIGHT_ROOM 64
+#define HUB_TURN_MS 10
 /* Notice storms: within a window of HUB_STORM_WINDOW_S seconds, a room's join and
  * leave (part, quit) notices past notice_storm are folded into one EV_SUMMARY for
  * the room at the window's end (the user concerned is still told its own join or

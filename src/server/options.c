@@ -91,7 +91,7 @@ void options_defaults(struct options *o)
         .rcvbuf = 64 * 1024,
         .max_list = 100,
         .notice_storm = 10,
-        .turn_fanout = 200000,
+        .turn_fanout = 100000,
     };
 }
 
