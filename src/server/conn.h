@@ -10,7 +10,7 @@
  * connection closing and puts it on a list. From then on the connection ignores
  * input and conn_send, but its memory stays valid. Just before the loop sleeps,
  * conn.c tells the codec (codec->close, so the hub hears the user left), writes
- * the connection's last words if asked to (lingering up to 2-3 s for them),
+ * the connection's last words if asked to (lingering for them: 2 s without progress, 10 s at most),
  * closes the transport, and frees the struct last, once no list points at it.
  * So:
  *  - anyone may call conn_close at any moment, on any connection, also while the
