@@ -22,6 +22,11 @@ def is_asan(build):
     return "asan" in os.path.basename(os.path.normpath(build))
 
 
+def no_rss_under_asan(build):
+    if is_asan(build):
+        pytest.skip("memory bound: ASan's shadow memory and quarantine make natterd's RSS meaningless")
+
+
 def p99_bound(build):
     # ASan and UBSan make natterd several times slower: the same work takes longer.
     return P99_MS * 4 if is_asan(build) else P99_MS
@@ -120,7 +125,7 @@ def test_listing_amplification_is_bounded(natterd, client, closing, build):
     r = pair.result(s, measure)
     check_pair(r, p99_bound(build))
     # 20 askers, each holding at most --max-outbuf (256 KiB) and its socket buffers.
-    assert peak < 20 * 1024, f"server RSS + kernel TCP memory grew by {peak} KiB"
+    assert is_asan(build) or peak < 20 * 1024, f"server RSS + kernel TCP memory grew by {peak} KiB"
     c = client(s)
     c.send("/rooms long_name_007")
     c.expect(r"^-- rooms \"long_name_007\": #room_with_long_name_007_0000 \(1\) .* \.\.\. "
@@ -248,7 +253,7 @@ def test_a_big_busy_room_does_not_delay_a_small_one(natterd, closing, binary, bu
 
 # ==== 5. Dropped slow readers keep no kernel memory ====
 
-def test_dropped_slow_readers_free_kernel_memory(natterd, client, closing):
+def test_dropped_slow_readers_free_kernel_memory(natterd, client, closing, build):
     # 20 clients that never read, in a room that talks: natterd drops them as too
     # slow, with a reset, so the kernel frees their buffers at once; while they
     # stall, what they cost is bounded by --max-outbuf and --sndbuf.
@@ -273,7 +278,7 @@ def test_dropped_slow_readers_free_kernel_memory(natterd, client, closing):
     check_pair(pair.result(s))
     # per stalled client: --max-outbuf (256 KiB) + one message + --sndbuf (64 KiB, doubled by Linux)
     bound = 20 * (256 + 4 + 128 + 16)
-    assert peak < bound + 8 * 1024, f"grew by {peak} KiB while stalled, bound {bound}"
+    assert is_asan(build) or peak < bound + 8 * 1024, f"grew by {peak} KiB while stalled, bound {bound}"
     # the resets free the kernel's buffers at once, not in minutes
     natlib.wait_until(lambda: kernel_tcp_kib() - k0 < 4 * 1024, timeout=5,
                       what=f"kernel TCP memory to return (grown {kernel_tcp_kib() - k0} KiB)")
@@ -281,7 +286,7 @@ def test_dropped_slow_readers_free_kernel_memory(natterd, client, closing):
 
 # ==== 6. Queue accounting counts what messages cost ====
 
-def test_queued_messages_cost_what_they_hold(natterd, client):
+def test_queued_messages_cost_what_they_hold(natterd, client, build):
     # 650,000 private messages of 7 bytes ("*s* x000123", 12 bytes a line) to one
     # reader that never reads, under an 8 MiB --max-outbuf: 7.8 MB of lines.
     # Before: a 32-byte allocation and an 8-byte ring slot per message were not
@@ -289,6 +294,7 @@ def test_queued_messages_cost_what_they_hold(natterd, client):
     # autotuned send buffer took) held ~16 MB. Now each message counts
     # what it costs, and small ones queued behind a blocked writer are copied
     # into 4 KiB chunks: the backlog costs about its bytes.
+    no_rss_under_asan(build)
     s = natterd("--rate", "0", "--max-outbuf", str(8 << 20))
     victim = client(s)
     victim.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -335,9 +341,10 @@ def test_a_line_without_end_is_read_at_the_rate(natterd, client, closing):
     b.expect(r"^-- #lobby: ")
 
 
-def test_partial_lines_cost_what_they_hold_and_give_it_back(natterd, client, closing):
+def test_partial_lines_cost_what_they_hold_and_give_it_back(natterd, client, closing, build):
     # 700 connections each hold an unfinished line of 4,000 bytes, between
     # clients that stay (so the heap cannot just shrink from its top when they go).
+    no_rss_under_asan(build)
     more_files(1000)
     s = natterd("--max-per-ip", "0")
     base = natlib.rss_kib(s.pid())
