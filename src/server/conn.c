@@ -229,16 +229,15 @@ static ssize_t write_to(void *ctx, const void *buf, size_t len)
 /* Write what the transport takes; returns -1 if the connection failed. */
 static int flush(struct conn *c)
 {
-    ssize_t w = outq_write(&c->out, write_to, c->t);
-    if (w < 0) {
+    size_t cost = outq_cost(&c->out);
+    if (outq_write(&c->out, write_to, c->t) < 0) {
         c->close_errno = errno;
         return -1;
     }
-    /* A listing's allowance shrinks as the client reads. */
-    if (c->out.count == 0 || (size_t)w >= c->allowance)
-        c->allowance = 0;
-    else
-        c->allowance -= (size_t)w;
+    /* A listing's allowance shrinks as what the client reads leaves the queue
+     * (a msg's cost leaves with its last byte). */
+    size_t freed = cost - outq_cost(&c->out);
+    c->allowance = c->out.count == 0 || freed >= c->allowance ? 0 : c->allowance - freed;
     int want = c->out.count > 0;
     /* A transport that maps wants to events (TLS) may want others after any write. */
     if (want != !!(c->flags & CONN_WANTWRITE) || c->t->ops->events) {
