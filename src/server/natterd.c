@@ -24,8 +24,10 @@
 #include "server/hub.h"
 #include "server/listener.h"
 #include "server/options.h"
+#include "server/transport/tls.h"
 
 #define RESERVED_FDS 16 /* listeners, epoll, signalfd, stdio, the spare, logs */
+#define TLS_DEFAULT_PORT 8889
 
 /* ==== Descriptors ==== */
 
@@ -51,14 +53,33 @@ static long raise_fd_limit(long max_clients)
 
 /* ==== Signals ==== */
 
+/* SIGHUP: read the certificates again (new connections get them; a file that
+ * does not load is logged and the old one kept). The general reload of the
+ * configuration calls tls_reload the same way. */
+static void reload_tls(struct tls_ctx *tls)
+{
+    char msg[512];
+    if (!tls) {
+        log_info("SIGHUP received: no TLS certificate to reload");
+    } else if (tls_reload(tls, msg, sizeof msg) < 0) {
+        log_info("SIGHUP received: %s; keeping the certificate in use", msg);
+    } else {
+        log_info("SIGHUP received: TLS certificate reloaded: %s", tls_ctx_describe(tls, msg, sizeof msg));
+    }
+}
+
 static void on_signal(struct loop *l, int fd, int mask, void *data)
 {
-    (void)mask, (void)data;
+    (void)mask;
     struct signalfd_siginfo si;
-    if (read(fd, &si, sizeof si) == (ssize_t)sizeof si) {
-        log_info("%s received, shutting down", strsignal((int)si.ssi_signo));
-        loop_stop(l);
+    if (read(fd, &si, sizeof si) != (ssize_t)sizeof si)
+        return;
+    if (si.ssi_signo == SIGHUP) {
+        reload_tls(data);
+        return;
     }
+    log_info("%s received, shutting down", strsignal((int)si.ssi_signo));
+    loop_stop(l);
 }
 
 static int setup_signals(void)
@@ -68,6 +89,7 @@ static int setup_signals(void)
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
     if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
         return -1;
     return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
@@ -101,18 +123,18 @@ static void seed_hash(void)
     text_hash_key(key);
 }
 
-/* Open a listener on each --bind address (or every address) for the plain
- * protocol; writes the ready line. Returns the number opened, or -1. */
-static int open_listeners(const struct options *o, const struct conn_profile *plain, struct listener **out,
-                          long max_clients)
+/* Open a listener on each --bind address (or every address) at port for the
+ * connections of profile p, and say where ("listening on ADDR, ..." then
+ * `tail`). Returns the number opened (at out), or -1. */
+static int open_listeners(const struct options *o, int port, const struct conn_profile *p, const char *what,
+                          const char *tail, struct listener **out)
 {
     int n = o->nbind ? o->nbind : 1;
-    int port = (int)o->port, keepalive = (int)o->keepalive;
     char ready[1024] = "";
     size_t len = 0;
     for (int i = 0; i < n; i++) {
         char err[NET_ERR_LEN];
-        out[i] = listener_open(o->nbind ? o->bind[i] : NULL, port, plain, keepalive, err);
+        out[i] = listener_open(o->nbind ? o->bind[i] : NULL, port, p, (int)o->keepalive, err);
         if (!out[i]) {
             log_info("%s", err);
             while (i-- > 0)
@@ -123,8 +145,20 @@ static int open_listeners(const struct options *o, const struct conn_profile *pl
         if (len >= sizeof ready)
             len = sizeof ready - 1;
     }
-    log_info("listening on %s (max %ld clients)", ready, max_clients);
+    log_info("%s %s%s", what, ready, tail);
     return n;
+}
+
+/* A TLS profile: the same terms as plain (its codec, limits and hub) over
+ * TLS. The IRC listeners get theirs the same way (--irc-tls-port: the IRC
+ * profile through this, then open_listeners). */
+static struct conn_profile tls_profile(const struct conn_profile *plain, const char *name, struct tls_ctx *tls)
+{
+    struct conn_profile p = *plain;
+    p.name = name;
+    p.wrap = tls_wrap;
+    p.wrap_arg = tls;
+    return p;
 }
 
 int main(int argc, char **argv)
@@ -135,6 +169,16 @@ int main(int argc, char **argv)
     options_parse_argv(&o, argc, argv);
     log_init("natterd", o.verbose);
     seed_hash();
+    /* The certificate first: a bad one stops natterd before it listens anywhere. */
+    struct tls_ctx *tls = NULL;
+    if (o.tls_cert) {
+        char err[512];
+        if (!(tls = tls_ctx_new(o.tls_cert, o.tls_key, err, sizeof err))) {
+            log_info("%s", err);
+            return 1;
+        }
+        log_info("TLS certificate %s", tls_ctx_describe(tls, err, sizeof err));
+    }
 
     long fds = raise_fd_limit((long)o.max_clients);
     long max_clients = fds - RESERVED_FDS;
@@ -162,10 +206,22 @@ int main(int argc, char **argv)
     loop_add_timer(loop, 1000, on_hub_tick, hub);
     struct conn_profile plain = {.name = "plain", .codec = &line_codec, .hub = hub};
     options_conn_limits(&o, &plain.lim);
-    struct listener *listeners[OPT_MAX_BINDS];
-    int nlisteners = open_listeners(&o, &plain, listeners, max_clients);
+    struct conn_profile plain_tls = tls_profile(&plain, "tls", tls);
+    struct listener *listeners[2 * OPT_MAX_BINDS];
+    char tail[64];
+    snprintf(tail, sizeof tail, " (max %ld clients)", max_clients);
+    int nlisteners = open_listeners(&o, (int)o.port, &plain, "listening on", tail, listeners);
+    if (nlisteners >= 0 && tls) {
+        int port = o.tls_port >= 0 ? (int)o.tls_port : TLS_DEFAULT_PORT;
+        int n = open_listeners(&o, port, &plain_tls, "listening for TLS on", "", listeners + nlisteners);
+        if (n < 0)
+            while (nlisteners-- > 0)
+                listener_close(listeners[nlisteners]);
+        else
+            nlisteners += n;
+    }
     int rc = nlisteners < 0;
-    loop_watch(loop, signal_fd, LOOP_READ, on_signal, NULL);
+    loop_watch(loop, signal_fd, LOOP_READ, on_signal, tls);
     if (!rc && loop_run(loop) < 0) {
         log_errno("epoll_wait");
         rc = 1;
@@ -175,6 +231,7 @@ int main(int argc, char **argv)
         listener_close(listeners[i]);
     hub_shutdown(hub);
     conn_shutdown();
+    tls_ctx_free(tls);
     hub_free(hub);
     listener_done();
     loop_free(loop);

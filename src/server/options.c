@@ -66,6 +66,13 @@ static const struct spec specs[] = {
      "join/leave notices per room per 10 s before they are summed up, 0 = never", NULL},
     {"turn-fanout", 0, NUMBER, AT(turn_fanout), 0, 0, 1000000000, "N",
      "deliveries per loop turn before senders to rooms over 64 wait, 0 = no budget", NULL},
+    /* TLS (issue 11; transport/tls.c): the listener exists only with a certificate and a key. */
+    {"tls-cert", 0, TEXT, AT(tls_cert), 0, 0, 0, "FILE", "TLS certificate chain (PEM), reread on SIGHUP", "none: no TLS"},
+    {"tls-key", 0, TEXT, AT(tls_key), 0, 0, 0, "FILE", "its private key (PEM, unencrypted), reread on SIGHUP", "none"},
+    {"tls-port", 0, NUMBER, AT(tls_port), 0, 0, 65535, "PORT", "TLS port for the plain protocol; 0 picks a free one",
+     "8889"},
+    {"tls-handshake-timeout", 0, NUMBER, AT(tls_handshake_timeout), 0, 0, 1000000, "SECS",
+     "drop clients whose TLS handshake takes this long, 0 = never", NULL},
     {"verbose", 'v', FLAG, AT(verbose), 0, 0, 0, NULL, "log more", NULL},
 };
 #define NSPECS (sizeof specs / sizeof specs[0])
@@ -92,6 +99,8 @@ void options_defaults(struct options *o)
         .max_list = 100,
         .notice_storm = 10,
         .turn_fanout = 100000,
+        .tls_port = -1,
+        .tls_handshake_timeout = 10,
     };
 }
 
@@ -245,6 +254,14 @@ int options_check(const struct options *o, char *err, size_t errlen)
                  o->max_line);
         return -1;
     }
+    if (!o->tls_cert != !o->tls_key) {
+        snprintf(err, errlen, "--tls-cert and --tls-key go together");
+        return -1;
+    }
+    if (o->tls_port >= 0 && !o->tls_cert) {
+        snprintf(err, errlen, "--tls-port needs --tls-cert and --tls-key");
+        return -1;
+    }
     return 0;
 }
 
@@ -258,6 +275,7 @@ void options_conn_limits(const struct options *o, struct conn_limits *lim)
         .idle_timeout = (int)o->idle_timeout,
         .login_timeout = (int)o->login_timeout,
         .flood_timeout = (int)o->flood_timeout,
+        .handshake_timeout = (int)o->tls_handshake_timeout,
         .max_per_ip = (unsigned)o->max_per_ip,
         .connect_rate = (double)o->connect_rate,
         .connect_burst = (double)o->connect_burst,
