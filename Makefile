@@ -20,6 +20,7 @@ CFLAGS_EDIT := $(shell pkg-config --cflags libedit 2>/dev/null)
 # src/bench. Basenames are unique, so every object lands flat in $(BUILD)/.
 CORE     := loop net buf lineframe text dict log
 SERVER   := options listener conn tcp hub linecodec lineuser commands
+SERVER   += addr
 # TLS (issue 11), with Debian's OpenSSL: the server's transport, and the client's
 # side (core/tlsclient.c), linked only into natter and natter-bench.
 SERVER   += tls

@@ -1089,7 +1089,7 @@ class Soak:
         self.say(f"soak: seed {self.seed}, {self.seconds} s, {self.nclients} clients, "
                  f"natterd from {self.build}{' (ASan)' if asan else ''}")
         self.sel = selectors.DefaultSelector()
-        self.server = natlib.Server(build=self.build)
+        self.server = natlib.Server("--notice-storm", "0", build=self.build)  # every notice is checked one by one
         try:
             os.set_blocking(self.server.proc.stderr.fileno(), False)
             self.sel.register(self.server.proc.stderr, selectors.EVENT_READ, None)

@@ -377,7 +377,9 @@ static void choose_name(const char *name)
         send_line(cmd, (size_t)n);
         c.name_pending = 1;
     } else {
-        send_line("", 0); /* keep the guest name, but show natterd we are here (--login-timeout) */
+        /* Keep the guest name, but say something that counts (natterd's
+         * --login-timeout ignores empty lines): who is here. */
+        send_line("/who", 4);
     }
     update_prompt();
 }

@@ -21,7 +21,7 @@ struct msg *msg_new(const char *data, size_t len)
     if (!m)
         return NULL;
     m->refs = 1;
-    m->len = (uint32_t)len;
+    m->len = m->cap = (uint32_t)len;
     memcpy(m->data, data, len);
     return m;
 }
@@ -45,6 +45,7 @@ struct msg *msg_printf(const char *fmt, ...)
     va_end(ap);
     m->refs = 1;
     m->len = (uint32_t)n;
+    m->cap = (uint32_t)n + 1;
     return m;
 }
 
@@ -79,6 +80,33 @@ int outq_push(struct outq *q, struct msg *m)
     q->ring[(q->head + q->count) & (q->cap - 1)] = msg_ref(m);
     q->count++;
     q->bytes += m->len;
+    q->cost += msg_cost(m->cap);
+    q->chunk = NULL; /* the newest is not our chunk any more */
+    return 0;
+}
+
+int outq_append(struct outq *q, struct msg *m)
+{
+    if (m->len > OUTQ_COALESCE_MAX)
+        return outq_push(q, m);
+    struct msg *ch = q->chunk;
+    if (!ch || ch->len + m->len > ch->cap) {
+        /* A fresh chunk, allocated whole: its cost is what malloc holds. */
+        if (q->count == q->cap && outq_grow(q) < 0)
+            return -1;
+        if (!(ch = malloc(OUTQ_CHUNK)))
+            return -1;
+        ch->refs = 1;
+        ch->len = 0;
+        ch->cap = (uint32_t)(OUTQ_CHUNK - sizeof *ch);
+        q->ring[(q->head + q->count) & (q->cap - 1)] = ch;
+        q->count++;
+        q->cost += msg_cost(ch->cap);
+        q->chunk = ch;
+    }
+    memcpy(ch->data + ch->len, m->data, m->len);
+    ch->len += m->len;
+    q->bytes += m->len;
     return 0;
 }
 
@@ -94,6 +122,9 @@ static void outq_consume(struct outq *q, size_t n)
             return;
         }
         n -= left;
+        if (m == q->chunk)
+            q->chunk = NULL;
+        q->cost -= msg_cost(m->cap);
         msg_unref(m);
         q->head = (q->head + 1) & (q->cap - 1);
         q->count--;
@@ -184,7 +215,7 @@ int inbuf_keep(struct inbuf *b, const char *p, size_t n)
         if (fit)
             b->data = fit;
     } else {
-        char *fresh = malloc(n);
+        char *fresh = malloc(n); /* (p may point into b->data's spare room) */
         if (!fresh)
             return -1;
         memcpy(fresh, p, n);

@@ -17,6 +17,7 @@
 struct msg {
     uint32_t refs;
     uint32_t len;
+    uint32_t cap;  /* bytes allocated for data (len, or more for an outq chunk) */
     char data[];
 };
 
@@ -30,6 +31,22 @@ static inline struct msg *msg_ref(struct msg *m)
 }
 void msg_unref(struct msg *m);
 
+/* What a msg of cap data bytes costs the allocator: its header and bytes, rounded up
+ * as glibc's malloc rounds a request (8 bytes of chunk header, 16-byte steps,
+ * 32 at least). The memory bounds of docs/security.md are in these units. */
+static inline size_t msg_cost(size_t cap)
+{
+    size_t n = sizeof(struct msg) + cap + 8;
+    n = (n + 15) & ~(size_t)15;
+    return n < 32 ? 32 : n;
+}
+
+/* Small msgs queued behind a blocked writer are copied into chunks of this size
+ * (see outq_append): 20,000 7-byte lines then cost about their bytes, not 20,000
+ * allocations and ring slots. */
+#define OUTQ_CHUNK 4096
+#define OUTQ_COALESCE_MAX 512 /* msgs up to this long are coalesced */
+
 struct outq {
     struct msg **ring; /* allocated on first push, freed when drained */
     uint32_t head;     /* index of the oldest msg */
@@ -37,10 +54,21 @@ struct outq {
     uint32_t cap;      /* a power of two */
     uint32_t off;      /* bytes of the oldest msg already written */
     size_t bytes;      /* bytes queued and not yet written */
+    size_t cost;       /* msg_cost of every queued msg (shared ones counted whole) */
+    struct msg *chunk; /* the newest msg if it is our own chunk with room left, else NULL */
 };
 
 /* Queue a reference to m. Returns 0, or -1 when out of memory. */
 int outq_push(struct outq *q, struct msg *m);
+/* Queue m's bytes: copied into the queue's own chunk when m is small (at most
+ * OUTQ_COALESCE_MAX bytes), else as outq_push. For a queue that is waiting on
+ * its writer, where copying is cheaper than holding many small msgs. */
+int outq_append(struct outq *q, struct msg *m);
+/* What the queue costs in memory: its msgs (msg_cost) and its ring's slots. */
+static inline size_t outq_cost(const struct outq *q)
+{
+    return q->cost + (size_t)q->cap * sizeof *q->ring;
+}
 
 /* Where an outq's bytes go: like write(2), bytes taken or -1 with errno set
  * (EAGAIN when none could be taken). */

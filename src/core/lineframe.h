@@ -26,10 +26,17 @@
 /* One complete line (len bytes, line[len] == '\0'), or NULL for one that was too
  * long. Return 1 to go on, 0 to stop after this line (the client is paused by
  * flood control, the connection is closing, or the codec was switched): the
- * bytes after it are left unconsumed. */
+ * bytes after it are left unconsumed. Return LINEFRAME_AGAIN to stop before it:
+ * the line is left unconsumed too (its terminator put back), to be offered again
+ * (the server was too busy for it this loop turn). */
 typedef int lineframe_fn(void *ctx, char *line, size_t len);
+#define LINEFRAME_AGAIN (-1)
 
-size_t lineframe_input(uint8_t *skipping, char *data, size_t len, size_t max, lineframe_fn *fn, void *ctx);
+/* *discarded (may be NULL) is increased by the bytes of overlong lines thrown
+ * away in this call, so the caller can charge for them (reading them costs what
+ * reading any bytes costs). */
+size_t lineframe_input(uint8_t *skipping, char *data, size_t len, size_t max, lineframe_fn *fn, void *ctx,
+                       size_t *discarded);
 
 /* For a reader with buffers of its own (the client): frame n more bytes after
  * those kept in *kept, and keep what is left unconsumed. Returns 0 when fn never

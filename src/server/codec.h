@@ -27,6 +27,7 @@ enum conn_limit {
     LIMIT_IDLE,     /* silent for --idle-timeout seconds (value): disconnected */
     LIMIT_FULL,     /* refused: --max-clients reached */
     LIMIT_PER_ADDR, /* refused: --max-per-ip reached for its address */
+    LIMIT_CONNECT_RATE, /* refused: its address (/32, /64) connects faster than --connect-rate */
 };
 
 struct codec {
@@ -48,7 +49,7 @@ struct codec {
      * words it; for the disconnecting ones, this is its last line before the close. */
     void (*limit)(struct conn *c, enum conn_limit what, double value);
     /* The text written to a connection refused before it is served (LIMIT_FULL,
-     * LIMIT_PER_ADDR), on transports that may write before serving (not TLS). */
+     * LIMIT_PER_ADDR, LIMIT_CONNECT_RATE), on transports that may write before serving (not TLS). */
     const char *(*refusal)(enum conn_limit what);
     /* The connection is going away: leave the hub (reason, for the others to
      * see, is NULL when the connection only switches to another codec) and free

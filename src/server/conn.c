@@ -13,14 +13,16 @@
 #include "server/conn.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
-#include "core/dict.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "server/addr.h"
 #include "server/transport/tcp.h"
 
 #define READ_CHUNK (64 * 1024)
@@ -37,20 +39,22 @@ enum {
     CONN_DRAINING = 1 << 7,  /* closed: writing its last words, then waiting for its EOF */
     CONN_OPEN = 1 << 8,      /* the transport is ready and the codec opened */
     CONN_REOFFER = 1 << 9,   /* on the list of connections with input to offer before sleeping */
+    CONN_YIELDED = 1 << 10,  /* on the yielded list: not reading until next turn (the hub was busy) */
+    CONN_LISTING = 1 << 11,  /* what is queued now is a listing it asked for (conn_listing) */
+    CONN_CHARGED = 1 << 12,  /* charged for a listing since its last pause */
 };
 
 /* How long a closed connection may take to read its last words (a goodbye or the
- * reason it was dropped) before the socket is closed anyway; checked each tick. */
+ * reason it was dropped) before the socket is closed anyway, checked each tick:
+ * DRAIN_MS without progress (bytes written or read), DRAIN_MAX_MS in all. */
 #define DRAIN_MS 2000
+#define DRAIN_MAX_MS 10000
+/* Give freed memory back to the system once this many connections have gone
+ * since the last time (malloc_trim), so RSS returns after a crowd leaves. */
+#define TRIM_AFTER_CLOSES 256
 /* The tick: timeouts need seconds, resuming a throttled reader a tenth of one. */
 #define TICK_MS 1000
 #define TICK_THROTTLED_MS 100
-
-/* How many connections one address holds (for --max-per-ip). */
-struct ip_count {
-    char addr[48];
-    unsigned n;
-};
 
 /* A list of connections, each on it at most once (a flag says so): the arrays
  * are sized for every descriptor, so adding never fails, and an idle connection
@@ -70,7 +74,10 @@ static struct {
     struct list reoffer_spare; /* the other half of reoffer's double buffer */
     struct list closing;
     struct list dead;     /* closed, to be freed once no list can point at them */
-    struct dict ips;
+    struct list yielded;  /* waiting for the next turn (conn_yield), served first then */
+    void (*on_turn)(void *arg);
+    void *on_turn_arg;
+    unsigned closes;      /* connections gone since the last malloc_trim */
     uint64_t ids;         /* connections made so far */
     long long epoch_ms;   /* conn times count from here */
     int stopping;         /* shutting down: no time to drain */
@@ -84,18 +91,17 @@ static char rbuf[READ_CHUNK]; /* shared by every connection's reads */
 
 static void on_tick(struct loop *l, void *data);
 static void before_sleep(struct loop *l, void *data);
+static void wake(struct loop *l, void *data);
 
 static uint32_t now_ms(void)
 {
     return (uint32_t)(loop_now_ms() - S.epoch_ms);
 }
 
-static const char *ip_key(const void *p) { return ((const struct ip_count *)p)->addr; }
-
 const char *conn_peer(const struct conn *c)
 {
     static char buf[64];
-    snprintf(buf, sizeof buf, "%s:%u", c->ip->addr, c->port);
+    snprintf(buf, sizeof buf, "%s:%u", addr_text(c->addr), c->port);
     return buf;
 }
 
@@ -127,9 +133,9 @@ int conn_init(struct loop *l, int max_fds)
     S.loop = l;
     S.max_fds = max_fds;
     S.epoch_ms = loop_now_ms();
-    dict_init(&S.ips, ip_key);
+    addr_init();
     S.by_fd = calloc((size_t)max_fds, sizeof *S.by_fd);
-    if (!S.by_fd || list_init(&S.pending) < 0 || list_init(&S.reoffer) < 0 || list_init(&S.reoffer_spare) < 0 || list_init(&S.closing) < 0 ||
+    if (!S.by_fd || list_init(&S.pending) < 0 || list_init(&S.reoffer) < 0 || list_init(&S.reoffer_spare) < 0 || list_init(&S.closing) < 0 || list_init(&S.yielded) < 0 ||
         list_init(&S.dead) < 0 || loop_add_before_sleep(l, before_sleep, NULL) < 0)
         return -1;
     S.tick_ms = TICK_MS;
@@ -150,31 +156,68 @@ static void mark_pending(struct conn *c)
     }
 }
 
+/* Drop a client that does not read. An abortive close (a reset): what the
+ * kernel still holds for it is thrown away at once, not kept for minutes. */
+static void drop_too_slow(struct conn *c, size_t cost)
+{
+    log_info("%s: output queue over %zu bytes, disconnecting", conn_peer(c), c->profile->lim.max_outbuf);
+    log_debug("%s: %zu bytes queued, costing %zu", conn_peer(c), c->out.bytes, cost);
+    struct linger lg = {1, 0};
+    setsockopt(c->sock.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    outq_clear(&c->out);
+    c->allowance = 0;
+    conn_close(c, "too slow", 0);
+}
+
+/* What the queue holds against --max-outbuf: its cost (the msgs' allocations and
+ * the ring's slots), less what listings the client asked for are allowed. */
+static size_t held(const struct conn *c)
+{
+    size_t cost = outq_cost(&c->out);
+    return cost > c->allowance ? cost - c->allowance : 0;
+}
+
 void conn_send(struct conn *c, struct msg *m)
 {
     if (c->flags & CONN_CLOSING)
         return;
     size_t max = c->profile->lim.max_outbuf;
+    int listing = (c->flags & CONN_LISTING) != 0;
     /* A client that does not read must not make the server hold an unbounded
      * backlog for it, nor slow anyone else down: drop it. But a burst within one
      * loop turn is not slowness: first hand the transport what it will take now. */
-    if (c->out.bytes + m->len > max && (c->flags & CONN_OPEN) && flush(c) < 0) {
+    if (!listing && held(c) + msg_cost(m->cap) > max && (c->flags & CONN_OPEN) && flush(c) < 0) {
         conn_close(c, "write error", 0);
         return;
     }
-    /* One message alone may pass the limit (a /who of a huge room): the limit is
-     * on backlog, and an empty queue has none. */
-    if (c->out.bytes > 0 && c->out.bytes + m->len > max) {
-        log_info("%s: output queue over %zu bytes, disconnecting", conn_peer(c), max);
-        outq_clear(&c->out);
-        conn_close(c, "too slow", 0);
+    /* One message alone may pass the limit (a long line to a small limit): the
+     * limit is on backlog, and an empty queue has none. */
+    if (!listing && c->out.count > 0 && held(c) + msg_cost(m->cap) > max) {
+        drop_too_slow(c, outq_cost(&c->out));
         return;
     }
-    if (outq_push(&c->out, m) < 0) {
+    size_t before = outq_cost(&c->out);
+    /* Behind a blocked writer small msgs are copied together: cheaper to hold. */
+    int rc = c->flags & CONN_WANTWRITE ? outq_append(&c->out, m) : outq_push(&c->out, m);
+    if (rc < 0) {
         conn_close(c, "out of memory", 0);
         return;
     }
+    if (listing)
+        c->allowance += outq_cost(&c->out) - before;
     mark_pending(c);
+}
+
+void conn_listing(struct conn *c, int on)
+{
+    /* Only the latest listing is allowed for: a client that asks again and again
+     * without reading holds the earlier ones against --max-outbuf. */
+    if (on) {
+        c->flags |= CONN_LISTING;
+        c->allowance = 0;
+    } else {
+        c->flags &= ~CONN_LISTING;
+    }
 }
 
 static ssize_t write_to(void *ctx, const void *buf, size_t len)
@@ -186,10 +229,15 @@ static ssize_t write_to(void *ctx, const void *buf, size_t len)
 /* Write what the transport takes; returns -1 if the connection failed. */
 static int flush(struct conn *c)
 {
+    size_t cost = outq_cost(&c->out);
     if (outq_write(&c->out, write_to, c->t) < 0) {
         c->close_errno = errno;
         return -1;
     }
+    /* A listing's allowance shrinks as what the client reads leaves the queue
+     * (a msg's cost leaves with its last byte). */
+    size_t freed = cost - outq_cost(&c->out);
+    c->allowance = c->out.count == 0 || freed >= c->allowance ? 0 : c->allowance - freed;
     int want = c->out.count > 0;
     /* A transport that maps wants to events (TLS) may want others after any write. */
     if (want != !!(c->flags & CONN_WANTWRITE) || c->t->ops->events) {
@@ -236,6 +284,13 @@ static void throttle(struct conn *c, uint32_t now)
         c->flood_start = now;
         c->codec->limit(c, LIMIT_RATE, c->profile->lim.rate);
     }
+    if (c->flags & CONN_CHARGED) {
+        /* Asking is not flooding: the pause that listings paid for does not
+         * count towards the flood timeout (flood_start moves past it). */
+        c->flags &= ~CONN_CHARGED;
+        c->flood_start += c->charged_ms;
+        c->charged_ms = 0;
+    }
     c->flags |= CONN_THROTTLED;
     S.throttled++;
     retick();
@@ -255,7 +310,7 @@ static int flooded_too_long(const struct conn *c, uint32_t now)
 {
     int secs = c->profile->lim.flood_timeout;
     return secs && (c->flags & CONN_THROTTLED) && (c->flags & CONN_FLOODING) &&
-           (uint32_t)(now - c->flood_start) > (uint32_t)secs * 1000;
+           (int32_t)(now - c->flood_start) > (int32_t)secs * 1000; /* flood_start may lie ahead */
 }
 
 int conn_spend(struct conn *c, double units)
@@ -268,16 +323,12 @@ int conn_spend(struct conn *c, double units)
 
 void conn_charge(struct conn *c, double units)
 {
-    const struct conn_limits *lim = &c->profile->lim;
-    if (lim->rate <= 0)
+    if (c->profile->lim.rate <= 0 || units <= 0)
         return;
-    /* At most half a flood timeout's pause (a minute's without one): asking for
-     * a big listing is not flooding, and must never look like it. */
-    double secs = lim->flood_timeout ? lim->flood_timeout / 2.0 : 60;
-    float floor = (float)(1 - lim->rate * secs);
     c->tokens -= (float)units;
-    if (c->tokens < floor)
-        c->tokens = floor;
+    c->flags |= CONN_CHARGED;
+    double ms = c->charged_ms + units / c->profile->lim.rate * 1000;
+    c->charged_ms = ms < 3.6e6 ? (uint32_t)ms : 3600000; /* (an hour's pause is plenty) */
 }
 
 void conn_spoke(struct conn *c)
@@ -309,6 +360,11 @@ static size_t offer(struct conn *c, char *data, size_t n)
 static void take_input(struct conn *c, char *buf, size_t n, uint32_t now)
 {
     size_t used = offer(c, buf, n);
+    /* Free what was kept before keeping anew, when it was copied out already:
+     * malloc then reuses the same memory, where a partial line growing read by
+     * read would otherwise leave a trail of freed buffers behind it. */
+    if (buf != c->in.data)
+        inbuf_clear(&c->in);
     if (inbuf_keep(&c->in, buf + used, n - used) < 0) {
         conn_close(c, "out of memory", 0);
         return;
@@ -365,7 +421,7 @@ static void on_readable(struct conn *c)
     take_input(c, buf, kept + (size_t)n, now);
     /* Input the transport holds already (decrypted TLS records) will not wake
      * the loop: take it before sleeping. */
-    if (c->t->ops->pending && !(c->flags & (CONN_CLOSING | CONN_THROTTLED)) && c->t->ops->pending(c->t))
+    if (c->t->ops->pending && !(c->flags & (CONN_CLOSING | CONN_THROTTLED | CONN_YIELDED)) && c->t->ops->pending(c->t))
         mark_reoffer(c);
 }
 
@@ -437,7 +493,7 @@ static void on_event(struct loop *l, int fd, int mask, void *data)
     if ((c->flags & CONN_WANTWRITE) && (any || (mask & LOOP_WRITE)) && !(c->flags & CONN_CLOSING) &&
         flush(c) < 0)
         conn_close(c, "write error", 0);
-    if ((any || (mask & LOOP_READ)) && !(c->flags & (CONN_CLOSING | CONN_THROTTLED)))
+    if ((any || (mask & LOOP_READ)) && !(c->flags & (CONN_CLOSING | CONN_THROTTLED | CONN_YIELDED)))
         on_readable(c);
     if (any && !(c->flags & CONN_CLOSING))
         watch(c);
@@ -445,7 +501,7 @@ static void on_event(struct loop *l, int fd, int mask, void *data)
 
 static void watch(struct conn *c)
 {
-    int want = (c->flags & CONN_THROTTLED ? 0 : LOOP_READ) | (c->flags & CONN_WANTWRITE ? LOOP_WRITE : 0);
+    int want = (c->flags & (CONN_THROTTLED | CONN_YIELDED) ? 0 : LOOP_READ) | (c->flags & CONN_WANTWRITE ? LOOP_WRITE : 0);
     if (c->flags & CONN_DRAINING)
         want = c->out.count ? LOOP_WRITE : LOOP_READ; /* last words, then the peer's EOF */
     else if (!(c->flags & CONN_OPEN))
@@ -456,38 +512,6 @@ static void watch(struct conn *c)
 }
 
 /* ==== Life cycle ==== */
-
-/* Count one more connection from peer's address; NULL if it has too many. */
-static struct ip_count *ip_take(const char *peer, unsigned max)
-{
-    char addr[sizeof ((struct ip_count *)0)->addr];
-    snprintf(addr, sizeof addr, "%s", peer);
-    char *colon = strrchr(addr, ':'); /* drop ":port" ("[v6]:port" keeps its brackets) */
-    if (colon)
-        *colon = '\0';
-    struct ip_count *ip = dict_get(&S.ips, addr);
-    if (!ip) {
-        if (!(ip = calloc(1, sizeof *ip)))
-            return NULL;
-        memcpy(ip->addr, addr, sizeof addr);
-        if (dict_add(&S.ips, ip) < 0) {
-            free(ip);
-            return NULL;
-        }
-    }
-    if (max && ip->n >= max)
-        return NULL;
-    ip->n++;
-    return ip;
-}
-
-static void ip_release(struct ip_count *ip)
-{
-    if (ip && --ip->n == 0) {
-        dict_remove(&S.ips, ip);
-        free(ip);
-    }
-}
 
 void conn_refuse(int fd, const char *peer, const struct conn_profile *p, enum conn_limit why, const char *logwhy)
 {
@@ -501,11 +525,30 @@ void conn_refuse(int fd, const char *peer, const struct conn_profile *p, enum co
 
 struct conn *conn_new(int fd, const char *peer, const struct conn_profile *p)
 {
-    struct ip_count *ip = ip_take(peer, p->lim.max_per_ip);
-    if (!ip) {
+    struct addr_limits al = {p->lim.max_per_ip, p->lim.connect_rate, p->lim.connect_burst};
+    struct addr *ip = NULL;
+    int log_it = 1;
+    switch (addr_take(peer, &al, now_ms(), &ip, &log_it)) {
+    case ADDR_OK:
+        break;
+    case ADDR_TOO_MANY:
         conn_refuse(fd, peer, p, LIMIT_PER_ADDR, "too many connections from its address");
         return NULL;
+    case ADDR_TOO_FAST:
+        /* A loop of connects is refused as fast as it comes: log a few, not all. */
+        conn_refuse(fd, log_it ? peer : NULL, p, LIMIT_CONNECT_RATE, "connecting too fast from its address");
+        return NULL;
+    case ADDR_NOMEM:
+        log_info("%s: cannot take the connection: out of memory", peer);
+        close(fd);
+        return NULL;
     }
+    /* Bounded kernel buffers: --max-outbuf then means what it says, and a
+     * stalled reader is found before the kernel holds megabytes for it. */
+    if (p->lim.sndbuf)
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &p->lim.sndbuf, sizeof p->lim.sndbuf);
+    if (p->lim.rcvbuf)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &p->lim.rcvbuf, sizeof p->lim.rcvbuf);
     struct conn *c = fd < S.max_fds ? calloc(1, sizeof *c) : NULL;
     if (c) {
         tcp_init(&c->sock, fd);
@@ -513,13 +556,13 @@ struct conn *conn_new(int fd, const char *peer, const struct conn_profile *p)
     }
     if (!c || !c->t) {
         log_errno("%s: cannot take the connection", peer);
-        ip_release(ip);
+        addr_release(ip);
         close(fd);
         free(c);
         return NULL;
     }
     c->id = (++S.ids << ID_FD_BITS) | (uint64_t)fd;
-    c->ip = ip;
+    c->addr = ip;
     c->profile = p;
     c->codec = p->codec;
     c->tokens = (float)p->lim.burst;
@@ -548,6 +591,68 @@ void conn_close(struct conn *c, const char *reason, int flush_first)
     list_push(&S.closing, c);
 }
 
+/* ==== Yielding ====
+ * The hub refused a connection's unit of work this turn (its budget is spent):
+ * the connection stops reading, and its kept input is offered again before
+ * anything else next turn (serve_yielded), in the order they yielded. */
+
+void conn_yield(struct conn *c)
+{
+    if (c->flags & (CONN_YIELDED | CONN_CLOSING))
+        return;
+    c->flags |= CONN_YIELDED;
+    list_push(&S.yielded, c);
+    watch(c);
+}
+
+/* Off the yielded list (it is closing). */
+static void unyield(struct conn *c)
+{
+    c->flags &= ~CONN_YIELDED;
+    for (size_t i = 0; i < S.yielded.n; i++) {
+        if (S.yielded.at[i] == c) {
+            memmove(&S.yielded.at[i], &S.yielded.at[i + 1], (S.yielded.n - i - 1) * sizeof *S.yielded.at);
+            S.yielded.n--;
+            return;
+        }
+    }
+}
+
+void conn_on_turn(void (*fn)(void *arg), void *arg)
+{
+    S.on_turn = fn;
+    S.on_turn_arg = arg;
+}
+
+static void serve_yielded(void)
+{
+    size_t n = S.yielded.n;
+    if (!n)
+        return;
+    /* Those that yield again go to the back of a fresh list. */
+    struct conn **batch = malloc(n * sizeof *batch);
+    if (!batch) {
+        loop_add_timer(S.loop, 0, wake, NULL);
+        return;
+    }
+    memcpy(batch, S.yielded.at, n * sizeof *batch);
+    S.yielded.n = 0;
+    for (size_t i = 0; i < n; i++)
+        batch[i]->flags &= ~CONN_YIELDED;
+    uint32_t now = now_ms();
+    for (size_t i = 0; i < n; i++) {
+        struct conn *c = batch[i];
+        if (c->flags & CONN_CLOSING)
+            continue;
+        watch(c);
+        if (!(c->flags & CONN_THROTTLED))
+            reoffer_kept(c, now);
+    }
+    free(batch);
+    if (S.yielded.n)
+        loop_add_timer(S.loop, 0, wake, NULL); /* no sleeping while some wait */
+}
+
 /* Close the transport and forget the connection; the struct goes on the dead
  * list, freed once no list can still point at it. */
 static void close_now(struct conn *c)
@@ -559,10 +664,13 @@ static void close_now(struct conn *c)
     S.count--;
     if (c->flags & CONN_THROTTLED)
         S.throttled--;
-    ip_release(c->ip);
+    if (c->flags & CONN_YIELDED)
+        unyield(c);
+    addr_release(c->addr);
     outq_clear(&c->out);
     inbuf_clear(&c->in);
     list_push(&S.dead, c);
+    S.closes++;
 }
 
 /* A lingering close. Closing a socket that still has unread input makes Linux
@@ -572,10 +680,13 @@ static void close_now(struct conn *c)
 static void drain(struct conn *c)
 {
     if (c->out.count > 0) {
-        if (outq_write(&c->out, write_to, c->t) < 0) {
+        ssize_t w = outq_write(&c->out, write_to, c->t);
+        if (w < 0) {
             close_now(c);
             return;
         }
+        if (w > 0)
+            c->last_input = now_ms(); /* progress */
         if (c->out.count == 0)
             c->t->ops->shutdown(c->t);
         watch(c);
@@ -584,6 +695,8 @@ static void drain(struct conn *c)
     ssize_t n = c->t->ops->read(c->t, rbuf, sizeof rbuf);
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
         close_now(c);
+    else if (n > 0)
+        c->last_input = now_ms();
 }
 
 /* Leave the hub, then close: at once if there is nothing more to say (or no time,
@@ -610,7 +723,7 @@ static void finish(struct conn *c)
     if (c->flags & CONN_THROTTLED)
         S.throttled--;
     c->flags = (uint16_t)((c->flags | CONN_DRAINING) & ~CONN_THROTTLED);
-    c->last_input = now_ms(); /* the drain deadline counts from here */
+    c->last_input = c->flood_start = now_ms(); /* the drain deadlines count from here */
     inbuf_clear(&c->in);
     watch(c);
 }
@@ -650,7 +763,7 @@ static void reoffer_input(void)
         for (size_t i = 0; i < batch.n; i++) {
             struct conn *c = batch.at[i];
             c->flags &= ~CONN_REOFFER;
-            if (c->flags & (CONN_CLOSING | CONN_THROTTLED | CONN_DRAINING) || !(c->flags & CONN_OPEN))
+            if (c->flags & (CONN_CLOSING | CONN_THROTTLED | CONN_DRAINING | CONN_YIELDED) || !(c->flags & CONN_OPEN))
                 continue;
             if (c->t->ops->pending && c->t->ops->pending(c->t))
                 on_readable(c);
@@ -671,6 +784,16 @@ static void before_sleep(struct loop *l, void *data)
         reap_closing();
         flush_pending();
     } while (S.closing.n);
+    /* The turn is over: a fresh budget, spent first on those that yielded. */
+    if (S.on_turn)
+        S.on_turn(S.on_turn_arg);
+    if (S.yielded.n) {
+        serve_yielded();
+        do {
+            reap_closing();
+            flush_pending();
+        } while (S.closing.n);
+    }
     struct conn *c;
     while ((c = list_pop(&S.dead)) != NULL)
         free(c);
@@ -719,10 +842,16 @@ static void on_tick(struct loop *l, void *data)
     uint32_t now = now_ms();
     for (int fd = 0; fd < S.max_fds; fd++) {
         struct conn *c = S.by_fd[fd];
-        if (c && (c->flags & CONN_DRAINING) && (uint32_t)(now - c->last_input) > DRAIN_MS)
+        if (c && (c->flags & CONN_DRAINING) &&
+            ((uint32_t)(now - c->last_input) > DRAIN_MS || (uint32_t)(now - c->flood_start) > DRAIN_MAX_MS))
             close_now(c);
         else if (c && !(c->flags & CONN_CLOSING))
             tick_one(c, now);
+    }
+    addr_tick(now);
+    if (S.closes >= TRIM_AFTER_CLOSES) {
+        S.closes = 0;
+        malloc_trim(0); /* what a crowd that left held goes back to the system */
     }
     S.tick_ms = S.throttled ? TICK_THROTTLED_MS : TICK_MS;
     S.tick = loop_add_timer(l, S.tick_ms, on_tick, NULL);
@@ -747,6 +876,7 @@ void conn_shutdown(void)
     free(S.reoffer_spare.at);
     free(S.closing.at);
     free(S.dead.at);
-    dict_free(&S.ips);
+    free(S.yielded.at);
+    addr_shutdown();
     memset(&S, 0, sizeof S);
 }

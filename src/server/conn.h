@@ -10,7 +10,7 @@
  * connection closing and puts it on a list. From then on the connection ignores
  * input and conn_send, but its memory stays valid. Just before the loop sleeps,
  * conn.c tells the codec (codec->close, so the hub hears the user left), writes
- * the connection's last words if asked to (lingering up to 2-3 s for them),
+ * the connection's last words if asked to (lingering for them: 2 s without progress, 10 s at most),
  * closes the transport, and frees the struct last, once no list points at it.
  * So:
  *  - anyone may call conn_close at any moment, on any connection, also while the
@@ -45,6 +45,9 @@ struct conn_limits {
     int flood_timeout;  /* seconds a client may stay over its rate before it is dropped */
     int handshake_timeout; /* seconds a transport's handshake (TLS) may take; 0 = no limit of its own */
     unsigned max_per_ip; /* connections from one address; 0 = unlimited */
+    double connect_rate;  /* new connections per minute per address (/32, /64); 0 = unlimited */
+    double connect_burst; /* new connections at once per address */
+    int sndbuf, rcvbuf;   /* SO_SNDBUF, SO_RCVBUF of each connection; 0 = the kernel's autotuning */
 };
 
 /* What the connections of one listener share (listener.c keeps it, and it must
@@ -77,7 +80,9 @@ struct conn {
     uint32_t connected;         /* for the login timeout */
     uint32_t flood_start;       /* this bout of flooding began (with CONN_FLOODING) */
     uint32_t resumed;           /* reading last resumed after a pause */
-    struct ip_count *ip;        /* its address, shared with the others from there */
+    uint32_t charged_ms;        /* pause paid for listings since the last one (not flooding) */
+    struct addr *addr;          /* its address, shared with the others from there */
+    size_t allowance;           /* queued cost of listings, not held against --max-outbuf */
     uint16_t port;              /* its port: logs show address:port */
     uint16_t flags;
     uint8_t frame;              /* the codec's framing state (lineframe.h), 0 at first */
@@ -118,9 +123,22 @@ int conn_closing(const struct conn *c);
  * and returns; reading stops, and the rest is offered again once tokens are back.
  * TCP then holds what else the client sends: nothing is lost. */
 int conn_spend(struct conn *c, double units);
-/* Charge units for the cost of a reply the client asked for (a listing), within
- * a floor: asking is never flooding. */
+/* Charge units for the cost of a reply the client asked for (a listing): the
+ * whole cost, however big. The pause it may cause is not flooding: the flood
+ * timeout counts from the pause's end. */
 void conn_charge(struct conn *c, double units);
+/* Between conn_listing(c, 1) and conn_listing(c, 0), what is queued for c is a
+ * listing it asked for: it never makes c be dropped as too slow, and its cost is
+ * not held against --max-outbuf while c reads it (the allowance shrinks as c
+ * reads; a new listing replaces the allowance of the one before). */
+void conn_listing(struct conn *c, int on);
+/* The server is too busy for this connection's next unit this turn (hub
+ * HUB_EBUSY): the codec leaves it unconsumed and returns; the connection stops
+ * reading and its kept input is offered again first thing next turn. */
+void conn_yield(struct conn *c);
+/* Call fn(arg) once per loop turn, after the turn's writes and before the
+ * yielded connections are served again (natterd: the hub's fresh budget). */
+void conn_on_turn(void (*fn)(void *arg), void *arg);
 /* The client has said something that counts: the login timeout is over. */
 void conn_spoke(struct conn *c);
 /* Switch the connection to another codec: the old one's close (reason NULL),

@@ -15,6 +15,11 @@ struct room {
     struct user **members;
     uint32_t count;
     uint32_t cap;
+    /* Notice storms: this window's notices, and those folded in it. */
+    int64_t win_start;
+    uint32_t win_notices;
+    uint32_t joined, left;
+    uint32_t storm_at;   /* 1 + its index in hub.storms while it is there, else 0 */
 };
 
 struct hub {
@@ -26,6 +31,11 @@ struct hub {
     uint64_t last_id;  /* of the last event made */
     hub_record_fn *record;
     void *record_ctx;
+    size_t turn_work;  /* deliveries and listing entries this loop turn (see Fairness) */
+    int64_t now_ms;    /* the last hub_tick's clock */
+    int64_t turn_started; /* monotonic ms of this turn's first heavy work, or 0 */
+    struct room **storms; /* rooms folding notices, for hub_tick */
+    uint32_t nstorms, capstorms;
 };
 
 /* Event ids: the event's time in ms, shifted left, plus a sequence within the
@@ -65,6 +75,7 @@ void hub_free(struct hub *h)
             room_free(h->rooms.slots[i]);
     dict_free(&h->rooms);
     dict_free(&h->users);
+    free(h->storms);
     free(h);
 }
 
@@ -115,8 +126,11 @@ struct fanout {
     struct encoding slots[FANOUT_SLOTS];
 };
 
-static void fanout_init(struct fanout *f, const struct hub_event *ev)
+static size_t *turn_work; /* the budget of the hub whose fan-out is running: it counts deliveries */
+
+static void fanout_init(struct hub *h, struct fanout *f, const struct hub_event *ev)
 {
+    turn_work = &h->turn_work;
     f->ev = ev;
     f->enc = f->slots;
     f->n = 0;
@@ -152,6 +166,8 @@ static const struct encoding *encoding_for(struct fanout *f, const struct user *
 
 static void fanout_to(struct fanout *f, struct user *u)
 {
+    if (turn_work)
+        (*turn_work)++;
     const struct encoding *e = encoding_for(f, u);
     if (e) {
         if (e->msg)
@@ -167,6 +183,7 @@ static void fanout_to(struct fanout *f, struct user *u)
 
 static void fanout_done(struct fanout *f)
 {
+    turn_work = NULL;
     for (size_t i = 0; i < f->n; i++)
         msg_unref(f->enc[i].msg);
     if (f->enc != f->slots)
@@ -177,6 +194,7 @@ static void fanout_done(struct fanout *f)
 static void send_to(struct hub *h, struct user *u, struct hub_event *ev)
 {
     stamp(h, ev);
+    h->turn_work++;
     struct msg *m = u->ops->encode(ev, u);
     if (m) {
         u->ops->deliver(u->ctx, m);
@@ -189,20 +207,23 @@ static void to_room(struct hub *h, struct room *r, struct hub_event *ev, const s
 {
     struct fanout f;
     stamp(h, ev);
-    fanout_init(&f, ev);
+    fanout_init(h, &f, ev);
     for (uint32_t i = 0; i < r->count; i++)
         if (r->members[i] != except)
             fanout_to(&f, r->members[i]);
     fanout_done(&f);
 }
 
+static int storm_fold(struct hub *h, struct room *r, int joining);
+
 /* Once to each user sharing a room with u (and to u itself if include_self):
- * quit and rename notices, which must not arrive twice via two shared rooms. */
+ * quit and rename notices, which must not arrive twice via two shared rooms.
+ * Quits in a room with a notice storm are folded into its summary. */
 static void to_neighbours(struct hub *h, struct user *u, struct hub_event *ev, int include_self)
 {
     struct fanout f;
     stamp(h, ev);
-    fanout_init(&f, ev);
+    fanout_init(h, &f, ev);
     if (++h->gen == 0) { /* after 2^32 notices: start the marks afresh */
         for (size_t i = 0; i < h->users.cap; i++)
             if (h->users.slots[i])
@@ -215,7 +236,7 @@ static void to_neighbours(struct hub *h, struct user *u, struct hub_event *ev, i
         fanout_to(&f, u);
     for (uint16_t i = 0; i < u->nrooms; i++) {
         struct room *r = u->rooms[i];
-        if (r->count > h->lim.max_announce)
+        if (r->count > h->lim.max_announce || (ev->type == EV_QUIT && storm_fold(h, r, 0)))
             continue;
         for (uint32_t j = 0; j < r->count; j++) {
             struct user *m = r->members[j];
@@ -233,7 +254,7 @@ void hub_shutdown(struct hub *h)
     struct hub_event ev = {.type = EV_SHUTDOWN};
     struct fanout f;
     stamp(h, &ev);
-    fanout_init(&f, &ev);
+    fanout_init(h, &f, &ev);
     for (size_t i = 0; i < h->users.cap; i++)
         if (h->users.slots[i])
             fanout_to(&f, h->users.slots[i]);
@@ -280,6 +301,11 @@ static void room_remove(struct hub *h, struct room *r, struct user *u)
         }
     }
     if (r->count == 0) {
+        if (r->storm_at) { /* its storm ends with it */
+            struct room *last = h->storms[--h->nstorms];
+            h->storms[r->storm_at - 1] = last;
+            last->storm_at = r->storm_at;
+        }
         dict_remove(&h->rooms, r);
         room_free(r);
     }
@@ -338,10 +364,103 @@ static int room_name(const char *in, char *out, size_t len)
  * the user concerned (who still needs to know it happened). */
 static void announce(struct hub *h, struct room *r, struct user *u, struct hub_event *ev)
 {
-    if (r->count <= h->lim.max_announce)
+    if (r->count <= h->lim.max_announce && !storm_fold(h, r, ev->type == EV_JOIN))
         to_room(h, r, ev, NULL);
     else
         send_to(h, u, ev);
+}
+
+/* ==== Notice storms ==== */
+
+#define STORM_WINDOW_MS (HUB_STORM_WINDOW_S * 1000)
+
+/* Count a join (or a leave) notice for r: 1 if it is to be folded into the
+ * room's summary instead of sent (past notice_storm in this window). */
+static int storm_fold(struct hub *h, struct room *r, int joining)
+{
+    if (!h->lim.notice_storm)
+        return 0;
+    if (!r->storm_at && h->now_ms - r->win_start >= STORM_WINDOW_MS) {
+        r->win_start = h->now_ms;
+        r->win_notices = 0;
+    }
+    if (++r->win_notices <= h->lim.notice_storm)
+        return 0;
+    if (!r->storm_at) {
+        if (h->nstorms == h->capstorms) {
+            uint32_t cap = h->capstorms ? h->capstorms * 2 : 16;
+            struct room **p = realloc(h->storms, cap * sizeof *p);
+            if (!p)
+                return 0; /* no memory to remember it: send the notice after all */
+            h->storms = p;
+            h->capstorms = cap;
+        }
+        h->storms[h->nstorms++] = r;
+        r->storm_at = h->nstorms;
+    }
+    if (joining)
+        r->joined++;
+    else
+        r->left++;
+    return 1;
+}
+
+void hub_tick(struct hub *h, int64_t now_ms)
+{
+    h->now_ms = now_ms;
+    for (uint32_t i = 0; i < h->nstorms;) {
+        struct room *r = h->storms[i];
+        if (now_ms - r->win_start < STORM_WINDOW_MS) {
+            i++;
+            continue;
+        }
+        if (r->joined || r->left) {
+            struct hub_event ev = {.type = EV_SUMMARY, .room = r->name, .joined = r->joined, .left = r->left,
+                                   .window_s = HUB_STORM_WINDOW_S};
+            to_room(h, r, &ev, NULL);
+            /* Still stormy: the next window folds from its first notice on. */
+            r->joined = r->left = 0;
+            r->win_start = now_ms;
+            r->win_notices = h->lim.notice_storm;
+            i++;
+            continue;
+        }
+        /* A quiet window: the storm is over. */
+        r->storm_at = 0;
+        r->win_notices = 0;
+        h->storms[i] = h->storms[--h->nstorms];
+        if (i < h->nstorms)
+            h->storms[i]->storm_at = i + 1;
+    }
+}
+
+void hub_turn_end(struct hub *h)
+{
+    h->turn_work = 0;
+    h->turn_started = 0;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* May work of this size be done this turn? (see Fairness in hub.h) Within the
+ * turn's budget of deliveries, and of time: HUB_TURN_MS since the turn's first
+ * heavy work (a turn grows on a busy or loaded machine; time says so where a
+ * count cannot). */
+static int budget_allows(struct hub *h, size_t work)
+{
+    if (!h->lim.turn_fanout)
+        return 1;
+    int64_t now = mono_ms();
+    if (!h->turn_started)
+        h->turn_started = now;
+    if (h->turn_work == 0)
+        return 1;
+    return h->turn_work + work <= h->lim.turn_fanout && now - h->turn_started < HUB_TURN_MS;
 }
 
 enum hub_err hub_join(struct hub *h, struct user *u, const char *name, const char **joined)
@@ -501,6 +620,8 @@ static enum hub_err say(struct hub *h, struct user *u, enum hub_event_type type,
     enum hub_err err = member_room(h, u, name, &r);
     if (err)
         return err;
+    if (r->count > HUB_LIGHT_ROOM && !budget_allows(h, r->count))
+        return HUB_EBUSY;
     struct hub_event ev = {.type = type, .room = r->name, .from = u->name, .text = text};
     to_room(h, r, &ev, u);
     record(h, &ev);
@@ -532,50 +653,142 @@ enum hub_err hub_privmsg(struct hub *h, struct user *u, const char *to, const ch
 
 /* ==== Listings ==== */
 
-static int cmp_names(const void *a, const void *b)
+/* The first `max` entries by name, of those offered: a max-heap on the name,
+ * so the largest kept is at the top and is replaced by anything smaller. */
+struct pick {
+    const char *name;
+    uint32_t size;
+};
+
+struct picks {
+    struct pick *at;
+    size_t n, max, total;
+    const char *filter;
+};
+
+static void pick_swap(struct pick *a, struct pick *b)
 {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    struct pick t = *a;
+    *a = *b;
+    *b = t;
 }
 
-enum hub_err hub_who(struct hub *h, struct user *u, const char *name)
+static void picks_sift_down(struct picks *p, size_t i)
 {
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, big = i;
+        if (l < p->n && strcmp(p->at[l].name, p->at[big].name) > 0)
+            big = l;
+        if (r < p->n && strcmp(p->at[r].name, p->at[big].name) > 0)
+            big = r;
+        if (big == i)
+            return;
+        pick_swap(&p->at[i], &p->at[big]);
+        i = big;
+    }
+}
+
+static void picks_offer(struct picks *p, const char *name, uint32_t size)
+{
+    if (p->filter && *p->filter && !strcasestr(name, p->filter))
+        return;
+    p->total++;
+    if (p->max == 0)
+        return;
+    if (p->n < p->max) {
+        size_t i = p->n++;
+        p->at[i] = (struct pick){name, size};
+        while (i > 0 && strcmp(p->at[(i - 1) / 2].name, p->at[i].name) < 0) {
+            pick_swap(&p->at[(i - 1) / 2], &p->at[i]);
+            i = (i - 1) / 2;
+        }
+    } else if (strcmp(name, p->at[0].name) < 0) {
+        p->at[0] = (struct pick){name, size};
+        picks_sift_down(p, 0);
+    }
+}
+
+static int cmp_picks(const void *a, const void *b)
+{
+    return strcmp(((const struct pick *)a)->name, ((const struct pick *)b)->name);
+}
+
+/* Sort what was picked and send it to u as one listing event. */
+static enum hub_err send_listing(struct hub *h, struct user *u, struct picks *p, struct hub_event *ev)
+{
+    qsort(p->at, p->n, sizeof *p->at, cmp_picks);
+    const char **names = malloc((p->n ? p->n : 1) * sizeof *names);
+    uint32_t *sizes = malloc((p->n ? p->n : 1) * sizeof *sizes);
+    if (!names || !sizes) {
+        free(names), free(sizes);
+        return HUB_ENOMEM;
+    }
+    for (size_t i = 0; i < p->n; i++) {
+        names[i] = p->at[i].name;
+        sizes[i] = p->at[i].size;
+    }
+    ev->names = names;
+    ev->sizes = sizes;
+    ev->count = p->n;
+    ev->total = p->total;
+    ev->filter = p->filter && *p->filter ? p->filter : NULL;
+    send_to(h, u, ev);
+    free(names), free(sizes);
+    return HUB_OK;
+}
+
+static int picks_init(struct picks *p, const struct hub *h, const char *filter, size_t available)
+{
+    p->max = h->lim.max_list && h->lim.max_list < available ? h->lim.max_list : available;
+    p->n = p->total = 0;
+    p->filter = filter;
+    p->at = malloc((p->max ? p->max : 1) * sizeof *p->at);
+    return p->at ? 0 : -1;
+}
+
+enum hub_err hub_who(struct hub *h, struct user *u, const char *name, const char *filter, size_t *work)
+{
+    if (work)
+        *work = 0;
     char rname[HUB_ROOM_MAX];
     if (room_name(name, rname, sizeof rname) < 0)
         return HUB_EBADROOM;
     struct room *r = dict_get(&h->rooms, rname);
     if (!r)
         return HUB_ENOSUCHROOM;
-    const char **names = malloc(r->count * sizeof *names);
-    if (!names)
+    if (!budget_allows(h, r->count))
+        return HUB_EBUSY;
+    struct picks p;
+    if (picks_init(&p, h, filter, r->count) < 0)
         return HUB_ENOMEM;
     for (uint32_t i = 0; i < r->count; i++)
-        names[i] = r->members[i]->name;
-    qsort(names, r->count, sizeof *names, cmp_names);
-    send_to(h, u, &(struct hub_event){.type = EV_WHO, .room = r->name, .names = names, .count = r->count});
-    free(names);
-    return HUB_OK;
+        picks_offer(&p, r->members[i]->name, 0);
+    h->turn_work += r->count;
+    if (work)
+        *work = r->count;
+    enum hub_err err = send_listing(h, u, &p, &(struct hub_event){.type = EV_WHO, .room = r->name});
+    free(p.at);
+    return err;
 }
 
-enum hub_err hub_rooms(struct hub *h, struct user *u)
+enum hub_err hub_rooms(struct hub *h, struct user *u, const char *filter, size_t *work)
 {
-    size_t n = h->rooms.count;
-    const char **names = malloc((n ? n : 1) * sizeof *names);
-    struct room **rooms = malloc((n ? n : 1) * sizeof *rooms);
-    uint32_t *sizes = malloc((n ? n : 1) * sizeof *sizes);
-    if (!names || !rooms || !sizes) {
-        free(names), free(rooms), free(sizes);
+    if (work)
+        *work = 0;
+    if (!budget_allows(h, h->rooms.count))
+        return HUB_EBUSY;
+    struct picks p;
+    if (picks_init(&p, h, filter, h->rooms.count) < 0)
         return HUB_ENOMEM;
+    for (size_t i = 0; i < h->rooms.cap; i++) {
+        const struct room *r = h->rooms.slots[i];
+        if (r)
+            picks_offer(&p, r->name, r->count);
     }
-    size_t k = 0;
-    for (size_t i = 0; i < h->rooms.cap; i++)
-        if (h->rooms.slots[i])
-            rooms[k++] = h->rooms.slots[i];
-    for (size_t i = 0; i < k; i++)
-        names[i] = rooms[i]->name;
-    qsort(names, k, sizeof *names, cmp_names);
-    for (size_t i = 0; i < k; i++)
-        sizes[i] = ((struct room *)dict_get(&h->rooms, names[i]))->count;
-    send_to(h, u, &(struct hub_event){.type = EV_ROOMS, .names = names, .sizes = sizes, .count = k});
-    free(names), free(rooms), free(sizes);
-    return HUB_OK;
+    h->turn_work += h->rooms.count;
+    if (work)
+        *work = h->rooms.count;
+    enum hub_err err = send_listing(h, u, &p, &(struct hub_event){.type = EV_ROOMS});
+    free(p.at);
+    return err;
 }

@@ -30,11 +30,12 @@ enum hub_event_type {
     EV_QUIT,      /* from, text = reason or NULL: once to each user sharing a room */
     EV_NICK,      /* from = old name, to = new name: once to each user sharing a room, and the user */
     EV_SHUTDOWN,  /* the server is stopping: to everyone */
+    EV_SUMMARY,   /* room, joined, left, window_s: the join/leave notices folded in a storm */
     /* Unicasts: to one user, who is `to` in encode. */
     EV_PRIVMSG,   /* from -> to, text: as the recipient sees it */
     EV_PRIVECHO,  /* from -> to, text: the copy for the sender */
-    EV_WHO,       /* room, names[count], sorted */
-    EV_ROOMS,     /* names[count] with sizes[count], sorted */
+    EV_WHO,       /* room, filter, names[count] sorted, of total: a listing (see below) */
+    EV_ROOMS,     /* filter, names[count] with sizes[count] sorted, of total */
 };
 
 struct hub_event {
@@ -48,6 +49,9 @@ struct hub_event {
     const char *const *names;
     const uint32_t *sizes;
     size_t count;
+    size_t total;         /* listings: how many matched; count <= max_list of them are named */
+    const char *filter;   /* listings: the filter asked for, or NULL */
+    uint32_t joined, left, window_s; /* EV_SUMMARY */
 };
 
 struct user_ops {
@@ -70,13 +74,35 @@ enum hub_err {
     HUB_ENOSUCHROOM,
     HUB_ETOOMANYROOMS,
     HUB_EALREADY,     /* hub_join: already a member (nothing happened) */
+    HUB_EBUSY,        /* this loop turn's work budget is spent: nothing happened, ask again next turn */
 };
 
 struct hub_limits {
     uint32_t max_name;     /* code points in a name */
     uint32_t max_rooms;    /* rooms per user */
     uint32_t max_announce; /* rooms larger than this get no join/part/quit/nick notices */
+    uint32_t max_list;     /* entries named in one listing (the first by name); 0 = all */
+    uint32_t notice_storm; /* join/leave notices per room per window before they are folded; 0 = never */
+    uint32_t turn_fanout;  /* deliveries per loop turn before heavy rooms wait; 0 = no budget */
 };
+
+/* Fairness. The hub counts the work of each loop turn (one unit per delivery,
+ * one per entry a listing examines). Once a turn's work passes turn_fanout, or
+ * HUB_TURN_MS have passed since the turn's first heavy work, a
+ * message to a heavy room (more than HUB_LIGHT_ROOM members) and a listing are
+ * refused with HUB_EBUSY, unless they are the turn's first work: the codec keeps
+ * the line and offers it again next turn, its connection yielding its place
+ * (the connection layer serves the yielded first). Light rooms, private
+ * messages and notices are always served, so a room of 1,500 cannot delay a
+ * room of 2: when the server falls behind, the heaviest rooms' senders wait
+ * first. The server calls hub_turn_end after each turn's writes. */
+#define HUB_LIGHT_ROOM 64
+#define HUB_TURN_MS 10
+/* Notice storms: within a window of HUB_STORM_WINDOW_S seconds, a room's join and
+ * leave (part, quit) notices past notice_storm are folded into one EV_SUMMARY for
+ * the room at the window's end (the user concerned is still told its own join or
+ * part). The server calls hub_tick about once a second. */
+#define HUB_STORM_WINDOW_S 10
 
 #define HUB_NAME_MAX 128   /* bytes, including the NUL: max_name code points must fit */
 #define HUB_ROOM_MAX (1 + 32 * 4 + 1) /* '#', 32 code points of up to 4 bytes, NUL */
@@ -112,8 +138,24 @@ enum hub_err hub_part(struct hub *h, struct user *u, const char *room, const cha
 enum hub_err hub_say(struct hub *h, struct user *u, const char *room, const char *text);
 enum hub_err hub_action(struct hub *h, struct user *u, const char *room, const char *text);
 enum hub_err hub_privmsg(struct hub *h, struct user *u, const char *to, const char *text);
-enum hub_err hub_who(struct hub *h, struct user *u, const char *room);
-enum hub_err hub_rooms(struct hub *h, struct user *u);
+
+/* Listings, for any codec (the plain /who and /rooms, IRC NAMES, WHO, LIST).
+ * Bounded by design: the event names at most max_list entries, the first by name
+ * (strcmp order; a bounded heap, so the cost is the entries examined, not a
+ * sort of them all), of those whose name contains filter (ASCII case-insensitive;
+ * NULL or "" for all), and says how many matched (total), so a codec can say
+ * "100 of 1,500" and how to narrow it down. One unicast event to u, encoded by
+ * u's codec alone. *work (may be NULL) is set to the entries examined, for the
+ * codec to charge the asker with (with the reply's size); HUB_EBUSY: this turn's
+ * budget is spent (see Fairness), nothing was sent. */
+enum hub_err hub_who(struct hub *h, struct user *u, const char *room, const char *filter, size_t *work);
+enum hub_err hub_rooms(struct hub *h, struct user *u, const char *filter, size_t *work);
+
+/* The loop turn is over: a fresh work budget. */
+void hub_turn_end(struct hub *h);
+/* About once a second, with a monotonic clock: sends the summaries of notice
+ * storms whose window has ended. */
+void hub_tick(struct hub *h, int64_t now_ms);
 
 /* Something that keeps what is said (history.c): called on the loop for every
  * room message (EV_SAY, EV_ACTION) and private message (EV_PRIVMSG) once it has

@@ -97,6 +97,20 @@ static int setup_signals(void)
     return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 }
 
+/* ==== The hub's clock ==== */
+
+static void hub_turn(void *hub)
+{
+    hub_turn_end(hub);
+}
+
+/* Once a second: the hub sends the summaries of notice storms whose window ended. */
+static void on_hub_tick(struct loop *l, void *hub)
+{
+    hub_tick(hub, loop_now_ms());
+    loop_add_timer(l, 1000, on_hub_tick, hub);
+}
+
 /* ==== Main ==== */
 
 /* A secret key for the name tables' hash, so names cannot be chosen to collide. */
@@ -232,6 +246,9 @@ int main(int argc, char **argv)
         log_info("history in %s (replay %u on join%s)", hc.path, hc.replay,
                  hc.private_msgs ? ", private messages too" : "");
     }
+    conn_on_turn(hub_turn, hub);
+    hub_tick(hub, loop_now_ms());
+    loop_add_timer(loop, 1000, on_hub_tick, hub);
     struct conn_profile plain = {.name = "plain", .codec = &line_codec, .hub = hub, .history = history};
     options_conn_limits(&o, &plain.lim);
     struct conn_profile plain_tls = tls_profile(&plain, "tls", tls);

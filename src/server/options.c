@@ -55,6 +55,17 @@ static const struct spec specs[] = {
      NULL},
     {"keepalive", 0, NUMBER, AT(keepalive), 0, 0, 1000000, "SECS", "TCP keepalive idle time to find dead peers, 0 = off",
      NULL},
+    /* Hardening, second round: churn, kernel buffers, listings, storms, fairness. */
+    {"connect-rate", 0, NUMBER, AT(connect_rate), 0, 0, 1000000, "N",
+     "new connections per minute from one address (/32, /64), 0 = unlimited", NULL},
+    {"connect-burst", 0, NUMBER, AT(connect_burst), 0, 1, 1000000, "N", "new connections at once from one address", NULL},
+    {"sndbuf", 0, NUMBER, AT(sndbuf), 0, 0, 1 << 26, "BYTES", "kernel send buffer per client, 0 = autotuned", NULL},
+    {"rcvbuf", 0, NUMBER, AT(rcvbuf), 0, 0, 1 << 26, "BYTES", "kernel receive buffer per client, 0 = autotuned", NULL},
+    {"max-list", 0, NUMBER, AT(max_list), 0, 1, 1000000, "N", "entries named in one /who or /rooms reply", NULL},
+    {"notice-storm", 0, NUMBER, AT(notice_storm), 0, 0, 1000000, "N",
+     "join/leave notices per room per 10 s before they are summed up, 0 = never", NULL},
+    {"turn-fanout", 0, NUMBER, AT(turn_fanout), 0, 0, 1000000000, "N",
+     "deliveries per loop turn before senders to rooms over 64 wait, 0 = no budget", NULL},
     /* TLS (issue 11; transport/tls.c): the listener exists only with a certificate and a key. */
     {"tls-cert", 0, TEXT, AT(tls_cert), 0, 0, 0, "FILE", "TLS certificate chain (PEM), reread on SIGHUP", "none: no TLS"},
     {"tls-key", 0, TEXT, AT(tls_key), 0, 0, 0, "FILE", "its private key (PEM, unencrypted), reread on SIGHUP", "none"},
@@ -91,6 +102,13 @@ void options_defaults(struct options *o)
         .max_name = 24,
         .max_rooms = 16,
         .max_announce = 200,
+        .connect_rate = 6,
+        .connect_burst = 20,
+        .sndbuf = 64 * 1024,
+        .rcvbuf = 64 * 1024,
+        .max_list = 100,
+        .notice_storm = 10,
+        .turn_fanout = 100000,
         .tls_port = -1,
         .tls_handshake_timeout = 10,
         .history = 50,
@@ -270,6 +288,10 @@ void options_conn_limits(const struct options *o, struct conn_limits *lim)
         .flood_timeout = (int)o->flood_timeout,
         .handshake_timeout = (int)o->tls_handshake_timeout,
         .max_per_ip = (unsigned)o->max_per_ip,
+        .connect_rate = (double)o->connect_rate,
+        .connect_burst = (double)o->connect_burst,
+        .sndbuf = (int)o->sndbuf,
+        .rcvbuf = (int)o->rcvbuf,
     };
 }
 
@@ -279,5 +301,8 @@ void options_hub_limits(const struct options *o, struct hub_limits *lim)
         .max_name = (uint32_t)o->max_name,
         .max_rooms = (uint32_t)o->max_rooms,
         .max_announce = (uint32_t)o->max_announce,
+        .max_list = (uint32_t)o->max_list,
+        .notice_storm = (uint32_t)o->notice_storm,
+        .turn_fanout = (uint32_t)o->turn_fanout,
     };
 }

@@ -82,6 +82,9 @@ class Server:
 
     def __init__(self, *args, bind="127.0.0.1", port=0, env=None, preexec_fn=None, build=None):
         self.args = list(args)
+        # Tests connect many times from 127.0.0.1: no connect-rate limit unless asked for.
+        if "--connect-rate" not in self.args:
+            self.args = ["--connect-rate", "0"] + self.args
         self.stopped = False
         # History in memory unless the test names a database: nothing left on disk.
         db = [] if "--db" in self.args else ["--db", ":memory:"]

@@ -62,7 +62,7 @@ def test_max_per_ip(natterd, client, closing):
 def test_silent_connection_is_reaped_talkers_stay(natterd, client):
     s = natterd("--login-timeout", "1")
     silent, talker = client(s), client(s)
-    talker.send("")  # an empty line counts as a sign of life
+    talker.send("hello")  # a line that says something counts as a sign of life (an empty one does not)
     silent.expect(r"^!! nothing received for 1 seconds, disconnected$", timeout=5)
     silent.expect_eof()
     talker.expect(r"^-- %s quit \(login timeout\)$" % silent.name)
@@ -81,7 +81,7 @@ def test_out_of_descriptors_does_not_spin_and_recovers(natterd, client, closing)
     def low_fds():
         resource.setrlimit(resource.RLIMIT_NOFILE, (48, 48))
     proc_env = natlib.sanitizer_env()
-    s = natterd("--max-clients", "1000", "--max-per-ip", "0", preexec_fn=low_fds, env=proc_env)
+    s = natterd("--max-clients", "1000", "--max-per-ip", "0", "--notice-storm", "0", preexec_fn=low_fds, env=proc_env)
     s.wait_log(r"expect 'server full' sooner")
     clients, refused = [], 0
     for i in range(60):
@@ -110,7 +110,7 @@ def test_out_of_descriptors_does_not_spin_and_recovers(natterd, client, closing)
 
 
 def test_hostile_names_and_long_lines(natterd, client):
-    s = natterd()
+    s = natterd("--rate", "0")  # (a 1 MiB line costs 2048 tokens: 3 minutes at the default rate)
     a, b = client(s), client(s)
     a.send("/nick \u202eevil")  # a bidi override would display the name reversed
     b.expect(r"^-- %s is now known as evil$" % a.name)
@@ -272,7 +272,7 @@ def test_a_dropped_flooder_still_reads_why(natterd, closing):
 
 
 def test_one_big_listing_is_not_flooding(natterd, client):
-    s = natterd("--rate", "1", "--burst", "5", "--flood-timeout", "4", "--max-per-ip", "0")
+    s = natterd("--rate", "1", "--burst", "5", "--flood-timeout", "4", "--max-per-ip", "0", "--max-list", "300")
     users = [client(s) for _ in range(300)]
     for i, u in enumerate(users):
         u.send("/nick a_rather_long_name_%03d" % i)

@@ -288,6 +288,57 @@ static void test_inbuf(void)
     CHECK(b.data == NULL && b.len == 0, "inbuf_clear frees what was kept");
 }
 
+/* ==== cost accounting and coalescing ==== */
+
+static void test_outq_cost(void)
+{
+    struct outq q = {0};
+    struct msg *m = msg_new("1234567", 7);
+    CHECK_INT(msg_cost(7), 32, "a 7-byte msg costs glibc's smallest chunk, 32 bytes");
+    CHECK_INT(msg_cost(4000), 4032, "a msg costs its header and bytes, rounded as malloc rounds");
+    outq_push(&q, m);
+    CHECK_INT(outq_cost(&q), 32 + 8 * 8, "a queued msg costs its chunk, and the ring its slots");
+    outq_clear(&q);
+    CHECK_INT(outq_cost(&q), 0, "an empty queue costs nothing");
+    for (int i = 0; i < 20000; i++)
+        outq_push(&q, m);
+    size_t pushed = outq_cost(&q);
+    outq_clear(&q);
+    CHECK(pushed >= 20000 * (32 + 8), "20,000 pushed 7-byte msgs cost an allocation and a slot each");
+    for (int i = 0; i < 20000; i++)
+        outq_append(&q, m);
+    size_t appended = outq_cost(&q);
+    CHECK(q.bytes == 140000 && appended < 140000 + 140000 / 16, "20,000 appended 7-byte msgs cost about their bytes");
+    CHECK(q.count == (140000 + OUTQ_CHUNK - 13) / (OUTQ_CHUNK - 12) && m->refs == 1,
+          "appended small msgs are copied into 4 KiB chunks, no reference kept");
+    int sv[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    nonblock(sv[0]);
+    nonblock(sv[1]);
+    static char got[140000];
+    size_t len = 0;
+    while (q.count) {
+        if (outq_write(&q, to_fd, &sv[0]) < 0)
+            break;
+        drain(sv[1], got, &len, sizeof got);
+    }
+    int ok = len == 140000;
+    for (size_t i = 0; ok && i < len; i++)
+        ok = got[i] == "1234567"[i % 7];
+    CHECK(ok && outq_cost(&q) == 0, "appended msgs come out whole and in order, and the cost goes back to 0");
+    struct msg *big = numbered(1, 1000);
+    outq_append(&q, m);
+    outq_append(&q, big);
+    outq_append(&q, m);
+    CHECK(q.count == 3 && q.ring[(q.head + 1) & (q.cap - 1)] == big && big->refs == 2,
+          "a big msg is queued by reference, and the next small one starts a new chunk");
+    outq_clear(&q);
+    msg_unref(big);
+    msg_unref(m);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* outq_write to a closed socket must return EPIPE */
@@ -296,5 +347,6 @@ int main(void)
     test_outq_fill();
     test_outq_ring();
     test_inbuf();
+    test_outq_cost();
     return check_done();
 }

@@ -112,7 +112,7 @@ static int line_a(void *ctx, char *line, size_t len)
 
 static size_t input_a(struct conn *c, char *data, size_t len)
 {
-    return lineframe_input(&c->frame, data, len, conn_limits(c)->max_line, line_a, c);
+    return lineframe_input(&c->frame, data, len, conn_limits(c)->max_line, line_a, c, NULL);
 }
 
 static int line_b(void *ctx, char *line, size_t len)
@@ -124,7 +124,7 @@ static int line_b(void *ctx, char *line, size_t len)
 
 static size_t input_b(struct conn *c, char *data, size_t len)
 {
-    return lineframe_input(&c->frame, data, len, conn_limits(c)->max_line, line_b, c);
+    return lineframe_input(&c->frame, data, len, conn_limits(c)->max_line, line_b, c, NULL);
 }
 
 static int open_any(struct conn *c)

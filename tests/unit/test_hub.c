@@ -15,7 +15,7 @@
 static const char *const type_names[] = {
     [EV_SAY] = "SAY",   [EV_ACTION] = "ACTION", [EV_PRIVMSG] = "PRIVMSG", [EV_PRIVECHO] = "PRIVECHO",
     [EV_JOIN] = "JOIN", [EV_PART] = "PART",     [EV_QUIT] = "QUIT",       [EV_NICK] = "NICK",
-    [EV_WHO] = "WHO",   [EV_ROOMS] = "ROOMS",   [EV_SHUTDOWN] = "SHUTDOWN",
+    [EV_WHO] = "WHO",   [EV_ROOMS] = "ROOMS",   [EV_SHUTDOWN] = "SHUTDOWN", [EV_SUMMARY] = "SUMMARY",
 };
 
 static int encodes; /* calls of fake_encode */
@@ -37,8 +37,12 @@ static struct msg *fake_encode(const struct hub_event *ev, const struct user *to
             else
                 n += (size_t)snprintf(s + n, sizeof s - n, "%s%s(%u)", i ? " " : "", ev->names[i], ev->sizes[i]);
         }
+        if (ev->count < ev->total && n < sizeof s)
+            n += (size_t)snprintf(s + n, sizeof s - n, "|of %zu", ev->total);
         return msg_new(s, n < sizeof s ? n : sizeof s - 1);
     }
+    if (ev->type == EV_SUMMARY)
+        return msg_printf("SUMMARY|%s|%u|%u|%u", ev->room, ev->joined, ev->left, ev->window_s);
     return msg_printf("%s|%s|%s|%s|%s", type_names[ev->type], ev->room ? ev->room : "-",
                       ev->from ? ev->from : "-", ev->to ? ev->to : "-", ev->text ? ev->text : "-");
 }
@@ -298,7 +302,7 @@ static void test_rooms(void)
     hub_part(h, p->u, "#Mixed", NULL);
     hub_part(h, q->u, "#mixed", NULL);
     forget(o);
-    hub_rooms(h, o->u);
+    hub_rooms(h, o->u, NULL, NULL);
     CHECK(strstr(last(o), "#Mixed") == NULL && strstr(last(o), "#dev(2)") != NULL, "a room disappears when its last member leaves");
 
     /* No room at all. */
@@ -379,7 +383,7 @@ static void test_nick(void)
     CHECK(d->n == 0, "a quit is not told to users sharing no room");
     CHECK(hub_find_user(h, "alicia") == NULL && hub_user_count(h) == 3, "a quit user is gone from the hub");
     forget(b);
-    hub_rooms(h, b->u);
+    hub_rooms(h, b->u, NULL, NULL);
     CHECK_STR(last(b), "ROOMS|-|#lobby(2) #two(1)", "a quit user has left all its rooms");
     leave_hub(h, b, NULL), leave_hub(h, c, NULL), leave_hub(h, d, NULL);
     hub_free(h);
@@ -438,14 +442,14 @@ static void test_privmsg_who(void)
     CHECK(c->n == 0, "nobody else sees a private message");
 
     forget_all(all, 3);
-    CHECK(hub_who(h, a->u, "#lobby") == HUB_OK, "who of a room succeeds");
+    CHECK(hub_who(h, a->u, "#lobby", NULL, NULL) == HUB_OK, "who of a room succeeds");
     CHECK_STR(last(a), "WHO|#lobby|alice bob carol", "who lists the room's names sorted");
     CHECK(b->n == 0 && c->n == 0, "who answers only the asker");
     hub_join(h, b->u, "#dev", NULL);
-    CHECK(hub_who(h, a->u, "dev") == HUB_OK && strcmp(last(a), "WHO|#dev|alice") == 0, "who of another room by name");
-    CHECK(hub_who(h, a->u, "#none") == HUB_ENOSUCHROOM, "who of a missing room: no such room");
-    CHECK(hub_who(h, a->u, "bad name") == HUB_EBADROOM, "who of an invalid room name: bad room");
-    CHECK(hub_rooms(h, a->u) == HUB_OK, "rooms succeeds");
+    CHECK(hub_who(h, a->u, "dev", NULL, NULL) == HUB_OK && strcmp(last(a), "WHO|#dev|alice") == 0, "who of another room by name");
+    CHECK(hub_who(h, a->u, "#none", NULL, NULL) == HUB_ENOSUCHROOM, "who of a missing room: no such room");
+    CHECK(hub_who(h, a->u, "bad name", NULL, NULL) == HUB_EBADROOM, "who of an invalid room name: bad room");
+    CHECK(hub_rooms(h, a->u, NULL, NULL) == HUB_OK, "rooms succeeds");
     CHECK_STR(last(a), "ROOMS|-|#dev(1) #lobby(3)", "rooms lists every room sorted, with sizes");
 
     forget_all(all, 3);
@@ -520,6 +524,106 @@ static void test_stamps(void)
     hub_free(h);
 }
 
+/* ==== Hardening, second round ==== */
+
+static void test_bounded_listings(void)
+{
+    struct hub_limits l = lim;
+    l.max_list = 3;
+    struct hub *h = hub_new(&l);
+    struct fake *f[8];
+    static const char *names[8] = {"hank", "bob", "gus", "al", "dee", "carl", "ed", "fay"};
+    for (int i = 0; i < 8; i++) {
+        f[i] = join_hub(h, NULL);
+        hub_nick(h, f[i]->u, names[i]);
+    }
+    size_t work = 0;
+    CHECK(hub_who(h, f[0]->u, "#lobby", NULL, &work) == HUB_OK && work == 8, "a listing says what it examined");
+    CHECK_STR(last(f[0]), "WHO|#lobby|al bob carl|of 8", "a listing names the first max_list by name, and the total");
+    hub_who(h, f[0]->u, "#lobby", "A", NULL);
+    CHECK_STR(last(f[0]), "WHO|#lobby|al carl fay|of 4", "a filter matches a substring, ASCII case-insensitively");
+    hub_who(h, f[0]->u, "#lobby", "zz", NULL);
+    CHECK_STR(last(f[0]), "WHO|#lobby|", "a filter that matches nothing: an empty listing");
+    for (int i = 0; i < 5; i++)
+        hub_join(h, f[i]->u, i % 2 ? "#odd" : "#even", NULL);
+    hub_rooms(h, f[0]->u, "d", &work);
+    CHECK_STR(last(f[0]), "ROOMS|-|#odd(2)", "rooms by substring, with their sizes");
+    hub_rooms(h, f[0]->u, NULL, NULL);
+    CHECK_STR(last(f[0]), "ROOMS|-|#even(3) #lobby(8) #odd(2)", "rooms: all of them when they fit");
+    for (int i = 0; i < 8; i++)
+        leave_hub(h, f[i], NULL);
+    hub_free(h);
+}
+
+static void test_turn_budget(void)
+{
+    struct hub_limits l = lim;
+    l.turn_fanout = 100;
+    l.max_announce = 1000;
+    struct hub *h = hub_new(&l);
+    enum { N = HUB_LIGHT_ROOM + 10 };
+    struct fake *f[N];
+    for (int i = 0; i < N; i++)
+        f[i] = join_hub(h, NULL);
+    struct fake *p = join_hub(h, NULL), *q = join_hub(h, NULL);
+    hub_join(h, p->u, "#pair", NULL);
+    hub_join(h, q->u, "#pair", NULL);
+    hub_part(h, p->u, "#lobby", NULL);
+    hub_part(h, q->u, "#lobby", NULL);
+    hub_turn_end(h);
+    CHECK(hub_say(h, f[0]->u, "#lobby", "first") == HUB_OK, "a heavy room's message is served as a turn's first work");
+    CHECK(hub_say(h, f[1]->u, "#lobby", "second") == HUB_EBUSY, "past the budget, a heavy room's sender is told EBUSY");
+    CHECK(hub_who(h, f[1]->u, "#lobby", NULL, NULL) == HUB_EBUSY, "past the budget, so is a listing");
+    forget(q);
+    CHECK(hub_say(h, p->u, "#pair", "light") == HUB_OK && strcmp(last(q), "SAY|#pair|guest75|-|light") == 0,
+          "a light room is always served");
+    hub_turn_end(h);
+    CHECK(hub_say(h, f[1]->u, "#lobby", "second") == HUB_OK, "next turn the heavy room is served again");
+    for (int i = 0; i < N; i++)
+        leave_hub(h, f[i], NULL);
+    leave_hub(h, p, NULL);
+    leave_hub(h, q, NULL);
+    hub_free(h);
+}
+
+static void test_notice_storms(void)
+{
+    struct hub_limits l = lim;
+    l.notice_storm = 3;
+    struct hub *h = hub_new(&l);
+    int64_t t = 1000000;
+    hub_tick(h, t);
+    struct fake *m = join_hub(h, NULL); /* notice 1 */
+    struct fake *f[6];
+    for (int i = 0; i < 6; i++)
+        f[i] = join_hub(h, NULL);        /* notices 2 to 7 */
+    int singles = 0;
+    for (int i = 0; i < m->n; i++)
+        singles += strncmp(msg_at(m, i), "JOIN|", 5) == 0;
+    CHECK_INT(singles, 3, "past notice_storm in a window, joins are not sent one by one");
+    CHECK(strncmp(last(f[5]), "JOIN|#lobby|guest7", 18) == 0, "the joiner is still told its own join");
+    leave_hub(h, f[5], "bye");
+    leave_hub(h, f[4], NULL);
+    hub_tick(h, t + 5000);
+    CHECK(strncmp(last(m), "JOIN|", 5) == 0, "no summary before the window ends");
+    forget(m);
+    hub_tick(h, t + HUB_STORM_WINDOW_S * 1000);
+    CHECK_STR(last(m), "SUMMARY|#lobby|4|2|10", "at the window's end, one summary: joins and leaves");
+    forget(m);
+    leave_hub(h, f[3], NULL);
+    CHECK_INT(m->n, 0, "a storm goes on folding into the next window");
+    hub_tick(h, t + 2 * HUB_STORM_WINDOW_S * 1000);
+    CHECK_STR(last(m), "SUMMARY|#lobby|0|1|10", "and is summed up again");
+    hub_tick(h, t + 3 * HUB_STORM_WINDOW_S * 1000); /* a quiet window: over */
+    forget(m);
+    leave_hub(h, f[2], NULL);
+    CHECK(strncmp(last(m), "QUIT|", 5) == 0, "after a quiet window, notices are sent again");
+    for (int i = 0; i < 2; i++)
+        leave_hub(h, f[i], NULL);
+    leave_hub(h, m, NULL);
+    hub_free(h);
+}
+
 int main(void)
 {
     test_connect();
@@ -532,5 +636,8 @@ int main(void)
     test_privmsg_who();
     test_stamps();
     test_free();
+    test_bounded_listings();
+    test_turn_budget();
+    test_notice_storms();
     return check_done();
 }

@@ -124,13 +124,13 @@ static void test_basics(void)
 
     char buf[] = "in place\nsecond\n";
     uint8_t skip = 0;
-    size_t used = lineframe_input(&skip, buf, strlen(buf), 100, on_line, &r);
+    size_t used = lineframe_input(&skip, buf, strlen(buf), 100, on_line, &r, NULL);
     CHECK(used == strlen("in place\nsecond\n") && lines_are(&r, 2, (const char *[]){"in place", "second"}) &&
               buf[8] == '\0',
           "lineframe_input terminates each line in place and consumes them all");
     rec_clear(&r);
     char part[] = "done\npart";
-    used = lineframe_input(&skip, part, strlen(part), 100, on_line, &r);
+    used = lineframe_input(&skip, part, strlen(part), 100, on_line, &r, NULL);
     CHECK(used == 5 && r.n == 1, "lineframe_input leaves an unfinished line unconsumed");
     rec_clear(&r);
     reset(&f);

@@ -101,11 +101,20 @@ static int cmd_me(struct conn *c, char *args)
     return 0;
 }
 
-/* Listings cost the server in proportion to their size: charge the asker. */
-static void charge_reply(struct conn *c, size_t queued_before)
+/* Listings cost the server in proportion to their size and to the entries
+ * examined: charge the asker with both (no cap: a bigger listing costs more).
+ * The reply is a listing: however big, it never makes a reading client look
+ * too slow (conn_listing). HUB_EBUSY: ask again next turn. */
+static int listing(struct conn *c, enum hub_err err, size_t before, size_t work, const char *arg)
 {
-    if (conn_queued(c) > queued_before)
-        conn_charge(c, (double)((conn_queued(c) - queued_before) / LINE_TOKEN_BYTES));
+    if (err == HUB_EBUSY)
+        return LINE_AGAIN;
+    line_error(c, err, arg);
+    double units = (double)work / LINE_TOKEN_ENTRIES;
+    if (conn_queued(c) > before)
+        units += (double)(conn_queued(c) - before) / LINE_TOKEN_BYTES;
+    conn_charge(c, units);
+    return 0;
 }
 
 static int cmd_who(struct conn *c, char *args)
@@ -114,19 +123,26 @@ static int cmd_who(struct conn *c, char *args)
     const char *current = line_current(c);
     if (!room && !current)
         return no_room(c);
-    size_t before = conn_queued(c);
-    line_error(c, hub_who(conn_hub(c), c->user, room ? room : current), room ? room : current);
-    charge_reply(c, before);
-    return 0;
+    char *filter = next_word(&args);
+    if (filter && *args)
+        return usage(c, "/who [#room [TEXT]]");
+    size_t before = conn_queued(c), work = 0;
+    conn_listing(c, 1);
+    enum hub_err err = hub_who(conn_hub(c), c->user, room ? room : current, filter, &work);
+    conn_listing(c, 0);
+    return listing(c, err, before, work, room ? room : current);
 }
 
 static int cmd_rooms(struct conn *c, char *args)
 {
-    (void)args;
-    size_t before = conn_queued(c);
-    line_error(c, hub_rooms(conn_hub(c), c->user), NULL);
-    charge_reply(c, before);
-    return 0;
+    char *filter = next_word(&args);
+    if (filter && *args)
+        return usage(c, "/rooms [TEXT]");
+    size_t before = conn_queued(c), work = 0;
+    conn_listing(c, 1);
+    enum hub_err err = hub_rooms(conn_hub(c), c->user, filter, &work);
+    conn_listing(c, 0);
+    return listing(c, err, before, work, NULL);
 }
 
 static int cmd_quit(struct conn *c, char *args)
@@ -147,8 +163,8 @@ static const struct command {
     {"part", cmd_part, "/part [#room] [reason]", "leave a room (default: the current one)"},
     {"msg", cmd_msg, "/msg NAME text", "send a private message"},
     {"me", cmd_me, "/me text", "act: * you text"},
-    {"who", cmd_who, "/who [#room]", "list the users in a room"},
-    {"rooms", cmd_rooms, "/rooms", "list the rooms"},
+    {"who", cmd_who, "/who [#room [TEXT]]", "list the users in a room (whose names contain TEXT)"},
+    {"rooms", cmd_rooms, "/rooms [TEXT]", "list the rooms (whose names contain TEXT)"},
     {"history", line_history_cmd, "/history [#room] [N]", "the last N messages of a room (or NAME: your talk with NAME)"},
     {"search", line_search_cmd, "/search words", "find messages with all the words, in your rooms"},
     {"help", cmd_help, "/help", "this list"},

@@ -4,8 +4,9 @@
 
 struct conn;
 
-/* Run a line that starts with '/' (not "//"). line is modified. Returns non-zero
- * when the connection is closing (/quit). */
+/* Run a line that starts with '/' (not "//"). line is modified. Returns
+ * LINE_CLOSING when the connection is closing (/quit), LINE_AGAIN when the server
+ * was too busy for it this turn (lineuser.h), else 0. */
 int commands_run(struct conn *c, char *line);
 
 #endif

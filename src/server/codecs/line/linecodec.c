@@ -17,29 +17,40 @@
 
 /* ==== Events to lines ==== */
 
-/* "-- prefix a b c suffix\n" for the WHO and ROOMS listings. */
+/* The WHO and ROOMS listings, one line each:
+ *   -- #lobby: a b (2 users)
+ *   -- #lobby "bo": bob boris (2 users)
+ *   -- #lobby: a b ... (100 of 1500 users; /who #lobby TEXT lists those whose names contain TEXT)
+ *   -- rooms: #a (3) #b (1)          -- rooms "de": none
+ *   -- rooms: #a (3) ... (100 of 2000 rooms; /rooms TEXT lists those whose names contain TEXT) */
 static struct msg *encode_list(const struct hub_event *ev)
 {
-    size_t cap = 64 + (ev->room ? strlen(ev->room) : 0);
+    size_t cap = 256 + (ev->room ? 2 * strlen(ev->room) : 0) + (ev->filter ? strlen(ev->filter) : 0);
     for (size_t i = 0; i < ev->count; i++)
         cap += strlen(ev->names[i]) + 16;
     char *s = malloc(cap);
     if (!s)
         return NULL;
-    size_t n;
-    if (ev->type == EV_WHO) {
-        n = (size_t)snprintf(s, cap, "-- %s:", ev->room);
-        for (size_t i = 0; i < ev->count; i++)
+    int who = ev->type == EV_WHO;
+    const char *what = who ? "user" : "room";
+    size_t n = (size_t)snprintf(s, cap, "-- %s", who ? ev->room : "rooms");
+    if (ev->filter)
+        n += (size_t)snprintf(s + n, cap - n, " \"%s\"", ev->filter);
+    n += (size_t)snprintf(s + n, cap - n, ":");
+    for (size_t i = 0; i < ev->count; i++) {
+        if (who)
             n += (size_t)snprintf(s + n, cap - n, " %s", ev->names[i]);
-        n += (size_t)snprintf(s + n, cap - n, " (%zu user%s)\n", ev->count, ev->count == 1 ? "" : "s");
-    } else {
-        n = (size_t)snprintf(s, cap, "-- rooms:");
-        for (size_t i = 0; i < ev->count; i++)
+        else
             n += (size_t)snprintf(s + n, cap - n, " %s (%u)", ev->names[i], ev->sizes[i]);
-        if (ev->count == 0)
-            n += (size_t)snprintf(s + n, cap - n, " none");
-        n += (size_t)snprintf(s + n, cap - n, "\n");
     }
+    if (ev->count == 0)
+        n += (size_t)snprintf(s + n, cap - n, " none");
+    if (ev->count < ev->total)
+        n += (size_t)snprintf(s + n, cap - n, " ... (%zu of %zu %ss; %s%s TEXT lists those whose names contain TEXT)",
+                              ev->count, ev->total, what, who ? "/who " : "/rooms", who ? ev->room : "");
+    else if (who)
+        n += (size_t)snprintf(s + n, cap - n, " (%zu user%s)", ev->total, ev->total == 1 ? "" : "s");
+    n += (size_t)snprintf(s + n, cap - n, "\n");
     struct msg *m = msg_new(s, n);
     free(s);
     return m;
@@ -84,6 +95,8 @@ static struct msg *encode(const struct hub_event *ev, const struct user *to)
         return encode_list(ev);
     case EV_SHUTDOWN:
         return msg_printf("-- server shutting down\n");
+    case EV_SUMMARY:
+        return msg_printf("-- %s: %u joined, %u left in the last %u s\n", ev->room, ev->joined, ev->left, ev->window_s);
     }
     return NULL;
 }
@@ -102,7 +115,8 @@ static char *clean;
 static size_t clean_cap;
 
 /* One line: "bye", a command, or something to say in the current room.
- * Returns non-zero when the connection is closing. */
+ * Returns LINE_CLOSING when the connection is closing, LINE_AGAIN when the
+ * server was too busy for it this turn (nothing happened), else 0. */
 static int run_line(struct conn *c, const char *line, size_t len)
 {
     if (3 * len + 1 > clean_cap) {
@@ -116,7 +130,8 @@ static int run_line(struct conn *c, const char *line, size_t len)
     }
     size_t n = text_sanitize(clean, line, len);
     if (n == 0)
-        return 0;
+        return 0; /* nothing said: not even the end of the login timeout */
+    conn_spoke(c);
     if (strcmp(clean, "bye") == 0)
         return line_quit(c, NULL);
     if (clean[0] == '/' && clean[1] != '/')
@@ -125,32 +140,47 @@ static int run_line(struct conn *c, const char *line, size_t len)
     const char *room = line_current(c);
     if (!room)
         line_reply(c, "!! you are in no room (try /join #lobby)");
-    else
-        line_error(c, hub_say(conn_hub(c), c->user, room, text), room);
+    else {
+        enum hub_err err = hub_say(conn_hub(c), c->user, room, text);
+        if (err == HUB_EBUSY)
+            return LINE_AGAIN;
+        line_error(c, err, room);
+    }
     return 0;
 }
 
-/* One framed line (NULL: one that was too long), then its flood-control cost. */
+/* One framed line (NULL: one that was too long), then its flood-control cost.
+ * A line the server is too busy for this turn is left unconsumed, and the
+ * connection yields its turn (conn_yield): it is offered again next turn. */
 static int lc_line(void *ctx, char *line, size_t len)
 {
     struct conn *c = ctx;
     if (conn_closing(c) || !c->user)
         return 0;
-    conn_spoke(c);
     size_t max = conn_limits(c)->max_line;
     if (!line) {
+        conn_spoke(c);
         line_reply(c, "!! line too long (max %zu bytes), discarded", max);
-        /* discarded, but read all the same: it costs what the longest line costs */
-        return conn_spend(c, 1 + (double)(max / LINE_TOKEN_BYTES));
+        return conn_spend(c, 1); /* and its bytes, as lc_input counts them */
     }
-    if (run_line(c, line, len))
+    int rc = run_line(c, line, len);
+    if (rc == LINE_AGAIN) {
+        conn_yield(c);
+        return LINEFRAME_AGAIN;
+    }
+    if (rc)
         return 0;
     return conn_spend(c, 1 + (double)(len / LINE_TOKEN_BYTES));
 }
 
 static size_t lc_input(struct conn *c, char *data, size_t len)
 {
-    return lineframe_input(&c->frame, data, len, conn_limits(c)->max_line, lc_line, c);
+    size_t discarded = 0;
+    size_t used = lineframe_input(&c->frame, data, len, conn_limits(c)->max_line, lc_line, c, &discarded);
+    /* Bytes thrown away cost what bytes of a line cost: reading them is work. */
+    if (discarded && !conn_closing(c))
+        conn_spend(c, (double)discarded / LINE_TOKEN_BYTES);
+    return used;
 }
 
 static int lc_open(struct conn *c)
@@ -186,13 +216,21 @@ static void lc_limit(struct conn *c, enum conn_limit what, double value)
         return;
     case LIMIT_FULL:
     case LIMIT_PER_ADDR:
+    case LIMIT_CONNECT_RATE:
         return; /* refusals: see lc_refusal */
     }
 }
 
 static const char *lc_refusal(enum conn_limit what)
 {
-    return what == LIMIT_PER_ADDR ? "!! too many connections from your address\n" : "!! server full, try again later\n";
+    switch (what) {
+    case LIMIT_PER_ADDR:
+        return "!! too many connections from your address\n";
+    case LIMIT_CONNECT_RATE:
+        return "!! too many new connections from your address, try again in a minute\n";
+    default:
+        return "!! server full, try again later\n";
+    }
 }
 
 static void lc_close(struct conn *c, const char *reason)

@@ -105,6 +105,9 @@ void line_error(struct conn *c, enum hub_err err, const char *arg)
     case HUB_ENOSUCHROOM:
         line_reply(c, "!! no such room: %s%s", hash_unless(arg), arg);
         return;
+    case HUB_EBUSY:
+        line_reply(c, "!! server busy, try again");
+        return;
     case HUB_ETOOMANYROOMS:
         line_reply(c, "!! too many rooms (max %u)", (unsigned)lim->max_rooms);
         return;

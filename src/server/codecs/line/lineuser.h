@@ -14,6 +14,12 @@ struct conn;
 
 /* Flood control: a line costs one unit, plus one per this many bytes. */
 #define LINE_TOKEN_BYTES 512
+/* A listing also costs one unit per this many entries examined. */
+#define LINE_TOKEN_ENTRIES 1000
+
+/* What running a line says besides 0 (done): */
+#define LINE_CLOSING 1 /* the connection is closing */
+#define LINE_AGAIN 2   /* the server is too busy this turn: the line is to be offered again */
 
 /* The current room, or NULL when in none. If the user is no longer in it, the
  * room it joined last becomes current (as after parting the current room). */
