@@ -109,6 +109,10 @@ def make_rooms(s, client, n_clients, per_client, prefix="room_with_long_name_"):
     return makers
 
 
+# What these tests measure is connections' memory: room history (kept in memory,
+# --db :memory:, by the test servers) would count too.
+NO_HISTORY = ("--history", "0")
+
 # ==== 1. Listing amplification ====
 
 def test_listing_amplification_is_bounded(natterd, client, closing, build):
@@ -116,7 +120,7 @@ def test_listing_amplification_is_bounded(natterd, client, closing, build):
     # Before: every reply named every room (~1 MB), all made in one loop turn; the
     # pair waited, and the server grew by the replies. Now: 100 rooms per reply,
     # listings share a per-turn budget with fan-out, each costs its size.
-    s = natterd("--max-rooms", "1000", "--max-per-ip", "0", "--burst", "2000")
+    s = natterd(*NO_HISTORY, "--max-rooms", "1000", "--max-per-ip", "0", "--burst", "2000")
     make_rooms(s, client, 20, 999)
     rss0, k0 = natlib.rss_kib(s.pid()), kernel_tcp_kib(s)
     pair = Pair(closing, s, seconds=4)
@@ -267,7 +271,7 @@ def test_dropped_slow_readers_free_kernel_memory(natterd, client, closing, build
     # 20 clients that never read, in a room that talks: natterd drops them as too
     # slow, with a reset, so the kernel frees their buffers at once; while they
     # stall, what they cost is bounded by --max-outbuf and --sndbuf.
-    s = natterd("--rate", "0")
+    s = natterd(*NO_HISTORY, "--rate", "0")
     rss0, k0 = natlib.rss_kib(s.pid()), kernel_tcp_kib(s)
     stalled = []
     for _ in range(20):
@@ -315,7 +319,7 @@ def test_queued_messages_cost_what_they_hold(natterd, client, build):
     # what it costs, and small ones queued behind a blocked writer are copied
     # into 4 KiB chunks: the backlog costs about its bytes.
     no_rss_under_asan(build)
-    s = natterd("--rate", "0", "--max-outbuf", str(8 << 20))
+    s = natterd(*NO_HISTORY, "--rate", "0", "--max-outbuf", str(8 << 20))
     victim = client(s)
     victim.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     victim.nick("victim")
@@ -363,7 +367,7 @@ def test_partial_lines_cost_what_they_hold_and_give_it_back(natterd, client, clo
     # clients that stay (so the heap cannot just shrink from its top when they go).
     no_rss_under_asan(build)
     more_files(1000)
-    s = natterd("--max-per-ip", "0")
+    s = natterd(*NO_HISTORY, "--max-per-ip", "0")
     base = natlib.rss_kib(s.pid())
     holders, stayers = [], []
     for i in range(700):
