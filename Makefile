@@ -20,10 +20,11 @@ CFLAGS_EDIT := $(shell pkg-config --cflags libedit 2>/dev/null)
 # src/bench. Basenames are unique, so every object lands flat in $(BUILD)/.
 CORE     := loop net buf lineframe text dict log
 SERVER   := options listener conn tcp hub linecodec lineuser commands
+SERVER   += ircmsg ircuser ircencode irccmds irccodec
 CLIENT   := lineedit session
 BENCH    := bench bench_worker bench_shared bench_hist
 SRC_DIRS := src/core src/server src/server/transport src/server/codecs \
-            src/server/codecs/line src/client src/bench
+            src/server/codecs/line src/server/codecs/irc src/client src/bench
 vpath %.c $(SRC_DIRS)
 CORE_O   := $(CORE:%=$(BUILD)/%.o)
 SERVER_O := $(SERVER:%=$(BUILD)/%.o)

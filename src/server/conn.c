@@ -37,6 +37,7 @@ enum {
     CONN_DRAINING = 1 << 7,  /* closed: writing its last words, then waiting for its EOF */
     CONN_OPEN = 1 << 8,      /* the transport is ready and the codec opened */
     CONN_REOFFER = 1 << 9,   /* on the list of connections with input to offer before sleeping */
+    CONN_NUDGED = 1 << 10,   /* silent for half its --idle-timeout, and the codec told (LIMIT_QUIET) */
 };
 
 /* How long a closed connection may take to read its last words (a goodbye or the
@@ -101,6 +102,7 @@ const char *conn_peer(const struct conn *c)
 
 int conn_closing(const struct conn *c) { return (c->flags & CONN_CLOSING) != 0; }
 size_t conn_count(void) { return S.count; }
+struct loop *conn_loop(void) { return S.loop; }
 
 static int list_init(struct list *li)
 {
@@ -362,6 +364,7 @@ static void on_readable(struct conn *c)
     if (lim->rate > 0)
         refill(c, now);
     c->last_input = now;
+    c->flags &= (uint16_t)~CONN_NUDGED;
     take_input(c, buf, kept + (size_t)n, now);
     /* Input the transport holds already (decrypted TLS records) will not wake
      * the loop: take it before sleeping. */
@@ -698,6 +701,10 @@ static void tick_one(struct conn *c, uint32_t now)
         if (c->flags & CONN_OPEN)
             c->codec->limit(c, LIMIT_IDLE, lim->idle_timeout);
         conn_close(c, "idle timeout", 1);
+    } else if (lim->idle_timeout && !(c->flags & CONN_NUDGED) && (c->flags & CONN_OPEN) &&
+               (uint32_t)(now - c->last_input) > (uint32_t)lim->idle_timeout * 500) {
+        c->flags |= CONN_NUDGED;
+        c->codec->limit(c, LIMIT_QUIET, lim->idle_timeout);
     }
 }
 

@@ -89,6 +89,8 @@ int conn_init(struct loop *l, int max_fds);
  * linger in), free everything, and leave the loop. conn_init may follow. */
 void conn_shutdown(void);
 size_t conn_count(void);
+/* The loop conn_init was given, for codecs' timers. */
+struct loop *conn_loop(void);
 
 /* Adopt an accepted, non-blocking socket fd from peer ("address:port") on the
  * terms of profile p. Returns NULL (fd closed, the reason logged and, where the

@@ -12,6 +12,9 @@
 
 struct room {
     char *name;
+    char *topic;      /* NULL: none */
+    char *topic_by;
+    int64_t topic_ms;
     struct user **members;
     uint32_t count;
     uint32_t cap;
@@ -48,6 +51,8 @@ struct hub *hub_new(const struct hub_limits *lim)
 
 static void room_free(struct room *r)
 {
+    free(r->topic);
+    free(r->topic_by);
     free(r->members);
     free(r->name);
     free(r);
@@ -71,6 +76,17 @@ const char *hub_room_name(const struct room *r) { return r->name; }
 const struct hub_limits *hub_limits(const struct hub *h) { return &h->lim; }
 
 struct user *hub_find_user(const struct hub *h, const char *name) { return dict_get(&h->users, name); }
+uint32_t hub_room_size(const struct room *r) { return r->count; }
+size_t hub_room_count(const struct hub *h) { return h->rooms.count; }
+
+const char *hub_room_topic(const struct room *r, const char **by, int64_t *at_ms)
+{
+    if (by)
+        *by = r->topic_by ? r->topic_by : "";
+    if (at_ms)
+        *at_ms = r->topic_ms;
+    return r->topic ? r->topic : "";
+}
 
 /* ==== Delivery ==== */
 
@@ -177,7 +193,7 @@ static void to_room(struct hub *h, struct room *r, struct hub_event *ev, const s
     stamp(h, ev);
     fanout_init(&f, ev);
     for (uint32_t i = 0; i < r->count; i++)
-        if (r->members[i] != except)
+        if (r->members[i] != except || except->echo)
             fanout_to(&f, r->members[i]);
     fanout_done(&f);
 }
@@ -320,6 +336,12 @@ static int room_name(const char *in, char *out, size_t len)
     return n >= 0 && (size_t)n < len && text_valid_room(out) ? 0 : -1;
 }
 
+struct room *hub_find_room(const struct hub *h, const char *name)
+{
+    char rname[HUB_ROOM_MAX];
+    return room_name(name, rname, sizeof rname) < 0 ? NULL : dict_get(&h->rooms, rname);
+}
+
 /* A join or part: to the whole room, or, in rooms too big to announce, only to
  * the user concerned (who still needs to know it happened). */
 static void announce(struct hub *h, struct room *r, struct user *u, struct hub_event *ev)
@@ -354,7 +376,7 @@ enum hub_err hub_join(struct hub *h, struct user *u, const char *name, const cha
     }
     if (joined)
         *joined = r->name;
-    announce(h, r, u, &(struct hub_event){.type = EV_JOIN, .room = r->name, .from = u->name});
+    announce(h, r, u, &(struct hub_event){.type = EV_JOIN, .room = r->name, .from = u->name, .user = u});
     return HUB_OK;
 }
 
@@ -378,7 +400,8 @@ static void leave_room(struct hub *h, struct user *u, int i, const char *reason,
 {
     struct room *r = u->rooms[i];
     if (!quietly)
-        announce(h, r, u, &(struct hub_event){.type = EV_PART, .room = r->name, .from = u->name, .text = reason});
+        announce(h, r, u,
+                 &(struct hub_event){.type = EV_PART, .room = r->name, .from = u->name, .user = u, .text = reason});
     user_drop_room(u, i);
     room_remove(h, r, u); /* may free r */
 }
@@ -408,9 +431,18 @@ static void guest_name(struct hub *h, struct user *u, char *out, size_t len)
     } while (dict_get(&h->users, out));
 }
 
+/* The name rules of text_valid_name, and what every protocol can carry: IRC
+ * prefixes are nick!user@host and NAMES marks members with + % & ~, so no '!'
+ * or '@' anywhere and none of ": + % & ~ $" first. */
 static int valid_name(const struct hub *h, const char *name)
 {
-    return strlen(name) < HUB_NAME_MAX && text_valid_name(name, h->lim.max_name);
+    return strlen(name) < HUB_NAME_MAX && !strpbrk(name, "!@") && !strchr(":+%&~$", name[0]) &&
+           text_valid_name(name, h->lim.max_name);
+}
+
+int hub_valid_name(const struct hub *h, const char *name)
+{
+    return valid_name(h, name);
 }
 
 enum hub_err hub_connect(struct hub *h, const struct user_ops *ops, void *ctx, const char *name, struct user **out)
@@ -438,11 +470,12 @@ enum hub_err hub_connect(struct hub *h, const struct user_ops *ops, void *ctx, c
 
 void hub_disconnect(struct hub *h, struct user *u, const char *reason)
 {
-    struct hub_event ev = {.type = EV_QUIT, .from = u->name, .text = reason};
+    struct hub_event ev = {.type = EV_QUIT, .from = u->name, .user = u, .text = reason};
     to_neighbours(h, u, &ev, 0);
     while (u->nrooms > 0)
         leave_room(h, u, u->nrooms - 1, NULL, 1);
     dict_remove(&h->users, u);
+    free(u->away);
     free(u->name);
     free(u);
 }
@@ -464,7 +497,7 @@ enum hub_err hub_nick(struct hub *h, struct user *u, const char *name)
     u->name = fresh;
     dict_add(&h->users, u); /* cannot fail: the table did not grow */
     u->guest_id = 0;
-    struct hub_event ev = {.type = EV_NICK, .from = old, .to = u->name};
+    struct hub_event ev = {.type = EV_NICK, .from = old, .user = u, .to = u->name};
     to_neighbours(h, u, &ev, 1);
     free(old);
     return HUB_OK;
@@ -472,36 +505,105 @@ enum hub_err hub_nick(struct hub *h, struct user *u, const char *name)
 
 /* ==== Messages ==== */
 
-static enum hub_err say(struct hub *h, struct user *u, enum hub_event_type type, const char *name, const char *text)
+static enum hub_err say(struct hub *h, struct user *u, enum hub_event_type type, unsigned flags, const char *name,
+                        const char *text)
 {
     struct room *r;
     enum hub_err err = member_room(h, u, name, &r);
     if (err)
         return err;
-    struct hub_event ev = {.type = type, .room = r->name, .from = u->name, .text = text};
+    struct hub_event ev = {.type = type, .flags = flags, .room = r->name, .from = u->name, .user = u, .text = text};
     to_room(h, r, &ev, u);
     return HUB_OK;
 }
 
 enum hub_err hub_say(struct hub *h, struct user *u, const char *room, const char *text)
 {
-    return say(h, u, EV_SAY, room, text);
+    return say(h, u, EV_SAY, 0, room, text);
 }
 
 enum hub_err hub_action(struct hub *h, struct user *u, const char *room, const char *text)
 {
-    return say(h, u, EV_ACTION, room, text);
+    return say(h, u, EV_ACTION, 0, room, text);
 }
 
-enum hub_err hub_privmsg(struct hub *h, struct user *u, const char *to, const char *text)
+enum hub_err hub_notice(struct hub *h, struct user *u, const char *room, const char *text)
+{
+    return say(h, u, EV_SAY, HUB_NOTICE, room, text);
+}
+
+static enum hub_err privmsg(struct hub *h, struct user *u, unsigned flags, const char *to, const char *text)
 {
     struct user *r = dict_get(&h->users, to);
     if (!r)
         return HUB_ENOUSER;
-    struct hub_event ev = {.type = EV_PRIVMSG, .from = u->name, .to = r->name, .text = text};
+    struct hub_event ev = {.type = EV_PRIVMSG, .flags = flags, .from = u->name, .user = u, .to = r->name, .text = text};
     send_to(h, r, &ev);
-    ev.type = EV_PRIVECHO;
-    send_to(h, u, &ev);
+    ev.type = EV_PRIVECHO; /* the same id: an IRC echo-message carries the same msgid */
+    struct msg *m = u->ops->encode(&ev, u);
+    if (m) {
+        u->ops->deliver(u->ctx, m);
+        msg_unref(m);
+    }
+    return HUB_OK;
+}
+
+enum hub_err hub_privmsg(struct hub *h, struct user *u, const char *to, const char *text)
+{
+    return privmsg(h, u, 0, to, text);
+}
+
+enum hub_err hub_privnotice(struct hub *h, struct user *u, const char *to, const char *text)
+{
+    return privmsg(h, u, HUB_NOTICE, to, text);
+}
+
+/* A copy of text cut to at most max bytes, not inside a UTF-8 sequence. */
+static char *cut_copy(const char *text, size_t max)
+{
+    size_t n = strlen(text);
+    if (n > max) {
+        n = max;
+        while (n > 0 && ((unsigned char)text[n] & 0xC0) == 0x80)
+            n--;
+    }
+    char *s = malloc(n + 1);
+    if (s) {
+        memcpy(s, text, n);
+        s[n] = '\0';
+    }
+    return s;
+}
+
+enum hub_err hub_topic(struct hub *h, struct user *u, const char *name, const char *text)
+{
+    struct room *r;
+    enum hub_err err = member_room(h, u, name, &r);
+    if (err)
+        return err;
+    char *topic = cut_copy(text, HUB_TOPIC_MAX), *by = strdup(u->name);
+    if (!topic || !by) {
+        free(topic), free(by);
+        return HUB_ENOMEM;
+    }
+    free(r->topic), free(r->topic_by);
+    r->topic = topic;
+    r->topic_by = by;
+    struct hub_event ev = {.type = EV_TOPIC, .room = r->name, .from = u->name, .user = u, .text = topic};
+    to_room(h, r, &ev, NULL);
+    r->topic_ms = ev.time_ms;
+    return HUB_OK;
+}
+
+enum hub_err hub_away(struct hub *h, struct user *u, const char *text)
+{
+    char *away = NULL;
+    if (text && *text && !(away = cut_copy(text, HUB_AWAY_MAX)))
+        return HUB_ENOMEM;
+    free(u->away);
+    u->away = away;
+    struct hub_event ev = {.type = EV_AWAY, .from = u->name, .user = u, .text = away};
+    to_neighbours(h, u, &ev, 0);
     return HUB_OK;
 }
 

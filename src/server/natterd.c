@@ -19,6 +19,7 @@
 #include "core/loop.h"
 #include "core/net.h"
 #include "core/text.h"
+#include "server/codecs/irc/irccodec.h"
 #include "server/codecs/line/linecodec.h"
 #include "server/conn.h"
 #include "server/hub.h"
@@ -87,30 +88,48 @@ static void seed_hash(void)
     text_hash_key(key);
 }
 
-/* Open a listener on each --bind address (or every address) for the plain
- * protocol; writes the ready line. Returns the number opened, or -1. */
-static int open_listeners(const struct options *o, const struct conn_profile *plain, struct listener **out,
-                          long max_clients)
+/* Open a listener on each --bind address (or every address) on port for
+ * profile p; puts "addr:port, addr:port" in ready. Returns the number opened, or -1. */
+static int open_listeners(const struct options *o, int port, const struct conn_profile *p, struct listener **out,
+                          char *ready, size_t readylen)
 {
     int n = o->nbind ? o->nbind : 1;
-    int port = (int)o->port, keepalive = (int)o->keepalive;
-    char ready[1024] = "";
+    int keepalive = (int)o->keepalive;
     size_t len = 0;
+    ready[0] = '\0';
     for (int i = 0; i < n; i++) {
         char err[NET_ERR_LEN];
-        out[i] = listener_open(o->nbind ? o->bind[i] : NULL, port, plain, keepalive, err);
+        out[i] = listener_open(o->nbind ? o->bind[i] : NULL, port, p, keepalive, err);
         if (!out[i]) {
             log_info("%s", err);
             while (i-- > 0)
                 listener_close(out[i]);
             return -1;
         }
-        len += (size_t)snprintf(ready + len, sizeof ready - len, "%s%s", i ? ", " : "", listener_addr(out[i]));
-        if (len >= sizeof ready)
-            len = sizeof ready - 1;
+        len += (size_t)snprintf(ready + len, readylen - len, "%s%s", i ? ", " : "", listener_addr(out[i]));
+        if (len >= readylen)
+            len = readylen - 1;
     }
-    log_info("listening on %s (max %ld clients)", ready, max_clients);
     return n;
+}
+
+/* The IRC settings: the server's name defaults to the host name (if that is a
+ * valid IRC name). */
+static int setup_irc(const struct options *o)
+{
+    static char host[64];
+    const char *name = o->server_name;
+    if (!name) {
+        name = "natter";
+        if (gethostname(host, sizeof host) == 0 && host[0] && !strpbrk(host, " :!@*"))
+            name = host;
+    }
+    if (irc_setup(name, o->network, o->irc_password, o->motd) < 0) {
+        log_errno("--motd %s", o->motd);
+        return -1;
+    }
+    line_hand_irc_to(&irc_codec);
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -144,9 +163,25 @@ int main(int argc, char **argv)
         return 1;
     }
     struct conn_profile plain = {.name = "plain", .codec = &line_codec, .hub = hub};
+    struct conn_profile irc = {.name = "irc", .codec = &irc_codec, .hub = hub};
     options_conn_limits(&o, &plain.lim);
-    struct listener *listeners[OPT_MAX_BINDS];
-    int nlisteners = open_listeners(&o, &plain, listeners, max_clients);
+    options_conn_limits(&o, &irc.lim);
+    struct listener *listeners[OPT_MAX_BINDS], *irc_listeners[OPT_MAX_BINDS];
+    char ready[1024], irc_ready[1024];
+    int nlisteners = -1, nirc = 0;
+    if (setup_irc(&o) == 0)
+        nlisteners = open_listeners(&o, (int)o.port, &plain, listeners, ready, sizeof ready);
+    if (nlisteners >= 0 && !o.no_irc && (nirc = open_listeners(&o, (int)o.irc_port, &irc, irc_listeners, irc_ready,
+                                                                 sizeof irc_ready)) < 0) {
+        for (int i = 0; i < nlisteners; i++)
+            listener_close(listeners[i]);
+        nlisteners = -1;
+        nirc = 0;
+    }
+    if (nirc > 0)
+        log_info("listening for IRC on %s", irc_ready);
+    if (nlisteners >= 0)
+        log_info("listening on %s (max %ld clients)", ready, max_clients);
     int rc = nlisteners < 0;
     loop_watch(loop, signal_fd, LOOP_READ, on_signal, NULL);
     if (!rc && loop_run(loop) < 0) {
@@ -156,10 +191,13 @@ int main(int argc, char **argv)
 
     for (int i = 0; i < nlisteners; i++)
         listener_close(listeners[i]);
+    for (int i = 0; i < nirc; i++)
+        listener_close(irc_listeners[i]);
     hub_shutdown(hub);
     conn_shutdown();
     hub_free(hub);
     listener_done();
+    irc_teardown();
     loop_free(loop);
     close(signal_fd);
     if (nlisteners >= 0)

@@ -22,6 +22,10 @@ struct options {
     long long idle_timeout, login_timeout, flood_timeout, max_per_ip;
     long long max_name, max_rooms, max_announce;
     int verbose;
+    /* IRC (codecs/irc/) */
+    long long irc_port;
+    int no_irc;
+    const char *server_name, *network, *motd, *irc_password;
 };
 
 void options_defaults(struct options *o);

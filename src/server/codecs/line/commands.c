@@ -49,6 +49,18 @@ static int cmd_nick(struct conn *c, char *args)
     return 0;
 }
 
+/* "-- topic of #dev: text (set by bob)", or nothing when it has none. */
+static void show_topic(struct conn *c, const char *room)
+{
+    struct room *r = hub_find_room(conn_hub(c), room);
+    const char *by, *topic = r ? hub_room_topic(r, &by, NULL) : "";
+    if (!*topic)
+        return;
+    char clean_topic[HUB_TOPIC_MAX + 1];
+    text_strip_format(clean_topic, topic); /* it may have been set from IRC */
+    line_reply(c, "-- topic of %s: %s (set by %s)", hub_room_name(r), clean_topic, by);
+}
+
 static int cmd_join(struct conn *c, char *args)
 {
     char *room = next_word(&args);
@@ -61,8 +73,45 @@ static int cmd_join(struct conn *c, char *args)
             err = HUB_ENOMEM;
         else if (err == HUB_EALREADY)
             line_reply(c, "-- you are now in %s", joined);
+        else
+            show_topic(c, joined);
     }
     line_error(c, err, room);
+    return 0;
+}
+
+static int cmd_topic(struct conn *c, char *args)
+{
+    char *room = NULL;
+    if (args[0] == '#')
+        room = next_word(&args);
+    const char *current = line_current(c);
+    if (!room && !current)
+        return no_room(c);
+    const char *where = room ? room : current;
+    if (*args) {
+        line_error(c, hub_topic(conn_hub(c), c->user, where, strcmp(args, "-") == 0 ? "" : args), where);
+        return 0;
+    }
+    struct room *r = hub_find_room(conn_hub(c), where);
+    if (!r) {
+        line_error(c, HUB_ENOSUCHROOM, where);
+        return 0;
+    }
+    if (!*hub_room_topic(r, NULL, NULL))
+        line_reply(c, "-- no topic in %s", hub_room_name(r));
+    else
+        show_topic(c, where);
+    return 0;
+}
+
+static int cmd_away(struct conn *c, char *args)
+{
+    line_error(c, hub_away(conn_hub(c), c->user, args), NULL);
+    if (*args)
+        line_reply(c, "-- you are marked away: %s", args);
+    else
+        line_reply(c, "-- you are back");
     return 0;
 }
 
@@ -144,6 +193,8 @@ static const struct command {
     {"part", cmd_part, "/part [#room] [reason]", "leave a room (default: the current one)"},
     {"msg", cmd_msg, "/msg NAME text", "send a private message"},
     {"me", cmd_me, "/me text", "act: * you text"},
+    {"topic", cmd_topic, "/topic [#room] [text|-]", "show or set a room's topic (- clears it)"},
+    {"away", cmd_away, "/away [text]", "mark yourself away (no text: back)"},
     {"who", cmd_who, "/who [#room]", "list the users in a room"},
     {"rooms", cmd_rooms, "/rooms", "list the rooms"},
     {"help", cmd_help, "/help", "this list"},
