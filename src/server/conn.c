@@ -676,6 +676,14 @@ static void before_sleep(struct loop *l, void *data)
         free(c);
 }
 
+/* When a silent client is asked whether it is there (LIMIT_QUIET): at half its
+ * idle timeout, but at least 1.5 ticks before it, so that a tick falls between. */
+static uint32_t nudge_after(int idle_timeout)
+{
+    uint32_t idle = (uint32_t)idle_timeout * 1000, half = idle / 2, margin = TICK_MS * 3 / 2;
+    return idle > margin && idle - margin < half ? idle - margin : idle > margin ? half : 0;
+}
+
 /* A throttled client reads again once it has tokens; one that has been over its
  * rate for --flood-timeout seconds, or silent too long, is told why and dropped. */
 static void tick_one(struct conn *c, uint32_t now)
@@ -702,7 +710,7 @@ static void tick_one(struct conn *c, uint32_t now)
             c->codec->limit(c, LIMIT_IDLE, lim->idle_timeout);
         conn_close(c, "idle timeout", 1);
     } else if (lim->idle_timeout && !(c->flags & CONN_NUDGED) && (c->flags & CONN_OPEN) &&
-               (uint32_t)(now - c->last_input) > (uint32_t)lim->idle_timeout * 500) {
+               (uint32_t)(now - c->last_input) > nudge_after(lim->idle_timeout)) {
         c->flags |= CONN_NUDGED;
         c->codec->limit(c, LIMIT_QUIET, lim->idle_timeout);
     }

@@ -278,7 +278,13 @@ static int cmd_nick(struct conn *c, struct irc_msg *m)
         snprintf(st->nick, sizeof st->nick, "%s", nick);
         return try_register(c);
     }
+    struct user before = *c->user; /* for WHOWAS: the name it had */
+    char old[HUB_NAME_MAX];
+    snprintf(old, sizeof old, "%s", c->user->name);
+    before.name = old;
     enum hub_err err = hub_nick(h, c->user, nick);
+    if (err == HUB_OK && strcmp(old, c->user->name) != 0)
+        irc_remember(&before);
     if (err == HUB_EBADNICK)
         irc_num(c, "432", "%s :Erroneous nickname", nick);
     else if (err == HUB_ENICKTAKEN)
@@ -329,6 +335,7 @@ static int cmd_quit(struct conn *c, struct irc_msg *m)
     if (reason)
         snprintf(r, sizeof r, "Quit: %s", reason);
     if (c->user) {
+        irc_remember(c->user);
         hub_disconnect(conn_hub(c), c->user, reason ? r : "Quit");
         c->user = NULL;
     }
@@ -734,15 +741,15 @@ static int channel_mode(struct conn *c, struct irc_msg *m)
         return 0;
     }
     const char *modes = m->params[1];
-    int set = modes[0] == '+' || modes[0] == '-';
-    for (const char *p = modes + set; *p; p++) {
-        if (*p == 'b' && !set && m->nparams < 3) {
+    if (modes[0] == '+' || modes[0] == '-' || m->nparams >= 3) {
+        irc_num(c, "482", "%s :You're not channel operator", name); /* setting needs an operator */
+        return 0;
+    }
+    for (const char *p = modes; *p; p++) {
+        if (*p == 'b') {
             irc_num(c, "368", "%s :End of channel ban list", name);
-        } else if (*p != 'b' && *p != 'n') {
+        } else if (*p != 'n') {
             irc_num(c, "472", "%c :is unknown mode char to me", *p);
-            return 0;
-        } else if (set || m->nparams >= 3) {
-            irc_num(c, "482", "%s :You're not channel operator", name);
             return 0;
         }
     }

@@ -19,10 +19,7 @@ struct irc_state *irc_state_of(const struct user *u)
 
 const char *irc_nick(const struct conn *c)
 {
-    if (c->user)
-        return c->user->name;
-    const struct irc_state *st = c->state;
-    return st && st->nick[0] ? st->nick : "*";
+    return c->user ? c->user->name : "*"; /* "*" until registered */
 }
 
 const char *irc_userhost(const struct user *u, char *out, size_t len)
@@ -31,7 +28,7 @@ const char *irc_userhost(const struct user *u, char *out, size_t len)
     if (st)
         snprintf(out, len, "%s@natter/irc", st->user);
     else
-        snprintf(out, len, "%s@natter/plain", u ? u->name : "*");
+        snprintf(out, len, "plain@natter/plain");
     return out;
 }
 

@@ -65,7 +65,7 @@ static inline struct irc_state *irc_st(const struct conn *c) { return c->state; 
 struct irc_state *irc_state_of(const struct user *u);
 /* The nick this connection is known by in numerics: its name, or "*". */
 const char *irc_nick(const struct conn *c);
-/* "user@host" of any hub user (IRC: "~ident@natter/irc"; others: "name@natter/plain"). */
+/* "user@host" of any hub user (IRC: "~ident@natter/irc"; others: "plain@natter/plain"). */
 const char *irc_userhost(const struct user *u, char *out, size_t len);
 
 /* One line to this connection ("\r\n" added; cut to 512 bytes at a character
