@@ -132,7 +132,14 @@ static int cmd_msg(struct conn *c, char *args)
     char *to = next_word(&args);
     if (!to || !*args)
         return usage(c, "/msg NAME text");
-    line_error(c, hub_privmsg(conn_hub(c), c->user, to, args), to);
+    enum hub_err err = hub_privmsg(conn_hub(c), c->user, to, args);
+    line_error(c, err, to);
+    struct user *u = err == HUB_OK ? hub_find_user(conn_hub(c), to) : NULL;
+    if (u && u->away) {
+        char away[HUB_AWAY_MAX + 1];
+        text_strip_format(away, u->away); /* it may have been set from IRC */
+        line_reply(c, "-- %s is away: %s", u->name, away);
+    }
     return 0;
 }
 
