@@ -145,10 +145,14 @@ build-fuzz/fuzz_framing: tests/fuzz/fuzz_framing.c tests/fuzz/fuzz_util.h $(FUZZ
 	@mkdir -p build-fuzz
 	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_framing.c $(FUZZ_SERVER)
 
-fuzz-build: build-fuzz/fuzz_sanitize build-fuzz/fuzz_framing
+build-fuzz/fuzz_irc: tests/fuzz/fuzz_irc.c tests/fuzz/fuzz_util.h $(FUZZ_SERVER) $(HEADERS)
+	@mkdir -p build-fuzz
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_irc.c $(FUZZ_SERVER)
+
+fuzz-build: build-fuzz/fuzz_sanitize build-fuzz/fuzz_framing build-fuzz/fuzz_irc
 
 fuzz: fuzz-build
-	@for t in sanitize framing; do \
+	@for t in sanitize framing irc; do \
 	  mkdir -p build-fuzz/corpus/$$t; \
 	  echo "fuzz_$$t: $(FUZZ_SECONDS)s"; \
 	  build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
