@@ -454,6 +454,13 @@ static void on_message(struct worker *w, struct conn *c, const char *line, size_
         if (!colon || end - colon < 2 || colon[1] != ':')
             goto corrupt;
         p = colon + 2;
+        if (p < end && *p == 'x') { /* the rest of a long message, cut into several lines */
+            while (p < end && *p == 'x')
+                p++;
+            if (p != end)
+                goto corrupt;
+            return;
+        }
     } else {
         p = memchr(line, ' ', len);
         if (!p || end - p < (ptrdiff_t)(plen + 2) || p[1] != '<' || memcmp(p + 2, cfg->prefix, plen) != 0)
