@@ -506,38 +506,41 @@ enum hub_err hub_nick(struct hub *h, struct user *u, const char *name)
 /* ==== Messages ==== */
 
 static enum hub_err say(struct hub *h, struct user *u, enum hub_event_type type, unsigned flags, const char *name,
-                        const char *text)
+                        const char *text, const char *tags)
 {
     struct room *r;
     enum hub_err err = member_room(h, u, name, &r);
     if (err)
         return err;
-    struct hub_event ev = {.type = type, .flags = flags, .room = r->name, .from = u->name, .user = u, .text = text};
+    struct hub_event ev = {
+        .type = type, .flags = flags, .room = r->name, .from = u->name, .user = u, .text = text, .tags = tags};
     to_room(h, r, &ev, u);
     return HUB_OK;
 }
 
 enum hub_err hub_say(struct hub *h, struct user *u, const char *room, const char *text)
 {
-    return say(h, u, EV_SAY, 0, room, text);
+    return say(h, u, EV_SAY, 0, room, text, NULL);
 }
 
 enum hub_err hub_action(struct hub *h, struct user *u, const char *room, const char *text)
 {
-    return say(h, u, EV_ACTION, 0, room, text);
+    return say(h, u, EV_ACTION, 0, room, text, NULL);
 }
 
 enum hub_err hub_notice(struct hub *h, struct user *u, const char *room, const char *text)
 {
-    return say(h, u, EV_SAY, HUB_NOTICE, room, text);
+    return say(h, u, EV_SAY, HUB_NOTICE, room, text, NULL);
 }
 
-static enum hub_err privmsg(struct hub *h, struct user *u, unsigned flags, const char *to, const char *text)
+static enum hub_err privmsg(struct hub *h, struct user *u, unsigned flags, const char *to, const char *text,
+                            const char *tags)
 {
     struct user *r = dict_get(&h->users, to);
     if (!r)
         return HUB_ENOUSER;
-    struct hub_event ev = {.type = EV_PRIVMSG, .flags = flags, .from = u->name, .user = u, .to = r->name, .text = text};
+    struct hub_event ev = {
+        .type = EV_PRIVMSG, .flags = flags, .from = u->name, .user = u, .to = r->name, .text = text, .tags = tags};
     send_to(h, r, &ev);
     ev.type = EV_PRIVECHO; /* the same id: an IRC echo-message carries the same msgid */
     struct msg *m = u->ops->encode(&ev, u);
@@ -550,12 +553,22 @@ static enum hub_err privmsg(struct hub *h, struct user *u, unsigned flags, const
 
 enum hub_err hub_privmsg(struct hub *h, struct user *u, const char *to, const char *text)
 {
-    return privmsg(h, u, 0, to, text);
+    return privmsg(h, u, 0, to, text, NULL);
 }
 
 enum hub_err hub_privnotice(struct hub *h, struct user *u, const char *to, const char *text)
 {
-    return privmsg(h, u, HUB_NOTICE, to, text);
+    return privmsg(h, u, HUB_NOTICE, to, text, NULL);
+}
+
+enum hub_err hub_message(struct hub *h, struct user *u, const char *target, unsigned flags, const char *text,
+                         const char *tags)
+{
+    if (target[0] == '#') {
+        enum hub_event_type type = flags & HUB_ACTION ? EV_ACTION : EV_SAY;
+        return say(h, u, type, flags & (unsigned)~HUB_ACTION, target, text, tags);
+    }
+    return privmsg(h, u, flags, target, text, tags);
 }
 
 /* A copy of text cut to at most max bytes, not inside a UTF-8 sequence. */
@@ -593,6 +606,12 @@ enum hub_err hub_topic(struct hub *h, struct user *u, const char *name, const ch
     to_room(h, r, &ev, NULL);
     r->topic_ms = ev.time_ms;
     return HUB_OK;
+}
+
+void hub_realname(struct hub *h, struct user *u, const char *text)
+{
+    struct hub_event ev = {.type = EV_REALNAME, .from = u->name, .user = u, .text = text};
+    to_neighbours(h, u, &ev, 0);
 }
 
 enum hub_err hub_away(struct hub *h, struct user *u, const char *text)

@@ -31,6 +31,7 @@ enum hub_event_type {
     EV_NICK,      /* from = old name, to = new name: once to each user sharing a room, and the user */
     EV_TOPIC,     /* room, from, text = the new topic ("" cleared): to the room, the setter included */
     EV_AWAY,      /* from, text = why away, or NULL when back: once to each user sharing a room */
+    EV_REALNAME,  /* from, text = its new real name (IRC's realname): once to each user sharing a room */
     EV_SHUTDOWN,  /* the server is stopping: to everyone */
     /* Unicasts: to one user, who is `to` in encode. */
     EV_PRIVMSG,   /* from -> to, text: as the recipient sees it */
@@ -41,6 +42,8 @@ enum hub_event_type {
 
 /* hub_event.flags */
 #define HUB_NOTICE 1u /* EV_SAY, EV_PRIVMSG, EV_PRIVECHO: a notice, never to be answered automatically */
+#define HUB_TAGMSG 2u /* EV_SAY, EV_PRIVMSG, EV_PRIVECHO: no text, only client tags (IRC's TAGMSG) */
+#define HUB_ACTION 4u /* EV_PRIVMSG, EV_PRIVECHO: an action (/me) in private */
 
 struct hub_event {
     enum hub_event_type type;
@@ -52,6 +55,7 @@ struct hub_event {
     const struct user *user; /* the user `from` names, when there is one (user@host for IRC) */
     const char *to;
     const char *text;
+    const char *tags;  /* client tags to relay as they came ("+typing=active;+x=y"), or NULL */
     const char *const *names;
     const uint32_t *sizes;
     size_t count;
@@ -123,6 +127,11 @@ enum hub_err hub_part(struct hub *h, struct user *u, const char *room, const cha
 enum hub_err hub_say(struct hub *h, struct user *u, const char *room, const char *text);
 enum hub_err hub_action(struct hub *h, struct user *u, const char *room, const char *text);
 enum hub_err hub_privmsg(struct hub *h, struct user *u, const char *to, const char *text);
+/* Any of the above to a room ("#...") or a user, with flags (HUB_NOTICE,
+ * HUB_ACTION, HUB_TAGMSG: text NULL) and client tags that codecs which know
+ * them relay and the others ignore (tags may be NULL). */
+enum hub_err hub_message(struct hub *h, struct user *u, const char *target, unsigned flags, const char *text,
+                         const char *tags);
 /* The same as notices (HUB_NOTICE): automated messages nobody should answer. */
 enum hub_err hub_notice(struct hub *h, struct user *u, const char *room, const char *text);
 enum hub_err hub_privnotice(struct hub *h, struct user *u, const char *to, const char *text);
@@ -132,6 +141,9 @@ enum hub_err hub_topic(struct hub *h, struct user *u, const char *room, const ch
 /* Mark u away (text, cut to HUB_AWAY_MAX) or back (NULL or ""); tells the
  * users sharing a room (EV_AWAY). */
 enum hub_err hub_away(struct hub *h, struct user *u, const char *text);
+/* u's real name (a description, kept by its codec) changed: tell the users
+ * sharing a room (EV_REALNAME). */
+void hub_realname(struct hub *h, struct user *u, const char *text);
 enum hub_err hub_who(struct hub *h, struct user *u, const char *room);
 enum hub_err hub_rooms(struct hub *h, struct user *u);
 

@@ -54,7 +54,7 @@ def test_irc_registration_with_cap_waits_for_cap_end(natterd, irc):
     m = c.expect(r" CAP \* LS :(.*)$")
     advertised = m.group(1).split()
     assert set(advertised) == {"away-notify", "cap-notify", "echo-message", "message-tags", "server-time",
-                               "userhost-in-names"}, advertised
+                               "setname", "userhost-in-names"}, advertised
     c.sync("before-end")  # PING works before registration...
     assert not any(" 001 " in l for l in c.lines), c.lines  # ...but no welcome until CAP END
     c.send("CAP REQ :server-time no-such-cap")
@@ -231,6 +231,10 @@ def test_irc_messages_both_ways(natterd, client, irc):
     c.expect(r"^:pat!plain@natter/plain PRIVMSG ivy :psst$")
     c.send("PRIVMSG pat :back at you")
     p.expect(r"^\*ivy\* back at you$")
+    c.send("PRIVMSG pat :\x01ACTION nods\x01")  # a private action, both ways
+    p.expect(r"^\*ivy\* \* ivy nods$")
+    c.send("PRIVMSG dan :\x01ACTION winks\x01")
+    d.expect(r"^:ivy!~u@natter/irc PRIVMSG dan :\x01ACTION winks\x01$")
     c.send("NOTICE #lobby :a notice")
     p.expect(r"^#lobby -ivy- a notice$")
     d.expect(r"^:ivy!~u@natter/irc NOTICE #lobby :a notice$")
@@ -302,8 +306,9 @@ def test_irc_caps_server_time_msgid_echo(natterd, client, irc):
         x.send("JOIN #lobby")
         x.expect(r" 366 \S+ #lobby ")
     c.send("@+draft/reply=abc;label=x PRIVMSG #lobby :tagged")
-    m = c.expect(r"^@time=(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z);msgid=(\S+) :ivy!~u@natter/irc PRIVMSG #lobby :tagged$")
-    d_m = d.expect(r"^@msgid=(\S+) :ivy!~u@natter/irc PRIVMSG #lobby :tagged$")
+    m = c.expect(r"^@time=(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z);msgid=(\S+);\+draft/reply=abc "
+                 r":ivy!~u@natter/irc PRIVMSG #lobby :tagged$")  # client-only tags relayed, label not
+    d_m = d.expect(r"^@msgid=(\S+);\+draft/reply=abc :ivy!~u@natter/irc PRIVMSG #lobby :tagged$")
     assert d_m.group(1) == m.group(2)  # the hub's message id, the same for everyone
     e.expect(r"^:ivy!~u@natter/irc PRIVMSG #lobby :tagged$")  # no caps: no tags
     p.expect(r"^#lobby <ivy> tagged$")
@@ -316,6 +321,18 @@ def test_irc_caps_server_time_msgid_echo(natterd, client, irc):
     d.send("PRIVMSG #lobby :no echo for dan")
     d.sync()
     assert not any("no echo for dan" in l for l in d.lines), d.lines
+    # TAGMSG: tags alone, to those who asked for message-tags
+    c.send("@+typing=active;bad-key;+x=1\\s2 TAGMSG #lobby")
+    c.expect(r";msgid=\S+;\+typing=active;\+x=1\\s2 :ivy!~u@natter/irc TAGMSG #lobby$")  # echoed
+    d.expect(r"^@msgid=\S+;\+typing=active;\+x=1\\s2 :ivy!~u@natter/irc TAGMSG #lobby$")
+    c.send("@+typing=paused TAGMSG dan")
+    d.expect(r"^@msgid=\S+;\+typing=paused :ivy!~u@natter/irc TAGMSG dan$")
+    c.send("TAGMSG nobody")
+    c.expect(r" 401 ivy nobody :No such nick/channel$")
+    c.send("PRIVMSG #lobby :after tags")
+    for x in (e, p):
+        x.expect(r"after tags$")
+        assert not any("TAGMSG" in l or "typing" in l for l in x.lines), x.lines
 
 
 def test_irc_caps_away_notify_and_away(natterd, client, irc):
@@ -346,6 +363,30 @@ def test_irc_caps_away_notify_and_away(natterd, client, irc):
     c.expect(r"^:dan!~u@natter/irc AWAY$")
     d.sync()
     assert not any(" AWAY" in l and l.startswith(":pat") for l in d.lines), d.lines  # dan has no away-notify
+
+
+def test_irc_cap_setname(natterd, client, irc):
+    s = natterd()
+    p = client(s)
+    c = irc(s).register("ivy", caps=["setname"])
+    d = irc(s).register("dan", caps=["setname"])
+    e = irc(s).register("eve")
+    for x in (c, d, e):
+        x.send("JOIN #lobby")
+        x.expect(r" 366 \S+ #lobby ")
+    d.send("SETNAME :Daniel Q. Public")
+    d.expect(r"^:dan!~u@natter/irc SETNAME :Daniel Q\. Public$")  # the changer too
+    c.expect(r"^:dan!~u@natter/irc SETNAME :Daniel Q\. Public$")
+    c.send("WHOIS dan")
+    c.expect(r" 311 ivy dan ~u natter/irc \* :Daniel Q\. Public$")
+    d.send("SETNAME :" + "n" * 300)
+    c.expect(r"^:dan!\S+ SETNAME :n{100}$")  # cut to 100 bytes
+    d.send("SETNAME :")
+    d.expect(r"^:\S+ FAIL SETNAME INVALID_REALNAME :")
+    for x in (e, p):
+        x.send("PING :z" if x is e else "/rooms")
+        x.expect(r"PONG \S+ :z$" if x is e else r"^-- rooms:")
+        assert not any("SETNAME" in l for l in x.lines), x.lines
 
 
 def test_irc_cap_userhost_in_names_off(natterd, irc):
@@ -473,4 +514,9 @@ def test_irc_bare_newline_and_hostile_bytes(natterd, client, irc):
         c.send(junk)
     c.send(b"@tag=v :ivy!x@y PRIVMSG #lobby :still here\r\n")  # a prefix from a client is ignored
     p.expect(r"^#lobby <ivy> still here$")
-    c.sync()
+    # found by fuzz_irc: replies must never cut a UTF-8 character (readline decodes strictly)
+    c.send("MODE #lobby \u00e9")
+    c.expect(r" 472 ivy \u00e9 :is unknown mode char to me$")
+    c.send("QUIT :" + "\u00e9" * 300)
+    c.expect(r"^ERROR :Closing link: \(Quit: \u00e9+\)$")
+    p.expect(r"^-- ivy quit \(Quit: \u00e9+\)$")

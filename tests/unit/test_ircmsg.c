@@ -47,6 +47,14 @@ static void test_tags(void)
     CHECK(irc_tag(&m, "+x", v, sizeof v) && strcmp(v, "a b;c\\") == 0, "tag: escapes undone");
     CHECK(irc_tag(&m, "flag", v, sizeof v) && strcmp(v, "") == 0, "tag: a tag without value");
     CHECK(!irc_tag(&m, "lab", v, sizeof v) && !irc_tag(&m, "none", v, sizeof v), "tag: only whole keys match");
+    char ct[64];
+    parse("@label=1;+typing=active;+;+bad!key;+draft/reply=x\\sy;+flag;time=2 TAGMSG #a");
+    CHECK(irc_client_tags(&m, ct, sizeof ct) && strcmp(ct, "+typing=active;+draft/reply=x\\sy;+flag") == 0,
+          "client tags: only well-formed +tags, as sent");
+    parse("@+aaaa=1;+bbbb=2 TAGMSG #a");
+    CHECK(irc_client_tags(&m, ct, 12) && strcmp(ct, "+aaaa=1") == 0, "client tags: whole tags only, within the room");
+    parse("@label=1 PRIVMSG #a :x");
+    CHECK(!irc_client_tags(&m, ct, sizeof ct), "client tags: none");
 }
 
 static void test_sanitize(void)

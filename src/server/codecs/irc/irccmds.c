@@ -41,6 +41,7 @@ static const struct cap {
     {"echo-message", CAP_ECHO_MESSAGE},
     {"message-tags", CAP_MESSAGE_TAGS},
     {"server-time", CAP_SERVER_TIME},
+    {"setname", CAP_SETNAME},
     {"userhost-in-names", CAP_USERHOST_IN_NAMES},
 };
 #define NCAPS (sizeof caps / sizeof caps[0])
@@ -292,6 +293,36 @@ static int cmd_nick(struct conn *c, struct irc_msg *m)
     return 0;
 }
 
+/* Keep at most IRC_REALNAME_MAX bytes of name, cut between characters. */
+static int set_realname(struct irc_state *st, const char *name)
+{
+    size_t n = irc_fit(name, strlen(name), IRC_REALNAME_MAX);
+    char *copy = malloc(n + 1);
+    if (!copy)
+        return -1;
+    memcpy(copy, name, n);
+    copy[n] = '\0';
+    free(st->realname);
+    st->realname = copy;
+    return 0;
+}
+
+/* SETNAME :new realname (the setname capability): 'FAIL SETNAME' when it cannot. */
+static int cmd_setname(struct conn *c, struct irc_msg *m)
+{
+    struct irc_state *st = irc_st(c);
+    if (!*m->params[0] || set_realname(st, m->params[0]) < 0) {
+        irc_send(c, ":%s FAIL SETNAME INVALID_REALNAME :Realname is not valid", irc_conf.server_name);
+        return 0;
+    }
+    hub_realname(conn_hub(c), c->user, st->realname);
+    if (st->caps & CAP_SETNAME) { /* the one who asked sees it too */
+        char mask[HUB_NAME_MAX * 2 + 48];
+        irc_send(c, ":%s SETNAME :%s", irc_mask(c->user, c->user->name, mask, sizeof mask), st->realname);
+    }
+    return 0;
+}
+
 static int cmd_user(struct conn *c, struct irc_msg *m)
 {
     struct irc_state *st = irc_st(c);
@@ -308,8 +339,7 @@ static int cmd_user(struct conn *c, struct irc_msg *m)
     if (n == 1)
         st->user[n++] = 'u';
     st->user[n] = '\0';
-    free(st->realname);
-    st->realname = strdup(m->params[3][0] ? m->params[3] : st->user + 1);
+    set_realname(st, m->params[3][0] ? m->params[3] : st->user + 1);
     st->got_user = 1;
     return try_register(c);
 }
@@ -332,8 +362,8 @@ static int cmd_quit(struct conn *c, struct irc_msg *m)
 {
     const char *reason = m->nparams > 0 && *m->params[0] ? m->params[0] : NULL;
     char r[HUB_AWAY_MAX + 16];
-    if (reason)
-        snprintf(r, sizeof r, "Quit: %s", reason);
+    if (reason) /* cut between characters */
+        snprintf(r, sizeof r, "Quit: %.*s", (int)irc_fit(reason, strlen(reason), HUB_AWAY_MAX), reason);
     if (c->user) {
         irc_remember(c->user);
         hub_disconnect(conn_hub(c), c->user, reason ? r : "Quit");
@@ -489,45 +519,37 @@ static char *ctcp_action(char *text)
     return t;
 }
 
-static void message_one(struct conn *c, const char *target, char *text, int notice)
+/* kind: 0 PRIVMSG, 1 NOTICE, 2 TAGMSG (text NULL). */
+static void message_one(struct conn *c, const char *target, char *text, int kind, const char *tags)
 {
     struct hub *h = conn_hub(c);
-    enum hub_err err;
-    char *action = ctcp_action(text);
-    if (target[0] == '#') {
-        if (action && !notice)
-            err = hub_action(h, c->user, target, action);
-        else
-            err = notice ? hub_notice(h, c->user, target, text) : hub_say(h, c->user, target, text);
-        if (notice)
-            return;
-        if (err == HUB_ENOTINROOM)
-            irc_num(c, "404", "%s :Cannot send to channel", target);
-        else if (err == HUB_ENOSUCHROOM || err == HUB_EBADROOM)
-            irc_num(c, "403", "%s :No such channel", target);
-        return;
-    }
-    err = notice ? hub_privnotice(h, c->user, target, text) : hub_privmsg(h, c->user, target, text);
-    if (notice)
-        return;
-    if (err == HUB_ENOUSER) {
+    char *action = text && kind == 0 ? ctcp_action(text) : NULL;
+    unsigned flags = kind == 1 ? HUB_NOTICE : kind == 2 ? HUB_TAGMSG : action ? HUB_ACTION : 0;
+    enum hub_err err = hub_message(h, c->user, target, flags, action ? action : text, tags);
+    if (kind == 1)
+        return; /* notices get no error replies */
+    if (err == HUB_ENOTINROOM)
+        irc_num(c, "404", "%s :Cannot send to channel", target);
+    else if (err == HUB_ENOSUCHROOM || err == HUB_EBADROOM)
+        irc_num(c, "403", "%s :No such channel", target);
+    else if (err == HUB_ENOUSER)
         irc_num(c, "401", "%s :No such nick/channel", target);
+    if (err || target[0] == '#' || kind != 0)
         return;
-    }
     struct user *u = hub_find_user(h, target);
     if (u && u->away)
         irc_num(c, "301", "%s :%s", u->name, u->away);
 }
 
-static int message(struct conn *c, struct irc_msg *m, int notice)
+static int message(struct conn *c, struct irc_msg *m, int kind)
 {
     if (m->nparams < 1 || !*m->params[0]) {
-        if (!notice)
+        if (kind != 1)
             irc_num(c, "411", ":No recipient given (%s)", m->command);
         return 0;
     }
-    if (m->nparams < 2 || !*m->params[1]) {
-        if (!notice)
+    if (kind != 2 && (m->nparams < 2 || !*m->params[1])) {
+        if (kind == 0)
             irc_num(c, "412", ":No text to send");
         return 0;
     }
@@ -541,14 +563,19 @@ static int message(struct conn *c, struct irc_msg *m, int notice)
         }
         targets[n++] = t;
     }
-    irc_st(c)->last_spoke = time(NULL);
-    size_t len = strlen(m->params[1]);
+    char tagbuf[IRC_TAGS_MAX];
+    const char *tags = irc_client_tags(m, tagbuf, sizeof tagbuf);
+    if (kind != 2)
+        irc_st(c)->last_spoke = time(NULL);
+    size_t len = kind == 2 ? 0 : strlen(m->params[1]);
     for (int i = 0; i < n && !conn_closing(c); i++) {
-        char *text = malloc(len + 1); /* ctcp_action cuts its copy */
-        if (!text)
-            return 0;
-        memcpy(text, m->params[1], len + 1);
-        message_one(c, targets[i], text, notice);
+        char *text = NULL;
+        if (kind != 2) {
+            if (!(text = malloc(len + 1))) /* ctcp_action cuts its copy */
+                return 0;
+            memcpy(text, m->params[1], len + 1);
+        }
+        message_one(c, targets[i], text, kind, tags);
         free(text);
     }
     return 0;
@@ -562,6 +589,11 @@ static int cmd_privmsg(struct conn *c, struct irc_msg *m)
 static int cmd_notice(struct conn *c, struct irc_msg *m)
 {
     return message(c, m, 1);
+}
+
+static int cmd_tagmsg(struct conn *c, struct irc_msg *m)
+{
+    return message(c, m, 2);
 }
 
 /* ==== Users ==== */
@@ -656,7 +688,8 @@ void irc_remember(const struct user *u)
     const struct irc_state *st = irc_state_of(u);
     snprintf(w->nick, sizeof w->nick, "%s", u->name);
     irc_userhost(u, w->userhost, sizeof w->userhost);
-    snprintf(w->realname, sizeof w->realname, "%s", st && st->realname ? st->realname : u->name);
+    const char *real = st && st->realname ? st->realname : u->name;
+    snprintf(w->realname, sizeof w->realname, "%.*s", (int)irc_fit(real, strlen(real), sizeof w->realname - 1), real);
     w->when = time(NULL);
 }
 
@@ -749,7 +782,10 @@ static int channel_mode(struct conn *c, struct irc_msg *m)
         if (*p == 'b') {
             irc_num(c, "368", "%s :End of channel ban list", name);
         } else if (*p != 'n') {
-            irc_num(c, "472", "%c :is unknown mode char to me", *p);
+            int k = 1; /* the whole character, if it is not ASCII */
+            while (p[k] && ((unsigned char)p[k] & 0xC0) == 0x80)
+                k++;
+            irc_num(c, "472", "%.*s :is unknown mode char to me", k, p);
             return 0;
         }
     }
@@ -831,6 +867,8 @@ static const struct command {
     {"PART", cmd_part, 1, 1},
     {"PRIVMSG", cmd_privmsg, 0, 1},
     {"NOTICE", cmd_notice, 0, 1},
+    {"TAGMSG", cmd_tagmsg, 0, 1},
+    {"SETNAME", cmd_setname, 1, 1},
     {"NAMES", cmd_names, 0, 1},
     {"TOPIC", cmd_topic, 1, 1},
     {"LIST", cmd_list, 0, 1},

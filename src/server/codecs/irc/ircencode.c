@@ -89,8 +89,10 @@ const char *irc_mask(const struct user *u, const char *nick, char *out, size_t l
     return out;
 }
 
-/* "@time=...;msgid=... " for the variant's capabilities, or "". part > 0 names
- * the part of a message cut into several lines, each with its own msgid. */
+/* "@time=...;msgid=...;+client=tags " for the variant's capabilities, or "".
+ * part > 0 names the part of a message cut into several lines, each with its
+ * own msgid. out holds TAGS_LEN bytes. */
+#define TAGS_LEN (128 + IRC_TAGS_MAX)
 static const char *tags_for(const struct hub_event *ev, unsigned variant, int part, char *out, size_t len)
 {
     size_t n = 0;
@@ -107,6 +109,8 @@ static const char *tags_for(const struct hub_event *ev, unsigned variant, int pa
         if (part > 1)
             n += (size_t)snprintf(out + n, len - n, "-%d", part);
     }
+    if ((variant & CAP_MESSAGE_TAGS) && ev->tags && n + strlen(ev->tags) + 3 < len)
+        n += (size_t)snprintf(out + n, len - n, "%s%s", n ? ";" : "@", ev->tags);
     if (n)
         snprintf(out + n, len - n, " ");
     return out;
@@ -123,12 +127,17 @@ static void add_message(struct out *o, const struct hub_event *ev, unsigned vari
     size_t room = IRC_BODY_MAX - (size_t)hn - strlen(tail);
     size_t len = strlen(text);
     int part = 1;
+    char *tags = malloc(TAGS_LEN);
+    if (!tags) {
+        o->failed = 1;
+        return;
+    }
     do {
         size_t k = irc_fit(text, len, room);
-        char tags[128];
-        out_printf(o, "%s%s%.*s%s\r\n", tags_for(ev, variant, part++, tags, sizeof tags), head, (int)k, text, tail);
+        out_printf(o, "%s%s%.*s%s\r\n", tags_for(ev, variant, part++, tags, TAGS_LEN), head, (int)k, text, tail);
         text += k, len -= k;
     } while (len > 0);
+    free(tags);
 }
 
 /* A line about from (JOIN, PART, QUIT, NICK, TOPIC, AWAY), with tags. */
@@ -137,7 +146,7 @@ static void add_event(struct out *o, const struct hub_event *ev, unsigned varian
 static void add_event(struct out *o, const struct hub_event *ev, unsigned variant, const char *mask,
                       const char *fmt, ...)
 {
-    char tags[128], body[IRC_LINE_MAX * 2];
+    char tags[TAGS_LEN], body[IRC_LINE_MAX * 2];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(body, sizeof body, fmt, ap);
@@ -222,18 +231,6 @@ static void add_list(struct out *o, const struct hub_event *ev, const struct use
 
 /* ==== Events ==== */
 
-/* The text of a CTCP ACTION ("\1ACTION text\1"), or NULL if text is not one. */
-static const char *action_text(const char *text, char *out, size_t len)
-{
-    if (strncmp(text, "\x01" "ACTION ", 8) != 0)
-        return NULL;
-    snprintf(out, len, "%s", text + 8);
-    size_t n = strlen(out);
-    if (n && out[n - 1] == '\x01')
-        out[n - 1] = '\0';
-    return out;
-}
-
 static struct msg *encode(const struct hub_event *ev, const struct user *to)
 {
     struct out o = {0};
@@ -243,6 +240,12 @@ static struct msg *encode(const struct hub_event *ev, const struct user *to)
     if (ev->from)
         irc_mask(ev->user, ev->from, mask, sizeof mask);
     const char *cmd = ev->flags & HUB_NOTICE ? "NOTICE" : "PRIVMSG";
+    if ((ev->flags & HUB_TAGMSG) && (ev->type == EV_SAY || ev->type == EV_PRIVMSG || ev->type == EV_PRIVECHO)) {
+        if (!(v & CAP_MESSAGE_TAGS) || (ev->type == EV_PRIVECHO && !(st && (st->caps & CAP_ECHO_MESSAGE))))
+            return NULL; /* TAGMSG is for those who asked for tags */
+        add_event(&o, ev, v, mask, "TAGMSG %s", ev->type == EV_SAY ? ev->room : ev->to);
+        return out_msg(&o);
+    }
     switch (ev->type) {
     case EV_SAY:
         add_message(&o, ev, v, mask, cmd, ev->room, ev->text, 0);
@@ -254,16 +257,10 @@ static struct msg *encode(const struct hub_event *ev, const struct user *to)
         if (!st || !(st->caps & CAP_ECHO_MESSAGE))
             return NULL;
         /* fall through */ /* the sender's copy reads as the recipient's does */
-    case EV_PRIVMSG: {
-        char *act = malloc(strlen(ev->text) + 1);
-        const char *a = act ? action_text(ev->text, act, strlen(ev->text) + 1) : NULL;
-        if (a)
-            add_message(&o, ev, v, mask, "PRIVMSG", ev->to, a, 1);
-        else
-            add_message(&o, ev, v, mask, cmd, ev->to, ev->text, 0);
-        free(act);
+    case EV_PRIVMSG:
+        add_message(&o, ev, v, mask, ev->flags & HUB_ACTION ? "PRIVMSG" : cmd, ev->to, ev->text,
+                    (ev->flags & HUB_ACTION) != 0);
         break;
-    }
     case EV_JOIN:
         add_event(&o, ev, v, mask, "JOIN %s", ev->room);
         break;
@@ -289,6 +286,11 @@ static struct msg *encode(const struct hub_event *ev, const struct user *to)
             add_event(&o, ev, v, mask, "AWAY :%s", ev->text);
         else
             add_event(&o, ev, v, mask, "AWAY");
+        break;
+    case EV_REALNAME:
+        if (!(v & CAP_SETNAME))
+            return NULL;
+        add_event(&o, ev, v, mask, "SETNAME :%s", ev->text);
         break;
     case EV_SHUTDOWN:
         out_printf(&o, "ERROR :Closing link: (Server shutting down)\r\n");

@@ -110,3 +110,33 @@ const char *irc_tag(const struct irc_msg *m, const char *key, char *out, size_t 
     }
     return NULL;
 }
+
+static int tag_key_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '/' ||
+           c == '.';
+}
+
+const char *irc_client_tags(const struct irc_msg *m, char *out, size_t outlen)
+{
+    size_t o = 0;
+    if (!m->tags || outlen == 0)
+        return NULL;
+    for (const char *t = m->tags; *t;) {
+        const char *end = strchr(t, ';');
+        size_t n = end ? (size_t)(end - t) : strlen(t);
+        size_t k = 1;
+        while (k < n && tag_key_char(t[k]))
+            k++;
+        int ok = n > 1 && t[0] == '+' && k > 1 && (k == n || t[k] == '=');
+        if (ok && o + (o > 0) + n < outlen) {
+            if (o)
+                out[o++] = ';';
+            memcpy(out + o, t, n);
+            o += n;
+        }
+        t += n + (end != NULL);
+    }
+    out[o] = '\0';
+    return o ? out : NULL;
+}

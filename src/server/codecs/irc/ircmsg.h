@@ -43,4 +43,9 @@ size_t irc_fit(const char *text, size_t len, size_t max);
  * when it is not there. */
 const char *irc_tag(const struct irc_msg *m, const char *key, char *out, size_t outlen);
 
+/* The client-only tags of m ("+key[=value]" with key letters, digits, '-', '/',
+ * '.'), as sent and joined by ';', into out (at most outlen - 1 bytes, whole
+ * tags only). Returns out, or NULL when there are none. */
+const char *irc_client_tags(const struct irc_msg *m, char *out, size_t outlen);
+
 #endif

@@ -65,8 +65,12 @@ static struct msg *encode_text(const struct hub_event *ev, const char *text)
     case EV_ACTION:
         return msg_printf("%s * %s %s\n", ev->room, ev->from, text);
     case EV_PRIVMSG:
+        if (ev->flags & HUB_ACTION)
+            return msg_printf("*%s* * %s %s\n", ev->from, ev->from, text);
         return notice ? msg_printf("-%s- %s\n", ev->from, text) : msg_printf("*%s* %s\n", ev->from, text);
     case EV_PRIVECHO:
+        if (ev->flags & HUB_ACTION)
+            return msg_printf("-> *%s* * %s %s\n", ev->to, ev->from, text);
         return notice ? msg_printf("-> -%s- %s\n", ev->to, text) : msg_printf("-> *%s* %s\n", ev->to, text);
     case EV_TOPIC:
         if (!*text)
@@ -91,10 +95,12 @@ static struct msg *encode_text(const struct hub_event *ev, const char *text)
 static struct msg *encode_user_text(const struct hub_event *ev)
 {
     const char *text = ev->text ? ev->text : "";
+    if (ev->flags & HUB_TAGMSG)
+        return NULL; /* tags alone: nothing a terminal shows */
     if (text[0] == '\x01' && ev->type != EV_PART && ev->type != EV_QUIT && ev->type != EV_TOPIC)
         return NULL;
     if (!text_has_controls(text))
-        return encode_text(ev, ev->text);
+        return encode_text(ev, text);
     char *clean_text = strdup(text);
     if (!clean_text)
         return NULL;
@@ -118,6 +124,8 @@ static struct msg *encode(const struct hub_event *ev, const struct user *to)
         return encode_user_text(ev);
     case EV_AWAY:
         return NULL; /* shown when someone writes to an away user */
+    case EV_REALNAME:
+        return NULL; /* plain users have no real names */
     case EV_JOIN:
         return msg_printf("-- %s joined %s\n", ev->from, ev->room);
     case EV_NICK:
