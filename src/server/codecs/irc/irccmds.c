@@ -202,7 +202,6 @@ static int cmd_motd(struct conn *c, struct irc_msg *m)
 
 static void welcome(struct conn *c)
 {
-    struct irc_state *st = irc_st(c);
     char mask[HUB_NAME_MAX * 2 + 48];
     irc_num(c, "001", ":Welcome to the %s IRC Network %s", irc_conf.network, irc_mask(c->user, c->user->name, mask, sizeof mask));
     irc_num(c, "002", ":Your host is %s, running version %s", irc_conf.server_name, VERSION_STRING);
@@ -211,7 +210,6 @@ static void welcome(struct conn *c)
     irc_send_isupport(c);
     cmd_lusers(c, NULL);
     cmd_motd(c, NULL);
-    (void)st;
 }
 
 /* NICK and USER are in (and PASS if one is needed) and CAP is done: join the hub. */
@@ -247,6 +245,16 @@ static int try_register(struct conn *c)
     return 0;
 }
 
+/* Compare in time that depends on the lengths only, not on where they differ. */
+static int same_secret(const char *a, const char *b)
+{
+    size_t na = strlen(a), nb = strlen(b);
+    unsigned char diff = na != nb;
+    for (size_t i = 0; i < na; i++)
+        diff |= (unsigned char)(a[i] ^ b[i % (nb ? nb : 1)]);
+    return nb > 0 && diff == 0;
+}
+
 static int cmd_pass(struct conn *c, struct irc_msg *m)
 {
     struct irc_state *st = irc_st(c);
@@ -254,7 +262,7 @@ static int cmd_pass(struct conn *c, struct irc_msg *m)
         irc_num(c, "462", ":You may not reregister");
         return 0;
     }
-    st->pass_ok = !irc_conf.password || strcmp(m->params[0], irc_conf.password) == 0;
+    st->pass_ok = !irc_conf.password || same_secret(m->params[0], irc_conf.password);
     return 0;
 }
 
