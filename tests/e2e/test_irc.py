@@ -53,8 +53,8 @@ def test_irc_registration_with_cap_waits_for_cap_end(natterd, irc):
     c.send("USER bob 0 * :Bob")
     m = c.expect(r" CAP \* LS :(.*)$")
     advertised = m.group(1).split()
-    assert set(advertised) == {"away-notify", "cap-notify", "echo-message", "message-tags", "server-time",
-                               "setname", "userhost-in-names"}, advertised
+    assert set(advertised) == {"away-notify", "batch", "cap-notify", "echo-message", "labeled-response",
+                               "message-tags", "server-time", "setname", "userhost-in-names"}, advertised
     c.sync("before-end")  # PING works before registration...
     assert not any(" 001 " in l for l in c.lines), c.lines  # ...but no welcome until CAP END
     c.send("CAP REQ :server-time no-such-cap")
@@ -363,6 +363,36 @@ def test_irc_caps_away_notify_and_away(natterd, client, irc):
     c.expect(r"^:dan!~u@natter/irc AWAY$")
     d.sync()
     assert not any(" AWAY" in l and l.startswith(":pat") for l in d.lines), d.lines  # dan has no away-notify
+
+
+def test_irc_cap_labeled_response_and_batch(natterd, client, irc):
+    s = natterd()
+    p = client(s)
+    c = irc(s)
+    c.send("CAP LS 302")
+    c.send("CAP REQ :labeled-response")
+    c.expect(r" CAP \* NAK :labeled-response$")  # needs batch
+    c.register("ivy", caps=["batch", "labeled-response", "echo-message", "message-tags"])
+    c.send("@label=p1 PING :x")
+    c.expect(r"^@label=p1 :\S+ PONG \S+ :x$")  # one line: the label on it
+    c.send("@label=j\\s2 JOIN #lobby")  # several: a batch; the label escaped back as it came
+    m = c.expect(r"^@label=j\\s2 :\S+ BATCH \+(\S+) labeled-response$")
+    ref = m.group(1)
+    c.expect(r"^@batch=%s;msgid=\S+ :ivy!~u@natter/irc JOIN #lobby$" % ref)
+    c.expect(r"^@batch=%s :\S+ 353 ivy = #lobby :" % ref)
+    c.expect(r"^@batch=%s :\S+ 366 ivy #lobby " % ref)
+    c.expect(r"^:\S+ BATCH -%s$" % ref)
+    c.send("@label=n3 PONG :x")
+    c.expect(r"^@label=n3 :\S+ ACK$")  # nothing to say: ACK
+    c.send("@label=m4 PRIVMSG #lobby :hello")
+    c.expect(r"^@label=m4;msgid=\S+ :ivy!~u@natter/irc PRIVMSG #lobby :hello$")  # the echo carries it
+    p.expect(r"^#lobby <ivy> hello$")
+    d = irc(s).register("dan", caps=["message-tags"])
+    d.send("@label=zz PING :y")
+    d.expect(r"^:\S+ PONG \S+ :y$")  # without the capability, no label
+    c.send("@label=q5 QUIT :done")
+    c.expect(r"^@label=q5 ERROR :Closing link: \(Quit: done\)$")
+    c.expect_eof()
 
 
 def test_irc_cap_setname(natterd, client, irc):

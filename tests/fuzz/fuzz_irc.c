@@ -228,7 +228,7 @@ static void connect_client(int k, int do_register)
     if (k < 2 && do_register) {
         char reg[128];
         snprintf(reg, sizeof reg, "%sNICK fz%u\r\nUSER u 0 * :fuzz\r\n%sJOIN #lobby\r\n",
-                 k ? "CAP LS 302\r\nCAP REQ :server-time message-tags echo-message away-notify userhost-in-names setname\r\n" : "",
+                 k ? "CAP LS 302\r\nCAP REQ :server-time message-tags echo-message away-notify userhost-in-names setname batch labeled-response\r\n" : "",
                  next_port, k ? "CAP END\r\n" : "");
         send_piece(k, reg, strlen(reg));
     }

@@ -47,6 +47,8 @@ static void test_tags(void)
     CHECK(irc_tag(&m, "+x", v, sizeof v) && strcmp(v, "a b;c\\") == 0, "tag: escapes undone");
     CHECK(irc_tag(&m, "flag", v, sizeof v) && strcmp(v, "") == 0, "tag: a tag without value");
     CHECK(!irc_tag(&m, "lab", v, sizeof v) && !irc_tag(&m, "none", v, sizeof v), "tag: only whole keys match");
+    parse("@label=ab\xC3\xA9 PING x");
+    CHECK(irc_tag(&m, "label", v, 4) && strcmp(v, "ab") == 0, "tag: a value cut short ends between characters");
     char ct[64];
     parse("@label=1;+typing=active;+;+bad!key;+draft/reply=x\\sy;+flag;time=2 TAGMSG #a");
     CHECK(irc_client_tags(&m, ct, sizeof ct) && strcmp(ct, "+typing=active;+draft/reply=x\\sy;+flag") == 0,

@@ -37,8 +37,10 @@ static const struct cap {
     unsigned bit;
 } caps[] = {
     {"away-notify", CAP_AWAY_NOTIFY},
+    {"batch", CAP_BATCH},
     {"cap-notify", CAP_CAP_NOTIFY},
     {"echo-message", CAP_ECHO_MESSAGE},
+    {"labeled-response", CAP_LABELED_RESPONSE},
     {"message-tags", CAP_MESSAGE_TAGS},
     {"server-time", CAP_SERVER_TIME},
     {"setname", CAP_SETNAME},
@@ -112,11 +114,14 @@ static int cap_req(struct conn *c, struct irc_msg *m)
         else
             add |= cap->bit;
     }
+    unsigned now = (st->caps | add) & ~del;
+    if ((now & CAP_LABELED_RESPONSE) && !(now & CAP_BATCH))
+        ok = 0; /* a labeled response of several lines is a batch */
     if (!ok) {
         irc_send(c, ":%s CAP %s NAK :%s", irc_conf.server_name, irc_nick(c), req);
         return 0;
     }
-    st->caps = (st->caps | add) & ~del;
+    st->caps = now;
     apply_caps(c);
     irc_send(c, ":%s CAP %s ACK :%s", irc_conf.server_name, irc_nick(c), req);
     return 0;
@@ -377,8 +382,9 @@ static int cmd_quit(struct conn *c, struct irc_msg *m)
         hub_disconnect(conn_hub(c), c->user, reason ? r : "Quit");
         c->user = NULL;
     }
-    irc_send(c, "ERROR :Closing link: (%s)", reason ? r : "Quit");
-    conn_close(c, "quit", 1);
+    char text[sizeof r + 32];
+    snprintf(text, sizeof text, "Closing link: (%s)", reason ? r : "Quit");
+    irc_error_close(c, "quit", text);
     return 1;
 }
 
@@ -389,12 +395,13 @@ static int cmd_quit(struct conn *c, struct irc_msg *m)
 static enum hub_err listing(struct conn *c, enum irc_listing kind, const char *room)
 {
     struct irc_state *st = irc_st(c);
-    size_t before = conn_queued(c);
+    size_t before = irc_queued(c);
     st->listing = (uint8_t)kind;
     enum hub_err err = kind == LISTING_LIST ? hub_rooms(conn_hub(c), c->user) : hub_who(conn_hub(c), c->user, room);
     st->listing = LISTING_NONE;
-    if (conn_queued(c) > before) /* listings cost the server in proportion to their size */
-        conn_charge(c, (double)((conn_queued(c) - before) / IRC_LINE_MAX));
+    size_t after = irc_queued(c);
+    if (after > before) /* listings cost the server in proportion to their size */
+        conn_charge(c, (double)((after - before) / IRC_LINE_MAX));
     return err;
 }
 

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/buf.h"
 #include "core/lineframe.h"
 #include "core/text.h"
 #include "server/codecs/irc/irccmds.h"
@@ -102,7 +103,13 @@ static int run_line(struct conn *c, char *line, size_t len)
         irc_num(c, "417", ":Input line was too long");
         return 0;
     }
-    return irc_run(c, &m);
+    struct irc_state *st = c->state;
+    char label[IRC_LABEL_MAX + 1];
+    if ((st->caps & CAP_LABELED_RESPONSE) && irc_tag(&m, "label", label, sizeof label) && label[0])
+        irc_label_start(c, label);
+    int closing = irc_run(c, &m);
+    irc_label_done(c);
+    return closing;
 }
 
 static int ic_line(void *ctx, char *line, size_t len)
@@ -179,8 +186,12 @@ static void ic_close(struct conn *c, const char *reason)
         hub_disconnect(conn_hub(c), c->user, reason);
         c->user = NULL;
     }
-    if (st)
+    if (st) {
+        for (uint32_t i = 0; i < st->nheld; i++)
+            msg_unref(st->held[i]);
+        free(st->held);
         free(st->realname);
+    }
     free(st);
     c->state = NULL;
     if (!clean_cap || conn_count() > 1)

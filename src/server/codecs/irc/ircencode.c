@@ -310,7 +310,7 @@ static struct msg *encode(const struct hub_event *ev, const struct user *to)
 
 static void deliver(void *ctx, struct msg *m)
 {
-    conn_send(ctx, m);
+    irc_out(ctx, m); /* a labeled command's own echoes are held for its label */
 }
 
 const struct user_ops irc_user_ops = {encode, deliver};

@@ -85,6 +85,19 @@ size_t irc_fit(const char *text, size_t len, size_t max)
     return n;
 }
 
+/* The length of s[0..n) without an incomplete UTF-8 sequence at its end. */
+static size_t trim_utf8(const char *s, size_t n)
+{
+    size_t j = n;
+    while (j > 0 && ((unsigned char)s[j - 1] & 0xC0) == 0x80)
+        j--;
+    if (j == 0 || (unsigned char)s[j - 1] < 0xC0)
+        return n; /* no sequence under way (or only stray continuation bytes) */
+    unsigned char lead = (unsigned char)s[j - 1];
+    size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+    return n - (j - 1) < need ? j - 1 : n;
+}
+
 const char *irc_tag(const struct irc_msg *m, const char *key, char *out, size_t outlen)
 {
     if (!m->tags || outlen == 0)
@@ -103,7 +116,7 @@ const char *irc_tag(const struct irc_msg *m, const char *key, char *out, size_t 
                 }
                 out[o++] = c;
             }
-            out[o] = '\0';
+            out[trim_utf8(out, o)] = '\0'; /* a value cut short ends between characters */
             return out;
         }
         t += n + (end != NULL);
