@@ -97,8 +97,14 @@ class Server:
             raise
         self.host = m.group(1).strip("[]")
         self.port = int(m.group(2))
-        irc_m = re.search(r"listening for IRC on (\[[^\]]+\]|[^ :]+):(\d+)", self.log)
-        self.irc_port = int(irc_m.group(2)) if irc_m else None
+        self.irc_port = None
+        if "--no-irc" not in self.args:  # its line may come before or after the ready line
+            try:
+                irc_m = self.wait_log(r"listening for IRC on (\[[^\]]+\]|[^ :]+):(\d+)")
+            except BaseException:
+                self.kill()
+                raise
+            self.irc_port = int(irc_m.group(2))
         self.family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
 
     def _read_stderr(self, timeout):
