@@ -287,6 +287,11 @@ void conn_spoke(struct conn *c)
     c->flags |= CONN_SPOKE;
 }
 
+int conn_has_spoken(const struct conn *c)
+{
+    return (c->flags & CONN_SPOKE) != 0;
+}
+
 /* ==== Input ==== */
 
 /* Offer n bytes to the codec, and to the next one if it switches. Returns the

@@ -121,6 +121,8 @@ int conn_spend(struct conn *c, double units);
 void conn_charge(struct conn *c, double units);
 /* The client has said something that counts: the login timeout is over. */
 void conn_spoke(struct conn *c);
+/* Whether it has (conn_spoke). */
+int conn_has_spoken(const struct conn *c);
 /* Switch the connection to another codec: the old one's close (reason NULL),
  * then the new one's open; the input not consumed yet is offered to the new one.
  * From within codec->input, return what the old codec consumed. */

@@ -134,6 +134,23 @@ def test_irc_on_the_plain_port(natterd, client, irc):
     p.expect(r"^#lobby <%s> still plain$" % q.name)
 
 
+def test_irc_client_slower_than_the_greeting(natterd, client, irc):
+    # An IRC client that speaks only after the plain welcome: handed over all the same,
+    # and its registration is never said in #lobby.
+    s = natterd()
+    p = client(s)
+    c = irc(s, port=s.port)
+    guest = p.expect(r"^-- (guest\d+) joined #lobby$").group(1)
+    natlib.wait_until(lambda: b"joined #lobby\n" in c.buf or (c._fill(0.1) and False), what="the plain welcome")
+    assert c.buf.startswith(b"-- welcome to natter, " + guest.encode()), c.buf
+    c.buf = b""  # plain lines: the IRC client would show them as unknown
+    c.register("late")
+    p.expect(r"^-- %s quit$" % guest)
+    c.send("JOIN #lobby")
+    p.expect(r"^-- late joined #lobby$")
+    assert not any("NICK" in l or "USER" in l for l in p.lines), p.lines
+
+
 def test_irc_join_names_topic_who_whois_mode(natterd, client, irc):
     s = natterd()
     p = client(s)

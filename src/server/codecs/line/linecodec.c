@@ -205,7 +205,9 @@ static int lc_line(void *ctx, char *line, size_t len)
  * after GREET_DELAY_MS, or as soon as it sends something: an IRC client speaks
  * first (CAP, NICK, USER or PASS), and is handed to the IRC codec before it ever
  * sees a plain line or the others see a guest arrive. Connections waiting to be
- * greeted are kept by id in arrival order, so one timer serves them all. */
+ * greeted are kept by id in arrival order, so one timer serves them all. One
+ * that speaks IRC later than that is still handed over at its first line (the
+ * guest it was greeted as quits). */
 #define GREET_DELAY_MS 100
 
 static const struct codec *irc_codec;
@@ -302,6 +304,11 @@ static size_t lc_input(struct conn *c, char *data, size_t len)
             conn_close(c, "out of memory", 0);
             return len;
         }
+    } else if (irc_codec && !conn_has_spoken(c) && irc_first_word(data, len) > 0) {
+        /* An IRC client slower to speak than GREET_DELAY_MS: it was greeted as
+         * a guest, which now quits, but its lines are not said in #lobby. */
+        conn_set_codec(c, irc_codec);
+        return 0;
     }
     return lineframe_input(&c->frame, data, len, conn_limits(c)->max_line, lc_line, c);
 }
