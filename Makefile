@@ -31,12 +31,13 @@ CFLAGS_SSL := $(shell pkg-config --cflags openssl 2>/dev/null)
 SERVER   += history linehistory
 LDLIBS_SQLITE := $(shell pkg-config --libs sqlite3 2>/dev/null || echo -lsqlite3)
 CFLAGS_SQLITE := $(shell pkg-config --cflags sqlite3 2>/dev/null)
+SERVER   += ircmsg ircuser ircencode irccmds irccodec
 CLIENT   := lineedit session
 CLIENT   += $(CLIENT_TLS)
 BENCH    := bench bench_worker bench_shared bench_hist
 BENCH    += $(CLIENT_TLS)
 SRC_DIRS := src/core src/server src/server/transport src/server/codecs \
-            src/server/codecs/line src/client src/bench
+            src/server/codecs/line src/server/codecs/irc src/client src/bench
 vpath %.c $(SRC_DIRS)
 CORE_O   := $(CORE:%=$(BUILD)/%.o)
 SERVER_O := $(SERVER:%=$(BUILD)/%.o)
@@ -173,10 +174,14 @@ build-fuzz/fuzz_framing: tests/fuzz/fuzz_framing.c tests/fuzz/fuzz_util.h $(FUZZ
 	@mkdir -p build-fuzz
 	$(FUZZ_CC) $(CPPFLAGS) $(CFLAGS_SQLITE) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_framing.c $(FUZZ_SERVER) $(LDLIBS_SSL) $(LDLIBS_SQLITE) -lpthread
 
-fuzz-build: build-fuzz/fuzz_sanitize build-fuzz/fuzz_framing
+build-fuzz/fuzz_irc: tests/fuzz/fuzz_irc.c tests/fuzz/fuzz_util.h $(FUZZ_SERVER) $(HEADERS)
+	@mkdir -p build-fuzz
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_irc.c $(FUZZ_SERVER)
+
+fuzz-build: build-fuzz/fuzz_sanitize build-fuzz/fuzz_framing build-fuzz/fuzz_irc
 
 fuzz: fuzz-build
-	@for t in sanitize framing; do \
+	@for t in sanitize framing irc; do \
 	  mkdir -p build-fuzz/corpus/$$t; \
 	  echo "fuzz_$$t: $(FUZZ_SECONDS)s"; \
 	  build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \

@@ -12,7 +12,7 @@ BUILD=${1:-build}
 WHICH=${2:-both}
 OUT=${BENCH_OUT:-$BUILD/bench-results.jsonl}
 BENCH=$BUILD/natter-bench
-NATTERD_ARGS=(--bind 127.0.0.1 --port 0 --rate 0 --max-per-ip 0 --connect-rate 0)
+NATTERD_ARGS=(--bind 127.0.0.1 --port 0 --irc-port 0 --rate 0 --max-per-ip 0 --connect-rate 0)
 CAPACITY=19900 # connections natterd is allowed in scenario 5 (20,000 descriptors, minus spares)
 
 server_pid=""
@@ -79,6 +79,15 @@ run_all() { # KIND
     fi
     scenario "1 one room, 100 clients all sending, window 16" "$kind" "" --clients 100 --window 16 --duration 5
     scenario "2 one room, 1000 clients, 10 senders" "$kind" "" --clients 1000 --senders 10 --duration 5
+    if [ "$kind" = natterd ]; then # IRC clients (on the plain port, handed over), and rooms half IRC
+        scenario "1i IRC: one room, 100 IRC clients" "$kind" "" --clients 100 --window 16 --duration 5 --irc
+        scenario "1m mixed: one room, 50 plain + 50 IRC" "$kind" "" --clients 100 --window 16 --duration 5 \
+            --irc-every 2
+        scenario "2i IRC: one room, 1000 IRC clients, 10 senders" "$kind" "" --clients 1000 --senders 10 \
+            --duration 5 --irc
+        scenario "2m mixed: 500 plain + 500 IRC, 10 senders" "$kind" "" --clients 1000 --senders 10 \
+            --duration 5 --irc-every 2
+    fi
     scenario "3a latency, 100 clients, 200 msgs/s" "$kind" "" --clients 100 --rate 200 --duration 10
     scenario "3b latency, 1000 clients, 20 msgs/s" "$kind" "" --clients 1000 --rate 20 --duration 10
     scenario "4 1000 rooms of 10, everyone chatting" "$kind" "" --clients 10000 --rooms 1000 --duration 5

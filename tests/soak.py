@@ -878,7 +878,7 @@ class Soak:
                 if not waiting:
                     del self.by_peer[peer]
                 c.reason = short
-            elif not body.startswith(("listening on", "Terminated received", "stopped")) and line:
+            elif not body.startswith(("listening on", "listening for ", "Terminated received", "stopped")) and line:
                 self.fail(f"natterd logged: {line}")  # epoll_ctl, accept, refused...
 
     # ---- the loop ----

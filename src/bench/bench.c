@@ -57,6 +57,9 @@ static const char usage_text[] =
     "      --threads T          receiving threads per process (default 1)\n"
     "      --connect-batch N    connections being set up at once per thread (default 256)\n"
     "      --prefix P           nickname prefix of the senders (default b: b0, b1, ...)\n"
+    "      --irc                every client registers and speaks IRC (NICK, USER, JOIN, PRIVMSG)\n"
+    "      --irc-every K        every K-th client speaks IRC, the others the plain protocol (mixed rooms)\n"
+    "      --irc-port PORT      where the IRC clients connect (default: --port, which hands them over)\n"
     "      --server-pid PID     report the server's CPU time per delivered message and its RSS\n"
     "      --expect-refused K   exactly K connections must be refused with\n"
     "                           \"!! server full\" (default 0)\n"
@@ -135,21 +138,29 @@ static void parse_sources(struct bench_cfg *c, const char *list)
     }
 }
 
-static void resolve_server(struct bench_cfg *c)
+static void resolve(const char *host, const char *port, struct sockaddr_storage *addr, socklen_t *len)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res;
-    int rc = getaddrinfo(c->host, c->port, &hints, &res);
+    int rc = getaddrinfo(host, port, &hints, &res);
     if (rc != 0) {
-        fprintf(stderr, "natter-bench: resolve %s:%s: %s\n", c->host, c->port, gai_strerror(rc));
+        fprintf(stderr, "natter-bench: resolve %s:%s: %s\n", host, port, gai_strerror(rc));
         exit(2);
     }
-    memcpy(&c->addr, res->ai_addr, res->ai_addrlen);
-    c->addrlen = res->ai_addrlen;
+    memcpy(addr, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
     freeaddrinfo(res);
 }
 
+static void resolve_server(struct bench_cfg *c)
+{
+    resolve(c->host, c->port, &c->addr, &c->addrlen);
+    if (!c->irc_port[0])
+        snprintf(c->irc_port, sizeof c->irc_port, "%s", c->port);
+    resolve(c->host, c->irc_port, &c->irc_addr, &c->irc_addrlen);
+}
+
 enum { O_RATE = 256, O_SIZE, O_IDLE, O_DRAIN, O_SETUP, O_SRC, O_PROCS, O_THREADS, O_BATCH,
-       O_PREFIX, O_PID, O_REFUSED, O_JSON, O_TLS };
+       O_PREFIX, O_PID, O_REFUSED, O_JSON, O_IRC, O_IRC_EVERY, O_IRC_PORT, O_TLS };
 
 static const struct option long_opts[] = {
     {"host", required_argument, 0, 'H'},        {"port", required_argument, 0, 'p'},
@@ -162,6 +173,8 @@ static const struct option long_opts[] = {
     {"procs", required_argument, 0, O_PROCS},   {"threads", required_argument, 0, O_THREADS},
     {"connect-batch", required_argument, 0, O_BATCH}, {"prefix", required_argument, 0, O_PREFIX},
     {"server-pid", required_argument, 0, O_PID}, {"expect-refused", required_argument, 0, O_REFUSED},
+    {"irc", no_argument, 0, O_IRC},             {"irc-every", required_argument, 0, O_IRC_EVERY},
+    {"irc-port", required_argument, 0, O_IRC_PORT},
     {"json", no_argument, 0, O_JSON},           {"verbose", no_argument, 0, 'v'},
     {"tls", no_argument, 0, O_TLS},
     {"help", no_argument, 0, 'h'},              {"version", no_argument, 0, 'V'},
@@ -207,6 +220,11 @@ static void parse_options(struct bench_cfg *c, int argc, char **argv)
         case O_PID: c->server_pid = (int)parse_num("--server-pid", optarg, 1, 1 << 30); break;
         case O_REFUSED: c->expect_refused = (long)parse_num("--expect-refused", optarg, 0, 10000000); break;
         case O_JSON: c->json = 1; break;
+        case O_IRC: c->irc_every = 1; break;
+        case O_IRC_EVERY: c->irc_every = (uint32_t)parse_num("--irc-every", optarg, 1, 10000000); break;
+        case O_IRC_PORT:
+            snprintf(c->irc_port, sizeof c->irc_port, "%d", (int)parse_num("--irc-port", optarg, 1, 65535));
+            break;
         case 'v': c->verbose = 1; break;
         case 'h': fputs(usage_text, stdout); exit(0);
         case 'V': printf("natter-bench %s\n", NATTER_VERSION); exit(0);
@@ -223,6 +241,8 @@ static void parse_options(struct bench_cfg *c, int argc, char **argv)
         die_usage("--senders is per room and cannot exceed the room size (%s)", "clients / rooms");
     if (c->tls && !port_given)
         snprintf(c->port, sizeof c->port, "8889");
+    if (c->tls && c->irc_every)
+        die_usage("--tls does not go with --irc (%s)", "the bench's IRC clients speak plain TCP only");
     if (c->tls && c->rate > 0)
         die_usage("--tls does not go with --rate (%s)", "a TLS connection cannot be written by one thread while another reads it");
     if (c->messages && !duration_given)
@@ -514,6 +534,8 @@ static void print_text(struct run *r, struct totals *t)
         printf("%.0f msgs/s offered", c->rate);
     else
         printf("window %u", c->window);
+    if (c->irc_every)
+        printf(c->irc_every == 1 ? ", all IRC" : ", every %u%s IRC", c->irc_every, c->irc_every == 2 ? "nd" : "th");
     if (c->messages)
         printf(", %llu messages each\n", (unsigned long long)c->messages);
     else
@@ -586,6 +608,7 @@ static void print_json(struct run *r, struct totals *t)
     const struct hist *h = &t->sum.lat;
     printf("{\"ok\":%s,\"clients\":%u,\"rooms\":%u,\"senders_per_room\":%u,\"window\":%u,\"rate\":%g,",
            t->ok ? "true" : "false", c->clients, c->rooms, c->senders, c->rate > 0 ? 0 : c->window, c->rate);
+    printf("\"irc_every\":%u,", c->irc_every);
     printf("\"held\":%u,\"ready\":%u,\"refused\":%u,\"failed\":%u,\"lost\":%u,\"idle_survivors\":%u,", t->held,
            t->ready, t->refused, t->failed, t->lost, c->idle > 0 ? r->held_after_idle : t->held);
     printf("\"sent\":%llu,\"delivered\":%llu,\"expected\":%llu,\"missing\":%llu,\"duplicated\":%llu,"

@@ -37,6 +37,12 @@ struct bench_cfg {
     int server_pid, json, verbose;
     int tls; /* --tls: every connection over TLS (not verified: a load generator trusts anyone) */
     long expect_refused;
+    /* IRC: every irc_every-th client (0: none, 1: all) registers and speaks IRC,
+     * on irc_port (default: port; the plain port hands IRC clients over). */
+    uint32_t irc_every;
+    char irc_port[16];
+    struct sockaddr_storage irc_addr;
+    socklen_t irc_addrlen;
 };
 
 enum phase { PH_SETUP, PH_HOLD, PH_RUN, PH_STOP, PH_DONE, PH_ABORT };
@@ -71,6 +77,11 @@ static inline int bench_is_sender(const struct bench_cfg *c, uint32_t g) { retur
 static inline uint32_t bench_sender_index(const struct bench_cfg *c, uint32_t g)
 {
     return bench_room_of(c, g) * c->senders + bench_member_of(c, g);
+}
+
+static inline int bench_is_irc(const struct bench_cfg *c, uint32_t g)
+{
+    return c->irc_every && g % c->irc_every == 0;
 }
 
 _Atomic uint64_t *bench_sent(struct bench_shared *sh);

@@ -14,6 +14,10 @@
  *   schedule, so the time the receiving threads spend parsing never delays a send
  *   and never shows up as server latency.
  *
+ * With --irc or --irc-every, some or all clients speak IRC: they register at once
+ * (NICK PREFIXgid, USER, JOIN #rK), send "PRIVMSG #rK :SEQ T_NS..." and read
+ * ":PREFIXgid!user@host PRIVMSG #rK :SEQ T_NS...", checked the same way.
+ *
  * Every message is "SEQ T_NS[ xxx...]": its per-sender sequence number and the
  * CLOCK_MONOTONIC time it was written. Each receiver keeps, per sender of its room,
  * the next sequence number it expects and a 64-bit map of the ones before it, which
@@ -56,6 +60,7 @@ struct conn {
     uint8_t dirty;     /* window mode: on the thread's list of senders to top up */
     uint8_t send_dead; /* a write failed; the sending side gives up on it */
     uint8_t paced;     /* window mode: some receiver in this thread acknowledges it */
+    uint8_t irc;       /* speaks IRC */
     int32_t acks_for;  /* window mode: index (in the process) of the sender it paces, or -1 */
     char *part;        /* unfinished line from the last read */
     uint32_t partlen, partcap;
@@ -118,9 +123,27 @@ static char *put_u64(char *p, uint64_t v)
     return p;
 }
 
-/* "SEQ T_NS", padded with " xxx" to the configured size, and "\n". */
-static size_t format_msg(char *p, uint64_t seq, uint64_t t, uint32_t size)
+/* The room a client is in: #rK, or #lobby when there is only one. */
+static int room_name(const struct bench_cfg *cfg, uint32_t gid, char *out, size_t len)
 {
+    if (cfg->rooms > 1)
+        return snprintf(out, len, "#r%u", bench_room_of(cfg, gid));
+    return snprintf(out, len, "#lobby");
+}
+
+/* "SEQ T_NS", padded with " xxx" to the configured size, and "\n"; for IRC as
+ * "PRIVMSG #room :SEQ T_NS...\r\n". */
+static size_t format_msg(char *p, const struct bench_cfg *cfg, const struct conn *sender, uint64_t seq, uint64_t t,
+                         uint32_t size)
+{
+    char *start = p;
+    if (sender->irc) {
+        memcpy(p, "PRIVMSG ", 8);
+        p += 8;
+        p += room_name(cfg, sender->gid, p, 24);
+        *p++ = ' ';
+        *p++ = ':';
+    }
     char *s = p;
     p = put_u64(p, seq);
     *p++ = ' ';
@@ -130,13 +153,15 @@ static size_t format_msg(char *p, uint64_t seq, uint64_t t, uint32_t size)
         while ((uint32_t)(p - s) < size)
             *p++ = 'x';
     }
+    if (sender->irc)
+        *p++ = '\r';
     *p++ = '\n';
-    return (size_t)(p - s);
+    return (size_t)(p - start);
 }
 
 static size_t max_msg_len(const struct bench_cfg *c)
 {
-    return (c->size > 42 ? c->size : 42) + 2;
+    return (c->size > 42 ? c->size : 42) + 2 + 40;
 }
 
 /* Parse decimal digits at *p (before end); returns -1 if there are none or too many. */
@@ -235,7 +260,9 @@ static void start_connect(struct worker *w, struct conn *c)
             return;
         }
     }
-    if (connect(c->fd, (const struct sockaddr *)&cfg->addr, cfg->addrlen) < 0 && errno != EINPROGRESS) {
+    const struct sockaddr_storage *to = c->irc ? &cfg->irc_addr : &cfg->addr;
+    socklen_t tolen = c->irc ? cfg->irc_addrlen : cfg->addrlen;
+    if (connect(c->fd, (const struct sockaddr *)to, tolen) < 0 && errno != EINPROGRESS) {
         snprintf(why, sizeof why, "connect %.64s:%s: %s", cfg->host, cfg->port, strerror(errno));
         setup_failed(w, c, why);
         return;
@@ -244,6 +271,8 @@ static void start_connect(struct worker *w, struct conn *c)
     epoll_ctl(w->ep, EPOLL_CTL_ADD, c->fd, &ev);
     c->state = C_CONNECTING;
 }
+
+static void irc_register(struct worker *w, struct conn *c);
 
 static void connect_done(struct worker *w, struct conn *c)
 {
@@ -266,7 +295,27 @@ static void connect_done(struct worker *w, struct conn *c)
             return;
         }
         c->state = C_HANDSHAKE;
+    } else if (c->irc) { /* --tls and --irc are not combined (bench.c) */
+        irc_register(w, c);
     }
+}
+
+/* An IRC client speaks first: NICK, USER and JOIN at once; the JOIN echoed back
+ * (":PREFIXgid!user@host JOIN #room") completes the setup. */
+static void irc_register(struct worker *w, struct conn *c)
+{
+    const struct bench_cfg *cfg = w->cfg;
+    char room[32], cmd[256], expect[64];
+    room_name(cfg, c->gid, room, sizeof room);
+    int n = snprintf(cmd, sizeof cmd, "NICK %s%u\r\nUSER bench 0 * :natter-bench\r\nJOIN %s\r\n", cfg->prefix, c->gid,
+                     room);
+    snprintf(expect, sizeof expect, " JOIN %s", room);
+    c->expect = strdup(expect);
+    if (!c->expect || send(c->fd, cmd, (size_t)n, MSG_NOSIGNAL) != n) {
+        setup_failed(w, c, "could not send the registration");
+        return;
+    }
+    c->state = C_SETUP;
 }
 
 /* Drive the TLS handshake; the welcome follows it. */
@@ -340,14 +389,42 @@ static void on_welcome(struct worker *w, struct conn *c, const char *line, size_
     c->state = C_SETUP;
 }
 
+static int ends_with(const char *line, size_t len, const char *suffix)
+{
+    size_t n = strlen(suffix);
+    return len >= n && memcmp(line + len - n, suffix, n) == 0;
+}
+
+/* ":server 433 ..." and the like: a numeric error (4xx, 5xx, but not 422, "no
+ * MOTD") or ERROR. */
+static int irc_error(const char *line, size_t len)
+{
+    if (starts_with(line, len, "ERROR "))
+        return 1;
+    const char *sp = memchr(line, ' ', len);
+    return sp && line[0] == ':' && (size_t)(sp - line) + 4 < len && (sp[1] == '4' || sp[1] == '5') &&
+           sp[2] >= '0' && sp[2] <= '9' && sp[3] >= '0' && sp[3] <= '9' && sp[4] == ' ' &&
+           memcmp(sp + 1, "422", 3) != 0;
+}
+
 static void on_setup_line(struct worker *w, struct conn *c, const char *line, size_t len)
 {
-    if (starts_with(line, len, "!! ")) {
+    if (c->irc) {
+        char me[32];
+        int mn = snprintf(me, sizeof me, ":%s%u!", w->cfg->prefix, c->gid);
+        if (irc_error(line, len)) {
+            note_problem(w, "setup refused: %s", line, len);
+            setup_failed(w, c, "the IRC registration was refused (see problems)");
+            return;
+        }
+        if (!(len > (size_t)mn && memcmp(line, me, (size_t)mn) == 0 && ends_with(line, len, c->expect)))
+            return;
+    } else if (starts_with(line, len, "!! ")) {
         note_problem(w, "setup refused: %s", line, len);
         setup_failed(w, c, "a setup command was refused (see problems)");
         return;
     }
-    if (strlen(c->expect) != len || memcmp(c->expect, line, len) != 0)
+    else if (strlen(c->expect) != len || memcmp(c->expect, line, len) != 0)
         return;
     c->pairs = calloc(w->cfg->senders ? w->cfg->senders : 1, sizeof *c->pairs);
     if (!c->pairs) {
@@ -399,19 +476,44 @@ static void ack(struct worker *w, struct conn *r, uint32_t gid)
     }
 }
 
-/* "#room <PREFIXgid> SEQ T_NS[ padding]" */
+/* "#room <PREFIXgid> SEQ T_NS[ padding]", or for IRC
+ * ":PREFIXgid!user@host PRIVMSG #room :SEQ T_NS[ padding]". */
 static void on_message(struct worker *w, struct conn *c, const char *line, size_t len)
 {
     const struct bench_cfg *cfg = w->cfg;
-    const char *end = line + len, *p = memchr(line, ' ', len);
+    const char *end = line + len, *p;
     size_t plen = strlen(cfg->prefix);
     uint64_t gid, seq, t;
-    if (!p || end - p < (ptrdiff_t)(plen + 2) || p[1] != '<' || memcmp(p + 2, cfg->prefix, plen) != 0)
-        goto corrupt;
-    p += 2 + plen;
-    if (parse_u64(&p, end, &gid) < 0 || end - p < 2 || p[0] != '>' || p[1] != ' ')
-        goto corrupt;
-    p += 2;
+    if (c->irc) {
+        p = line + 1;
+        if (len < plen + 2 || line[0] != ':' || memcmp(p, cfg->prefix, plen) != 0)
+            goto corrupt;
+        p += plen;
+        if (parse_u64(&p, end, &gid) < 0 || p == end || *p != '!')
+            goto corrupt;
+        const char *cmd = memchr(p, ' ', (size_t)(end - p));
+        if (!cmd || end - cmd < 10 || memcmp(cmd, " PRIVMSG #", 10) != 0)
+            goto corrupt;
+        const char *colon = memchr(cmd + 10, ' ', (size_t)(end - cmd - 10));
+        if (!colon || end - colon < 2 || colon[1] != ':')
+            goto corrupt;
+        p = colon + 2;
+        if (p < end && *p == 'x') { /* the rest of a long message, cut into several lines */
+            while (p < end && *p == 'x')
+                p++;
+            if (p != end)
+                goto corrupt;
+            return;
+        }
+    } else {
+        p = memchr(line, ' ', len);
+        if (!p || end - p < (ptrdiff_t)(plen + 2) || p[1] != '<' || memcmp(p + 2, cfg->prefix, plen) != 0)
+            goto corrupt;
+        p += 2 + plen;
+        if (parse_u64(&p, end, &gid) < 0 || end - p < 2 || p[0] != '>' || p[1] != ' ')
+            goto corrupt;
+        p += 2;
+    }
     if (parse_u64(&p, end, &seq) < 0 || p == end || *p++ != ' ' || parse_u64(&p, end, &t) < 0)
         goto corrupt;
     if (p != end && *p != ' ')
@@ -444,7 +546,15 @@ static void on_line(struct worker *w, struct conn *c, const char *line, size_t l
         len--;
     switch (c->state) {
     case C_READY:
-        if (len && line[0] == '#')
+        if (c->irc) {
+            if (starts_with(line, len, "PING "))
+                send(c->fd, "PONG :bench\r\n", 13, MSG_NOSIGNAL);
+            else if (irc_error(line, len)) {
+                w->res->server_errors++;
+                note_problem(w, "server error line: %s", line, len);
+            } else if (len && line[0] == ':' && memmem(line, len, " PRIVMSG #", 10))
+                on_message(w, c, line, len);
+        } else if (len && line[0] == '#')
             on_message(w, c, line, len);
         else if (starts_with(line, len, "!! ")) {
             w->res->server_errors++;
@@ -582,7 +692,7 @@ static void send_messages(const struct bench_cfg *cfg, char *buf, struct conn *s
         uint64_t t = bench_now_ns();
         size_t len = 0;
         while (count && len + room <= WRITE_CHUNK) {
-            len += format_msg(buf + len, s->seq++, t, cfg->size);
+            len += format_msg(buf + len, cfg, s, s->seq++, t, cfg->size);
             count--;
         }
         if (send_bytes(s, buf, len) < 0)
@@ -949,6 +1059,7 @@ int bench_worker_main(const struct bench_cfg *cfg, struct bench_shared *sh, uint
         p.conns[i].fd = -1;
         p.conns[i].gid = p.lo + i;
         p.conns[i].acks_for = -1;
+        p.conns[i].irc = (uint8_t)bench_is_irc(cfg, p.lo + i);
     }
     struct bench_result *res = bench_results(sh, cfg);
     int rc = 0;

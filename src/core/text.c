@@ -202,3 +202,56 @@ unsigned long text_ihash(const char *s)
         sip_round(v);
     return (unsigned long)(v[0] ^ v[1] ^ v[2] ^ v[3]);
 }
+
+/* ==== IRC formatting ==== */
+
+static int is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static int is_hex(char c)
+{
+    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+int text_has_controls(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 && *s != '\t')
+            return 1;
+    return 0;
+}
+
+size_t text_strip_format(char *dst, const char *src)
+{
+    size_t o = 0;
+    for (const char *p = src; *p;) {
+        unsigned char c = (unsigned char)*p++;
+        if (c == 0x03) { /* ^C[fg[,bg]]: up to two digits each */
+            if (is_digit(*p)) {
+                p += 1 + is_digit(p[1]);
+                if (*p == ',' && is_digit(p[1]))
+                    p += 2 + is_digit(p[2]);
+            }
+        } else if (c == 0x04) { /* ^D[RRGGBB[,RRGGBB]] */
+            int n = 0;
+            while (n < 6 && is_hex(p[n]))
+                n++;
+            if (n == 6) {
+                p += 6;
+                if (*p == ',') {
+                    int k = 0;
+                    while (k < 6 && is_hex(p[1 + k]))
+                        k++;
+                    if (k == 6)
+                        p += 7;
+                }
+            }
+        } else if (c >= 0x20 || c == '\t') {
+            dst[o++] = (char)c;
+        }
+    }
+    dst[o] = '\0';
+    return o;
+}

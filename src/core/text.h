@@ -27,7 +27,17 @@ int text_valid_room(const char *s);
  * the lowercased bytes). The key is all zeros until text_hash_key sets a secret
  * one; a server must, so that nobody can choose names that collide. */
 int text_ieq(const char *a, const char *b);
+/* What text_ieq folds, as IRC's ISUPPORT CASEMAPPING names it: change it with text_ieq. */
+#define TEXT_CASEMAPPING "ascii"
 unsigned long text_ihash(const char *s);
 void text_hash_key(const unsigned char key[16]);
+
+/* IRC formatting (bold ^B, colour ^C with its "fg,bg" digits, hex colour ^D
+ * with its digits, reset ^O, monospace ^Q, reverse ^V, italics ^], strike ^^,
+ * underline ^_) and CTCP's ^A, taken out for terminals. dst holds strlen(src) + 1
+ * bytes (it may be src). Returns the length written. */
+size_t text_strip_format(char *dst, const char *src);
+/* 1 if s holds any byte below 0x20 other than TAB (formatting to strip). */
+int text_has_controls(const char *s);
 
 #endif

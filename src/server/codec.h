@@ -25,6 +25,7 @@ enum conn_limit {
     LIMIT_FLOOD,    /* paused again and again for --flood-timeout: disconnected */
     LIMIT_LOGIN,    /* nothing said for --login-timeout seconds (value): disconnected */
     LIMIT_IDLE,     /* silent for --idle-timeout seconds (value): disconnected */
+    LIMIT_QUIET,    /* silent for half of --idle-timeout (value): a protocol with pings sends one now */
     LIMIT_FULL,     /* refused: --max-clients reached */
     LIMIT_PER_ADDR, /* refused: --max-per-ip reached for its address */
     LIMIT_CONNECT_RATE, /* refused: its address (/32, /64) connects faster than --connect-rate */
@@ -45,7 +46,7 @@ struct codec {
      * which is then offered the bytes not consumed. Nothing may keep pointing
      * into data after it returns. */
     size_t (*input)(struct conn *c, char *data, size_t len);
-    /* Tell the client it hit a limit (LIMIT_RATE to LIMIT_IDLE), as its protocol
+    /* Tell the client it hit a limit (LIMIT_RATE to LIMIT_QUIET), as its protocol
      * words it; for the disconnecting ones, this is its last line before the close. */
     void (*limit)(struct conn *c, enum conn_limit what, double value);
     /* The text written to a connection refused before it is served (LIMIT_FULL,

@@ -42,6 +42,7 @@ enum {
     CONN_YIELDED = 1 << 10,  /* on the yielded list: not reading until next turn (the hub was busy) */
     CONN_LISTING = 1 << 11,  /* what is queued now is a listing it asked for (conn_listing) */
     CONN_CHARGED = 1 << 12,  /* charged for a listing since its last pause */
+    CONN_NUDGED = 1 << 13,   /* silent for half its --idle-timeout, and the codec told (LIMIT_QUIET) */
 };
 
 /* How long a closed connection may take to read its last words (a goodbye or the
@@ -107,6 +108,7 @@ const char *conn_peer(const struct conn *c)
 
 int conn_closing(const struct conn *c) { return (c->flags & CONN_CLOSING) != 0; }
 size_t conn_count(void) { return S.count; }
+struct loop *conn_loop(void) { return S.loop; }
 
 static int list_init(struct list *li)
 {
@@ -336,6 +338,11 @@ void conn_spoke(struct conn *c)
     c->flags |= CONN_SPOKE;
 }
 
+int conn_has_spoken(const struct conn *c)
+{
+    return (c->flags & CONN_SPOKE) != 0;
+}
+
 /* ==== Input ==== */
 
 /* Offer n bytes to the codec, and to the next one if it switches. Returns the
@@ -418,6 +425,7 @@ static void on_readable(struct conn *c)
     if (lim->rate > 0)
         refill(c, now);
     c->last_input = now;
+    c->flags &= (uint16_t)~CONN_NUDGED;
     take_input(c, buf, kept + (size_t)n, now);
     /* Input the transport holds already (decrypted TLS records) will not wake
      * the loop: take it before sleeping. */
@@ -799,6 +807,14 @@ static void before_sleep(struct loop *l, void *data)
         free(c);
 }
 
+/* When a silent client is asked whether it is there (LIMIT_QUIET): at half its
+ * idle timeout, but at least 1.5 ticks before it, so that a tick falls between. */
+static uint32_t nudge_after(int idle_timeout)
+{
+    uint32_t idle = (uint32_t)idle_timeout * 1000, half = idle / 2, margin = TICK_MS * 3 / 2;
+    return idle > margin && idle - margin < half ? idle - margin : idle > margin ? half : 0;
+}
+
 /* A throttled client reads again once it has tokens; one that has been over its
  * rate for --flood-timeout seconds, or silent too long, is told why and dropped. */
 static void tick_one(struct conn *c, uint32_t now)
@@ -833,6 +849,10 @@ static void tick_one(struct conn *c, uint32_t now)
         if (c->flags & CONN_OPEN)
             c->codec->limit(c, LIMIT_IDLE, lim->idle_timeout);
         conn_close(c, "idle timeout", 1);
+    } else if (lim->idle_timeout && !(c->flags & CONN_NUDGED) && (c->flags & CONN_OPEN) &&
+               (uint32_t)(now - c->last_input) > nudge_after(lim->idle_timeout)) {
+        c->flags |= CONN_NUDGED;
+        c->codec->limit(c, LIMIT_QUIET, lim->idle_timeout);
     }
 }
 

@@ -97,6 +97,8 @@ int conn_init(struct loop *l, int max_fds);
  * linger in), free everything, and leave the loop. conn_init may follow. */
 void conn_shutdown(void);
 size_t conn_count(void);
+/* The loop conn_init was given, for codecs' timers. */
+struct loop *conn_loop(void);
 
 /* Adopt an accepted, non-blocking socket fd from peer ("address:port") on the
  * terms of profile p. Returns NULL (fd closed, the reason logged and, where the
@@ -141,6 +143,8 @@ void conn_yield(struct conn *c);
 void conn_on_turn(void (*fn)(void *arg), void *arg);
 /* The client has said something that counts: the login timeout is over. */
 void conn_spoke(struct conn *c);
+/* Whether it has (conn_spoke). */
+int conn_has_spoken(const struct conn *c);
 /* Switch the connection to another codec: the old one's close (reason NULL),
  * then the new one's open; the input not consumed yet is offered to the new one.
  * From within codec->input, return what the old codec consumed. */

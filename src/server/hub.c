@@ -12,6 +12,9 @@
 
 struct room {
     char *name;
+    char *topic;      /* NULL: none */
+    char *topic_by;
+    int64_t topic_ms;
     struct user **members;
     uint32_t count;
     uint32_t cap;
@@ -32,6 +35,7 @@ struct hub {
     hub_record_fn *record;
     void *record_ctx;
     size_t turn_work;  /* deliveries and listing entries this loop turn (see Fairness) */
+    int waived;        /* hub_budget_waive: the rest of a command that has begun */
     int64_t now_ms;    /* the last hub_tick's clock */
     int64_t turn_started; /* monotonic ms of this turn's first heavy work, or 0 */
     struct room **storms; /* rooms folding notices, for hub_tick */
@@ -60,6 +64,8 @@ struct hub *hub_new(const struct hub_limits *lim)
 
 static void room_free(struct room *r)
 {
+    free(r->topic);
+    free(r->topic_by);
     free(r->members);
     free(r->name);
     free(r);
@@ -84,6 +90,17 @@ const char *hub_room_name(const struct room *r) { return r->name; }
 const struct hub_limits *hub_limits(const struct hub *h) { return &h->lim; }
 
 struct user *hub_find_user(const struct hub *h, const char *name) { return dict_get(&h->users, name); }
+uint32_t hub_room_size(const struct room *r) { return r->count; }
+size_t hub_room_count(const struct hub *h) { return h->rooms.count; }
+
+const char *hub_room_topic(const struct room *r, const char **by, int64_t *at_ms)
+{
+    if (by)
+        *by = r->topic_by ? r->topic_by : "";
+    if (at_ms)
+        *at_ms = r->topic_ms;
+    return r->topic ? r->topic : "";
+}
 
 void hub_set_recorder(struct hub *h, hub_record_fn *fn, void *ctx)
 {
@@ -93,7 +110,7 @@ void hub_set_recorder(struct hub *h, hub_record_fn *fn, void *ctx)
 
 static void record(struct hub *h, const struct hub_event *ev)
 {
-    if (h->record)
+    if (h->record && !(ev->flags & HUB_TAGMSG)) /* a TAGMSG has no text: nothing to keep */
         h->record(h->record_ctx, ev);
 }
 
@@ -209,7 +226,7 @@ static void to_room(struct hub *h, struct room *r, struct hub_event *ev, const s
     stamp(h, ev);
     fanout_init(h, &f, ev);
     for (uint32_t i = 0; i < r->count; i++)
-        if (r->members[i] != except)
+        if (r->members[i] != except || except->echo)
             fanout_to(&f, r->members[i]);
     fanout_done(&f);
 }
@@ -360,6 +377,12 @@ static int room_name(const char *in, char *out, size_t len)
     return n >= 0 && (size_t)n < len && text_valid_room(out) ? 0 : -1;
 }
 
+struct room *hub_find_room(const struct hub *h, const char *name)
+{
+    char rname[HUB_ROOM_MAX];
+    return room_name(name, rname, sizeof rname) < 0 ? NULL : dict_get(&h->rooms, rname);
+}
+
 /* A join or part: to the whole room, or, in rooms too big to announce, only to
  * the user concerned (who still needs to know it happened). */
 static void announce(struct hub *h, struct room *r, struct user *u, struct hub_event *ev)
@@ -453,7 +476,7 @@ static int64_t mono_ms(void)
  * count cannot). */
 static int budget_allows(struct hub *h, size_t work)
 {
-    if (!h->lim.turn_fanout)
+    if (!h->lim.turn_fanout || h->waived)
         return 1;
     int64_t now = mono_ms();
     if (!h->turn_started)
@@ -461,6 +484,24 @@ static int budget_allows(struct hub *h, size_t work)
     if (h->turn_work == 0)
         return 1;
     return h->turn_work + work <= h->lim.turn_fanout && now - h->turn_started < HUB_TURN_MS;
+}
+
+enum hub_err hub_budget_ready(struct hub *h, const char *name)
+{
+    if (!name)
+        return budget_allows(h, h->rooms.count) ? HUB_OK : HUB_EBUSY;
+    char rname[HUB_ROOM_MAX];
+    if (room_name(name, rname, sizeof rname) < 0)
+        return HUB_OK; /* the command's own error, later */
+    struct room *r = dict_get(&h->rooms, rname);
+    if (!r || r->count <= HUB_LIGHT_ROOM)
+        return HUB_OK;
+    return budget_allows(h, r->count) ? HUB_OK : HUB_EBUSY;
+}
+
+void hub_budget_waive(struct hub *h, int on)
+{
+    h->waived = on;
 }
 
 enum hub_err hub_join(struct hub *h, struct user *u, const char *name, const char **joined)
@@ -487,7 +528,7 @@ enum hub_err hub_join(struct hub *h, struct user *u, const char *name, const cha
     }
     if (joined)
         *joined = r->name;
-    announce(h, r, u, &(struct hub_event){.type = EV_JOIN, .room = r->name, .from = u->name});
+    announce(h, r, u, &(struct hub_event){.type = EV_JOIN, .room = r->name, .from = u->name, .user = u});
     return HUB_OK;
 }
 
@@ -520,7 +561,8 @@ static void leave_room(struct hub *h, struct user *u, int i, const char *reason,
 {
     struct room *r = u->rooms[i];
     if (!quietly)
-        announce(h, r, u, &(struct hub_event){.type = EV_PART, .room = r->name, .from = u->name, .text = reason});
+        announce(h, r, u,
+                 &(struct hub_event){.type = EV_PART, .room = r->name, .from = u->name, .user = u, .text = reason});
     user_drop_room(u, i);
     room_remove(h, r, u); /* may free r */
 }
@@ -550,9 +592,18 @@ static void guest_name(struct hub *h, struct user *u, char *out, size_t len)
     } while (dict_get(&h->users, out));
 }
 
+/* The name rules of text_valid_name, and what every protocol can carry: IRC
+ * prefixes are nick!user@host and NAMES marks members with + % & ~, so no '!'
+ * or '@' anywhere and none of ": + % & ~ $" first. */
 static int valid_name(const struct hub *h, const char *name)
 {
-    return strlen(name) < HUB_NAME_MAX && text_valid_name(name, h->lim.max_name);
+    return strlen(name) < HUB_NAME_MAX && !strpbrk(name, "!@") && !strchr(":+%&~$", name[0]) &&
+           text_valid_name(name, h->lim.max_name);
+}
+
+int hub_valid_name(const struct hub *h, const char *name)
+{
+    return valid_name(h, name);
 }
 
 enum hub_err hub_connect(struct hub *h, const struct user_ops *ops, void *ctx, const char *name, struct user **out)
@@ -580,11 +631,12 @@ enum hub_err hub_connect(struct hub *h, const struct user_ops *ops, void *ctx, c
 
 void hub_disconnect(struct hub *h, struct user *u, const char *reason)
 {
-    struct hub_event ev = {.type = EV_QUIT, .from = u->name, .text = reason};
+    struct hub_event ev = {.type = EV_QUIT, .from = u->name, .user = u, .text = reason};
     to_neighbours(h, u, &ev, 0);
     while (u->nrooms > 0)
         leave_room(h, u, u->nrooms - 1, NULL, 1);
     dict_remove(&h->users, u);
+    free(u->away);
     free(u->name);
     free(u);
 }
@@ -606,7 +658,7 @@ enum hub_err hub_nick(struct hub *h, struct user *u, const char *name)
     u->name = fresh;
     dict_add(&h->users, u); /* cannot fail: the table did not grow */
     u->guest_id = 0;
-    struct hub_event ev = {.type = EV_NICK, .from = old, .to = u->name};
+    struct hub_event ev = {.type = EV_NICK, .from = old, .user = u, .to = u->name};
     to_neighbours(h, u, &ev, 1);
     free(old);
     return HUB_OK;
@@ -614,7 +666,8 @@ enum hub_err hub_nick(struct hub *h, struct user *u, const char *name)
 
 /* ==== Messages ==== */
 
-static enum hub_err say(struct hub *h, struct user *u, enum hub_event_type type, const char *name, const char *text)
+static enum hub_err say(struct hub *h, struct user *u, enum hub_event_type type, unsigned flags, const char *name,
+                        const char *text, const char *tags)
 {
     struct room *r;
     enum hub_err err = member_room(h, u, name, &r);
@@ -622,7 +675,8 @@ static enum hub_err say(struct hub *h, struct user *u, enum hub_event_type type,
         return err;
     if (r->count > HUB_LIGHT_ROOM && !budget_allows(h, r->count))
         return HUB_EBUSY;
-    struct hub_event ev = {.type = type, .room = r->name, .from = u->name, .text = text};
+    struct hub_event ev = {
+        .type = type, .flags = flags, .room = r->name, .from = u->name, .user = u, .text = text, .tags = tags};
     to_room(h, r, &ev, u);
     record(h, &ev);
     return HUB_OK;
@@ -630,24 +684,111 @@ static enum hub_err say(struct hub *h, struct user *u, enum hub_event_type type,
 
 enum hub_err hub_say(struct hub *h, struct user *u, const char *room, const char *text)
 {
-    return say(h, u, EV_SAY, room, text);
+    return say(h, u, EV_SAY, 0, room, text, NULL);
 }
 
 enum hub_err hub_action(struct hub *h, struct user *u, const char *room, const char *text)
 {
-    return say(h, u, EV_ACTION, room, text);
+    return say(h, u, EV_ACTION, 0, room, text, NULL);
 }
 
-enum hub_err hub_privmsg(struct hub *h, struct user *u, const char *to, const char *text)
+enum hub_err hub_notice(struct hub *h, struct user *u, const char *room, const char *text)
+{
+    return say(h, u, EV_SAY, HUB_NOTICE, room, text, NULL);
+}
+
+static enum hub_err privmsg(struct hub *h, struct user *u, unsigned flags, const char *to, const char *text,
+                            const char *tags)
 {
     struct user *r = dict_get(&h->users, to);
     if (!r)
         return HUB_ENOUSER;
-    struct hub_event ev = {.type = EV_PRIVMSG, .from = u->name, .to = r->name, .text = text};
+    struct hub_event ev = {
+        .type = EV_PRIVMSG, .flags = flags, .from = u->name, .user = u, .to = r->name, .text = text, .tags = tags};
     send_to(h, r, &ev);
     record(h, &ev);
-    ev.type = EV_PRIVECHO;
-    send_to(h, u, &ev);
+    ev.type = EV_PRIVECHO; /* the same id: an IRC echo-message carries the same msgid */
+    h->turn_work++;
+    struct msg *m = u->ops->encode(&ev, u);
+    if (m) {
+        u->ops->deliver(u->ctx, m);
+        msg_unref(m);
+    }
+    return HUB_OK;
+}
+
+enum hub_err hub_privmsg(struct hub *h, struct user *u, const char *to, const char *text)
+{
+    return privmsg(h, u, 0, to, text, NULL);
+}
+
+enum hub_err hub_privnotice(struct hub *h, struct user *u, const char *to, const char *text)
+{
+    return privmsg(h, u, HUB_NOTICE, to, text, NULL);
+}
+
+enum hub_err hub_message(struct hub *h, struct user *u, const char *target, unsigned flags, const char *text,
+                         const char *tags)
+{
+    if (target[0] == '#') {
+        enum hub_event_type type = flags & HUB_ACTION ? EV_ACTION : EV_SAY;
+        return say(h, u, type, flags & (unsigned)~HUB_ACTION, target, text, tags);
+    }
+    return privmsg(h, u, flags, target, text, tags);
+}
+
+/* A copy of text cut to at most max bytes, not inside a UTF-8 sequence. */
+static char *cut_copy(const char *text, size_t max)
+{
+    size_t n = strlen(text);
+    if (n > max) {
+        n = max;
+        while (n > 0 && ((unsigned char)text[n] & 0xC0) == 0x80)
+            n--;
+    }
+    char *s = malloc(n + 1);
+    if (s) {
+        memcpy(s, text, n);
+        s[n] = '\0';
+    }
+    return s;
+}
+
+enum hub_err hub_topic(struct hub *h, struct user *u, const char *name, const char *text)
+{
+    struct room *r;
+    enum hub_err err = member_room(h, u, name, &r);
+    if (err)
+        return err;
+    char *topic = cut_copy(text, HUB_TOPIC_MAX), *by = strdup(u->name);
+    if (!topic || !by) {
+        free(topic), free(by);
+        return HUB_ENOMEM;
+    }
+    free(r->topic), free(r->topic_by);
+    r->topic = topic;
+    r->topic_by = by;
+    struct hub_event ev = {.type = EV_TOPIC, .room = r->name, .from = u->name, .user = u, .text = topic};
+    to_room(h, r, &ev, NULL);
+    r->topic_ms = ev.time_ms;
+    return HUB_OK;
+}
+
+void hub_realname(struct hub *h, struct user *u, const char *text)
+{
+    struct hub_event ev = {.type = EV_REALNAME, .from = u->name, .user = u, .text = text};
+    to_neighbours(h, u, &ev, 0);
+}
+
+enum hub_err hub_away(struct hub *h, struct user *u, const char *text)
+{
+    char *away = NULL;
+    if (text && *text && !(away = cut_copy(text, HUB_AWAY_MAX)))
+        return HUB_ENOMEM;
+    free(u->away);
+    u->away = away;
+    struct hub_event ev = {.type = EV_AWAY, .from = u->name, .user = u, .text = away};
+    to_neighbours(h, u, &ev, 0);
     return HUB_OK;
 }
 

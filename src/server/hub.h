@@ -29,6 +29,9 @@ enum hub_event_type {
     EV_PART,      /* room, from, text = reason or NULL: to the room, the leaver included */
     EV_QUIT,      /* from, text = reason or NULL: once to each user sharing a room */
     EV_NICK,      /* from = old name, to = new name: once to each user sharing a room, and the user */
+    EV_TOPIC,     /* room, from, text = the new topic ("" cleared): to the room, the setter included */
+    EV_AWAY,      /* from, text = why away, or NULL when back: once to each user sharing a room */
+    EV_REALNAME,  /* from, text = its new real name (IRC's realname): once to each user sharing a room */
     EV_SHUTDOWN,  /* the server is stopping: to everyone */
     EV_SUMMARY,   /* room, joined, left, window_s: the join/leave notices folded in a storm */
     /* Unicasts: to one user, who is `to` in encode. */
@@ -38,14 +41,22 @@ enum hub_event_type {
     EV_ROOMS,     /* filter, names[count] with sizes[count] sorted, of total */
 };
 
+/* hub_event.flags */
+#define HUB_NOTICE 1u /* EV_SAY, EV_PRIVMSG, EV_PRIVECHO: a notice, never to be answered automatically */
+#define HUB_TAGMSG 2u /* EV_SAY, EV_PRIVMSG, EV_PRIVECHO: no text, only client tags (IRC's TAGMSG) */
+#define HUB_ACTION 4u /* EV_PRIVMSG, EV_PRIVECHO: an action (/me) in private */
+
 struct hub_event {
     enum hub_event_type type;
+    unsigned flags;
     uint64_t id;      /* unique and ascending across restarts: IRC msgid, history */
     int64_t time_ms;  /* when the hub made it, ms since the Unix epoch: IRC server-time */
     const char *room;
     const char *from;
+    const struct user *user; /* the user `from` names, when there is one (user@host for IRC) */
     const char *to;
     const char *text;
+    const char *tags;  /* client tags to relay as they came ("+typing=active;+x=y"), or NULL */
     const char *const *names;
     const uint32_t *sizes;
     size_t count;
@@ -107,6 +118,8 @@ struct hub_limits {
 #define HUB_NAME_MAX 128   /* bytes, including the NUL: max_name code points must fit */
 #define HUB_ROOM_MAX (1 + 32 * 4 + 1) /* '#', 32 code points of up to 4 bytes, NUL */
 #define HUB_DEFAULT_ROOM "#lobby"
+#define HUB_TOPIC_MAX 300  /* bytes of a topic (longer ones are cut at a character boundary) */
+#define HUB_AWAY_MAX 200   /* bytes of an away message, likewise */
 
 struct user {
     char *name;            /* allocated to fit: most names are short */
@@ -119,6 +132,8 @@ struct user {
     uint32_t variant;      /* which of its codec's encodings it gets (e.g. IRC capabilities) */
     uint32_t mark;         /* de-duplicates recipients of quit/nick notices */
     uint32_t guest_id;     /* non-zero while the user has a guest name */
+    uint8_t echo;          /* gets its own room messages back too (IRC echo-message) */
+    char *away;            /* why it is away (hub_away), or NULL */
 };
 
 struct hub *hub_new(const struct hub_limits *lim);
@@ -138,6 +153,23 @@ enum hub_err hub_part(struct hub *h, struct user *u, const char *room, const cha
 enum hub_err hub_say(struct hub *h, struct user *u, const char *room, const char *text);
 enum hub_err hub_action(struct hub *h, struct user *u, const char *room, const char *text);
 enum hub_err hub_privmsg(struct hub *h, struct user *u, const char *to, const char *text);
+/* Any of the above to a room ("#...") or a user, with flags (HUB_NOTICE,
+ * HUB_ACTION, HUB_TAGMSG: text NULL) and client tags that codecs which know
+ * them relay and the others ignore (tags may be NULL). */
+enum hub_err hub_message(struct hub *h, struct user *u, const char *target, unsigned flags, const char *text,
+                         const char *tags);
+/* The same as notices (HUB_NOTICE): automated messages nobody should answer. */
+enum hub_err hub_notice(struct hub *h, struct user *u, const char *room, const char *text);
+enum hub_err hub_privnotice(struct hub *h, struct user *u, const char *to, const char *text);
+/* Set the topic of a room u is in ("" clears it); every member may, until rooms
+ * have operators. Tells the room (EV_TOPIC). */
+enum hub_err hub_topic(struct hub *h, struct user *u, const char *room, const char *text);
+/* Mark u away (text, cut to HUB_AWAY_MAX) or back (NULL or ""); tells the
+ * users sharing a room (EV_AWAY). */
+enum hub_err hub_away(struct hub *h, struct user *u, const char *text);
+/* u's real name (a description, kept by its codec) changed: tell the users
+ * sharing a room (EV_REALNAME). */
+void hub_realname(struct hub *h, struct user *u, const char *text);
 
 /* Listings, for any codec (the plain /who and /rooms, IRC NAMES, WHO, LIST).
  * Bounded by design: the event names at most max_list entries, the first by name
@@ -150,6 +182,15 @@ enum hub_err hub_privmsg(struct hub *h, struct user *u, const char *to, const ch
  * budget is spent (see Fairness), nothing was sent. */
 enum hub_err hub_who(struct hub *h, struct user *u, const char *room, const char *filter, size_t *work);
 enum hub_err hub_rooms(struct hub *h, struct user *u, const char *filter, size_t *work);
+
+/* Fairness for a command that does several things at once (IRC's PRIVMSG #a,#b
+ * or JOIN #a,#b, each with a fan-out or a listing): hub_budget_ready says
+ * whether the fan-out to room, or its listing (room NULL: the room list), fits
+ * this turn's budget (HUB_EBUSY: leave the whole command for the next turn).
+ * Once it has begun, the rest of the command goes through between
+ * hub_budget_waive(h, 1) and hub_budget_waive(h, 0), so it is never half done. */
+enum hub_err hub_budget_ready(struct hub *h, const char *room);
+void hub_budget_waive(struct hub *h, int on);
 
 /* The loop turn is over: a fresh work budget. */
 void hub_turn_end(struct hub *h);
@@ -173,6 +214,14 @@ void hub_shutdown(struct hub *h);
 size_t hub_user_count(const struct hub *h);
 const struct hub_limits *hub_limits(const struct hub *h);
 struct user *hub_find_user(const struct hub *h, const char *name);
+/* 1 if name follows the name rules (every protocol's: see hub.c). */
+int hub_valid_name(const struct hub *h, const char *name);
 const char *hub_room_name(const struct room *r);
+/* A room by name ("#" optional), or NULL when it does not exist. */
+struct room *hub_find_room(const struct hub *h, const char *name);
+uint32_t hub_room_size(const struct room *r);
+/* The room's topic ("" when none), who set it and when (ms since the epoch). */
+const char *hub_room_topic(const struct room *r, const char **by, int64_t *at_ms);
+size_t hub_room_count(const struct hub *h);
 
 #endif

@@ -19,6 +19,7 @@
 #include "core/loop.h"
 #include "core/net.h"
 #include "core/text.h"
+#include "server/codecs/irc/irccodec.h"
 #include "server/codecs/line/linecodec.h"
 #include "server/conn.h"
 #include "server/history.h"
@@ -29,6 +30,7 @@
 
 #define RESERVED_FDS 16 /* listeners, epoll, signalfd, stdio, the spare, logs, the history database */
 #define TLS_DEFAULT_PORT 8889
+#define IRC_TLS_DEFAULT_PORT 6697
 #define EXIT_HISTORY 3  /* the history database cannot be used */
 
 /* ==== Descriptors ==== */
@@ -182,6 +184,38 @@ static struct conn_profile tls_profile(const struct conn_profile *plain, const c
     return p;
 }
 
+/* Open the listeners of one more profile after the n already at out; on
+ * failure close them all. Returns the new count, or -1. */
+static int more_listeners(const struct options *o, int port, const struct conn_profile *p, const char *what,
+                          const char *tail, struct listener **out, int n)
+{
+    int k = open_listeners(o, port, p, what, tail, out + n);
+    if (k >= 0)
+        return n + k;
+    while (n-- > 0)
+        listener_close(out[n]);
+    return -1;
+}
+
+/* The IRC settings: the server's name defaults to the host name (if that is a
+ * valid IRC name). */
+static int setup_irc(const struct options *o)
+{
+    static char host[64];
+    const char *name = o->server_name;
+    if (!name) {
+        name = "natter";
+        if (gethostname(host, sizeof host) == 0 && host[0] && !strpbrk(host, " :!@*"))
+            name = host;
+    }
+    if (irc_setup(name, o->network, o->irc_password, o->motd) < 0) {
+        log_errno("--motd %s", o->motd);
+        return -1;
+    }
+    line_hand_irc_to(&irc_codec);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct options o;
@@ -251,20 +285,27 @@ int main(int argc, char **argv)
     loop_add_timer(loop, 1000, on_hub_tick, hub);
     struct conn_profile plain = {.name = "plain", .codec = &line_codec, .hub = hub, .history = history};
     options_conn_limits(&o, &plain.lim);
+    struct conn_profile irc = {.name = "irc", .codec = &irc_codec, .hub = hub, .history = history};
+    options_conn_limits(&o, &irc.lim);
     struct conn_profile plain_tls = tls_profile(&plain, "tls", tls);
-    struct listener *listeners[2 * OPT_MAX_BINDS];
+    struct conn_profile irc_tls = tls_profile(&irc, "irc-tls", tls);
+    /* Each open_listeners call adds up to OPT_MAX_BINDS: plain, TLS, IRC, IRC over TLS. */
+    struct listener *listeners[4 * OPT_MAX_BINDS];
     char tail[64];
     snprintf(tail, sizeof tail, " (max %ld clients)", max_clients);
-    int nlisteners = open_listeners(&o, (int)o.port, &plain, "listening on", tail, listeners);
-    if (nlisteners >= 0 && tls) {
-        int port = o.tls_port >= 0 ? (int)o.tls_port : TLS_DEFAULT_PORT;
-        int n = open_listeners(&o, port, &plain_tls, "listening for TLS on", "", listeners + nlisteners);
-        if (n < 0)
-            while (nlisteners-- > 0)
-                listener_close(listeners[nlisteners]);
-        else
-            nlisteners += n;
-    }
+    /* The plain listeners last: their line says natterd is ready, with every
+     * other listener already open and logged. */
+    int nlisteners = setup_irc(&o) < 0 ? -1 : 0;
+    if (nlisteners >= 0 && tls)
+        nlisteners = more_listeners(&o, o.tls_port >= 0 ? (int)o.tls_port : TLS_DEFAULT_PORT, &plain_tls,
+                                    "listening for TLS on", "", listeners, nlisteners);
+    if (nlisteners >= 0 && !o.no_irc)
+        nlisteners = more_listeners(&o, (int)o.irc_port, &irc, "listening for IRC on", "", listeners, nlisteners);
+    if (nlisteners >= 0 && !o.no_irc && tls)
+        nlisteners = more_listeners(&o, o.irc_tls_port >= 0 ? (int)o.irc_tls_port : IRC_TLS_DEFAULT_PORT, &irc_tls,
+                                    "listening for IRC/TLS on", "", listeners, nlisteners);
+    if (nlisteners >= 0)
+        nlisteners = more_listeners(&o, (int)o.port, &plain, "listening on", tail, listeners, nlisteners);
     int rc = nlisteners < 0;
     loop_watch(loop, signal_fd, LOOP_READ, on_signal, tls);
     if (!rc && loop_run(loop) < 0) {
@@ -280,6 +321,7 @@ int main(int argc, char **argv)
     tls_ctx_free(tls);
     hub_free(hub);
     listener_done();
+    irc_teardown();
     loop_free(loop);
     close(signal_fd);
     if (nlisteners >= 0)

@@ -84,6 +84,15 @@ static const struct spec specs[] = {
     {"history-max", 0, NUMBER, AT(history_max), 0, 0, 1000000000000LL, "N",
      "messages kept per room, 0 = no limit", NULL},
     {"verbose", 'v', FLAG, AT(verbose), 0, 0, 0, NULL, "log more", NULL},
+    /* IRC on the same rooms (codecs/irc/): its own port; the plain port hands IRC clients over too. */
+    {"irc-port", 0, NUMBER, AT(irc_port), 0, 0, 65535, "PORT", "TCP port for IRC clients; 0 picks a free one", NULL},
+    {"irc-tls-port", 0, NUMBER, AT(irc_tls_port), 0, 0, 65535, "PORT",
+     "TLS port for IRC clients (with --tls-cert); 0 picks a free one", "6697"},
+    {"no-irc", 0, FLAG, AT(no_irc), 0, 0, 0, NULL, "no IRC port (the plain port still takes IRC clients)", NULL},
+    {"server-name", 0, TEXT, AT(server_name), 0, 0, 0, "NAME", "the server's IRC name", "the host name"},
+    {"network", 0, TEXT, AT(network), 0, 0, 0, "NAME", "the IRC network's name", "natter"},
+    {"motd", 0, TEXT, AT(motd), 0, 0, 0, "FILE", "message of the day for IRC clients, read at start", "none"},
+    {"irc-password", 0, TEXT, AT(irc_password), 0, 0, 0, "PASS", "password IRC clients must give (PASS)", "none"},
 };
 #define NSPECS (sizeof specs / sizeof specs[0])
 
@@ -112,6 +121,9 @@ void options_defaults(struct options *o)
         .tls_port = -1,
         .tls_handshake_timeout = 10,
         .history = 50,
+        .irc_port = 6667,
+        .irc_tls_port = -1,
+        .network = "natter",
     };
 }
 
@@ -257,8 +269,32 @@ void options_parse_argv(struct options *o, int argc, char **argv)
     }
 }
 
+/* An IRC name: 1-63 of letters, digits, '-', '.', '_' (it is every line's prefix). */
+static int irc_word(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 63)
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || strchr("-._", *s)))
+            return 0;
+    return 1;
+}
+
 int options_check(const struct options *o, char *err, size_t errlen)
 {
+    if (o->server_name && !irc_word(o->server_name)) {
+        snprintf(err, errlen, "--server-name: '%s' is not 1-63 letters, digits, '-', '.' or '_'", o->server_name);
+        return -1;
+    }
+    if (o->network && !irc_word(o->network)) {
+        snprintf(err, errlen, "--network: '%s' is not 1-63 letters, digits, '-', '.' or '_'", o->network);
+        return -1;
+    }
+    if (o->irc_password && (!*o->irc_password || strpbrk(o->irc_password, " \r\n"))) {
+        snprintf(err, errlen, "--irc-password: must be non-empty, without spaces");
+        return -1;
+    }
     /* Messages must fit a line: sanitising may triple an input line's size. */
     if (o->max_outbuf < 4 * o->max_line) {
         snprintf(err, errlen, "--max-outbuf (%lld) must be at least 4 times --max-line (%lld)", o->max_outbuf,
@@ -271,6 +307,10 @@ int options_check(const struct options *o, char *err, size_t errlen)
     }
     if (o->tls_port >= 0 && !o->tls_cert) {
         snprintf(err, errlen, "--tls-port needs --tls-cert and --tls-key");
+        return -1;
+    }
+    if (o->irc_tls_port >= 0 && !o->tls_cert) {
+        snprintf(err, errlen, "--irc-tls-port needs --tls-cert and --tls-key");
         return -1;
     }
     return 0;

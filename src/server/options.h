@@ -31,6 +31,10 @@ struct options {
     const char *db;                               /* NULL: the default path */
     int history_private;
     int verbose;
+    /* IRC (codecs/irc/) */
+    long long irc_port, irc_tls_port; /* irc_tls_port -1 = the default, 6697 */
+    int no_irc;
+    const char *server_name, *network, *motd, *irc_password;
 };
 
 void options_defaults(struct options *o);

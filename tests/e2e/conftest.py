@@ -70,3 +70,11 @@ def client(closing):
     def connect(server, **kw):
         return closing(natlib.Client(server.host, server.port, **kw))
     return connect
+
+
+@pytest.fixture
+def irc(closing):
+    """irc(server, port=None): a natlib.IrcClient on the server's IRC port (or port)."""
+    def connect(server, port=None, **kw):
+        return closing(natlib.IrcClient(server.host, port or server.irc_port, **kw))
+    return connect

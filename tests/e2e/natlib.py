@@ -88,7 +88,11 @@ class Server:
         self.stopped = False
         # History in memory unless the test names a database: nothing left on disk.
         db = [] if "--db" in self.args else ["--db", ":memory:"]
-        cmd = [binary("natterd", build), "--bind", bind, "--port", str(port)] + db + self.args
+        # IRC on a free port too, unless the test says otherwise (the default 6667 would clash).
+        irc = [] if "--irc-port" in self.args or "--no-irc" in self.args else ["--irc-port", "0"]
+        if "--tls-cert" in self.args and "--irc-tls-port" not in self.args and "--no-irc" not in self.args:
+            irc += ["--irc-tls-port", "0"]
+        cmd = [binary("natterd", build), "--bind", bind, "--port", str(port)] + db + irc + self.args
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, env=env or sanitizer_env(),
                                      preexec_fn=preexec_fn)
@@ -100,6 +104,14 @@ class Server:
             raise
         self.host = m.group(1).strip("[]")
         self.port = int(m.group(2))
+        self.irc_port = None
+        if "--no-irc" not in self.args:  # its line may come before or after the ready line
+            try:
+                irc_m = self.wait_log(r"listening for IRC on (\[[^\]]+\]|[^ :]+):(\d+)")
+            except BaseException:
+                self.kill()
+                raise
+            self.irc_port = int(irc_m.group(2))
         self.family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
 
     def _read_stderr(self, timeout):
@@ -156,6 +168,108 @@ class Server:
 
     def pid(self):
         return self.proc.pid
+
+
+class IrcClient:
+    """An IRC client over a real socket, speaking raw IRC: send lines, expect lines.
+
+    register(nick) does NICK/USER (with CAP first if caps is given: CAP LS 302,
+    REQ, END) and waits for 001 and the end of the MOTD."""
+
+    def __init__(self, host, port, timeout=DEFAULT_WAIT):
+        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(fam, socket.SOCK_STREAM)
+        self.buf = b""
+        self.lines = []
+        self.eof = False
+        self.nick = None
+        try:
+            self.sock.settimeout(timeout)
+            self.sock.connect((host, port))
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except BaseException:
+            self.sock.close()
+            raise
+
+    def send(self, text):
+        data = text if isinstance(text, bytes) else (text + "\r\n").encode()
+        self.sock.sendall(data)
+
+    def _fill(self, timeout):
+        r, _, _ = select.select([self.sock], [], [], max(timeout, 0))
+        if not r:
+            return False
+        try:
+            chunk = self.sock.recv(65536)
+        except (ConnectionResetError, socket.timeout):
+            chunk = b""
+        if not chunk:
+            self.eof = True
+            return False
+        self.buf += chunk
+        return True
+
+    def readline(self, timeout=DEFAULT_WAIT):
+        """Next line (str, without CR LF), or None at EOF. Every line must end in CR LF,
+        be valid UTF-8 and be at most 512 bytes without its tags."""
+        deadline = time.time() + timeout
+        while b"\n" not in self.buf:
+            if self.eof:
+                return None
+            left = deadline - time.time()
+            if left <= 0:
+                raise AssertionError(f"no line within {timeout}s; last lines: {short(self.lines[-10:])}")
+            self._fill(left)
+        line, self.buf = self.buf.split(b"\n", 1)
+        assert line.endswith(b"\r"), f"IRC line without CR: {line!r}"
+        line = line[:-1]
+        body = line.split(b" ", 1)[1] if line.startswith(b"@") else line
+        assert len(body) + 2 <= 512, f"IRC line over 512 bytes ({len(body) + 2}): {line[:200]!r}..."
+        s = line.decode("utf-8")
+        self.lines.append(s)
+        return s
+
+    def expect(self, pattern, timeout=DEFAULT_WAIT):
+        rx = re.compile(pattern)
+        deadline = time.time() + timeout
+        while True:
+            line = self.readline(max(deadline - time.time(), 0.001))
+            if line is None:
+                raise AssertionError(f"EOF while waiting for {pattern!r}; last lines: {short(self.lines[-10:])}")
+            m = rx.search(line)
+            if m:
+                return m
+
+    def expect_eof(self, timeout=DEFAULT_WAIT):
+        deadline = time.time() + timeout
+        while self.readline(max(deadline - time.time(), 0.001)) is not None:
+            pass
+
+    def register(self, nick, user="u", caps=None, password=None):
+        if caps is not None:
+            self.send("CAP LS 302")
+        if password:
+            self.send("PASS " + password)
+        self.send("NICK " + nick)
+        self.send(f"USER {user} 0 * :{nick} real")
+        if caps is not None:
+            self.expect(r" CAP \S+ LS :")
+            if caps:
+                self.send("CAP REQ :" + " ".join(caps))
+                self.expect(r" CAP \S+ ACK :")
+            self.send("CAP END")
+        self.expect(r"^:\S+ 001 %s :" % re.escape(nick))
+        self.expect(r"^:\S+ (376|422) ")
+        self.nick = nick
+        return self
+
+    def sync(self, token="sync"):
+        """PING round trip: everything sent before it has arrived."""
+        self.send("PING :" + token)
+        return self.expect(r" PONG \S+ :%s$" % re.escape(token))
+
+    def close(self):
+        self.sock.close()
 
 
 class Client:

@@ -112,6 +112,18 @@ def test_bench_natterd_server_full(natterd, bench):
     assert rep["refused"] == 1 and rep["ok"] is False, rep
 
 
+def test_bench_natterd_irc_and_mixed_rooms(natterd, bench):
+    # IRC clients on the IRC port, on the plain port (handed over), and rooms mixing
+    # IRC with plain clients: every message once, in order, whatever its codecs.
+    s = natterd("--rate", "0", "--max-per-ip", "0")
+    rep = bench(s.port, "--clients", 30, "--messages", 100, "--irc", "--irc-port", s.irc_port)
+    assert_clean(rep, 30)
+    assert rep["irc_every"] == 1 and rep["delivered"] == 30 * 100 * 29, rep
+    rep = bench(s.port, "--clients", 40, "--rooms", 4, "--messages", 50, "--irc-every", 2, "--size", 700)
+    assert_clean(rep, 40)
+    assert rep["delivered"] == 40 * 50 * 9, rep  # 700-byte messages: IRC lines split, plain ones not
+
+
 def test_bench_bcast_server_clean(bench, bcast):
     b = bcast()
     rep = bench(b.port, "--clients", 30, "--rooms", 3, "--messages", 300, "--server-pid", b.pid())

@@ -16,9 +16,13 @@ static const char *const type_names[] = {
     [EV_SAY] = "SAY",   [EV_ACTION] = "ACTION", [EV_PRIVMSG] = "PRIVMSG", [EV_PRIVECHO] = "PRIVECHO",
     [EV_JOIN] = "JOIN", [EV_PART] = "PART",     [EV_QUIT] = "QUIT",       [EV_NICK] = "NICK",
     [EV_WHO] = "WHO",   [EV_ROOMS] = "ROOMS",   [EV_SHUTDOWN] = "SHUTDOWN", [EV_SUMMARY] = "SUMMARY",
+    [EV_TOPIC] = "TOPIC", [EV_AWAY] = "AWAY",   [EV_REALNAME] = "REALNAME",
 };
 
 static int encodes; /* calls of fake_encode */
+static unsigned last_flags;   /* of the last event encoded */
+static const char *last_tags;
+static const struct user *last_user;
 static uint64_t last_id;      /* of the last event encoded */
 static int64_t last_time_ms;
 
@@ -26,6 +30,9 @@ static struct msg *fake_encode(const struct hub_event *ev, const struct user *to
 {
     (void)to;
     encodes++;
+    last_flags = ev->flags;
+    last_tags = ev->tags;
+    last_user = ev->user;
     last_id = ev->id;
     last_time_ms = ev->time_ms;
     if (ev->type == EV_WHO || ev->type == EV_ROOMS) {
@@ -462,6 +469,75 @@ static void test_privmsg_who(void)
     hub_free(h);
 }
 
+/* Topics, away, notices, echo, client tags, real names: what IRC needed. */
+static void test_topic_away_echo_tags(void)
+{
+    struct hub *h = hub_new(&lim);
+    struct fake *a = join_hub(h, NULL), *b = join_hub(h, NULL), *c = join_hub(h, NULL);
+    struct fake *all[] = {a, b, c};
+    hub_nick(h, a->u, "ann"), hub_nick(h, b->u, "bo"), hub_nick(h, c->u, "cy");
+    hub_join(h, c->u, "#dev", NULL);
+    hub_part(h, c->u, "#lobby", NULL);
+    forget_all(all, 3);
+
+    struct room *r = hub_find_room(h, "lobby");
+    const char *by;
+    int64_t at;
+    CHECK(r && *hub_room_topic(r, &by, &at) == '\0' && hub_room_size(r) == 2 && hub_room_count(h) == 2,
+          "a room starts without a topic; sizes and counts");
+    CHECK(hub_topic(h, a->u, "#lobby", "hello all") == HUB_OK, "a member sets the topic");
+    CHECK_STR(last(a), "TOPIC|#lobby|ann|-|hello all", "the setter is told too");
+    CHECK(count(b, "TOPIC|#lobby|ann|-|hello all") == 1 && c->n == 0, "the room is told, nobody else");
+    CHECK(strcmp(hub_room_topic(r, &by, &at), "hello all") == 0 && strcmp(by, "ann") == 0 && at > 0,
+          "the topic, who set it and when");
+    CHECK(hub_topic(h, c->u, "#lobby", "mine") == HUB_ENOTINROOM && hub_topic(h, a->u, "#none", "x") == HUB_ENOSUCHROOM,
+          "only members set a room's topic");
+    char longtopic[400];
+    memset(longtopic, 'x', sizeof longtopic);
+    memcpy(longtopic + HUB_TOPIC_MAX - 1, "\xC3\xA9", 2); /* an e-acute across the limit */
+    longtopic[sizeof longtopic - 1] = '\0';
+    hub_topic(h, a->u, "#lobby", longtopic);
+    CHECK(strlen(hub_room_topic(r, NULL, NULL)) == HUB_TOPIC_MAX - 1, "a long topic is cut before a split character");
+
+    forget_all(all, 3);
+    CHECK(hub_away(h, b->u, "lunch") == HUB_OK && b->u->away && strcmp(b->u->away, "lunch") == 0, "away is kept");
+    CHECK(count(a, "AWAY|-|bo|-|lunch") == 1 && b->n == 0 && c->n == 0, "those sharing a room hear it, not the user");
+    hub_away(h, b->u, "");
+    CHECK(!b->u->away && count(a, "AWAY|-|bo|-|-") == 1, "back: no away text");
+    hub_realname(h, b->u, "Bo Diddley");
+    CHECK(count(a, "REALNAME|-|bo|-|Bo Diddley") == 1 && last_user == b->u, "a new real name is told, with its user");
+
+    forget_all(all, 3);
+    CHECK(hub_notice(h, a->u, "#lobby", "n") == HUB_OK && count(b, "SAY|#lobby|ann|-|n") == 1 &&
+              (last_flags & HUB_NOTICE),
+          "a room notice is a SAY with HUB_NOTICE");
+    a->u->echo = 1;
+    hub_say(h, a->u, "#lobby", "echoed");
+    CHECK(count(a, "SAY|#lobby|ann|-|echoed") == 1 && count(b, "SAY|#lobby|ann|-|echoed") == 1 && a->got[a->n - 1] == b->got[b->n - 1],
+          "with echo the sender gets its own room message, the same msg");
+    a->u->echo = 0;
+    CHECK(hub_message(h, a->u, "#lobby", HUB_ACTION, "waves", "+x=1") == HUB_OK && count(b, "ACTION|#lobby|ann|-|waves") == 1 &&
+              last_tags && strcmp(last_tags, "+x=1") == 0 && !(last_flags & HUB_ACTION),
+          "hub_message: a room action, with its client tags");
+    CHECK(hub_message(h, a->u, "bo", HUB_ACTION, "nods", NULL) == HUB_OK && count(b, "PRIVMSG|-|ann|bo|nods") == 1 &&
+              (last_flags & HUB_ACTION),
+          "hub_message: a private action is a PRIVMSG with HUB_ACTION");
+    CHECK(hub_message(h, a->u, "bo", HUB_TAGMSG, NULL, "+typing=active") == HUB_OK && (last_flags & HUB_TAGMSG) &&
+              count(b, "PRIVMSG|-|ann|bo|-") == 1,
+          "hub_message: tags alone");
+    CHECK(hub_message(h, a->u, "#dev", 0, "x", NULL) == HUB_ENOTINROOM && hub_message(h, a->u, "zed", 0, "x", NULL) == HUB_ENOUSER,
+          "hub_message: the errors of say and privmsg");
+
+    int bad = 0;
+    const char *const names[] = {"a!b", "a@b", "+v", "%h", "&x", "~q", "$s", ":c"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        bad += hub_nick(h, a->u, names[i]) == HUB_EBADNICK && !hub_valid_name(h, names[i]);
+    CHECK(bad == 8 && hub_valid_name(h, "a+b") && hub_valid_name(h, "x~"),
+          "names IRC could misread are refused for everyone: ! @ anywhere, : + % & ~ $ first");
+    leave_hub(h, a, NULL), leave_hub(h, b, NULL), leave_hub(h, c, NULL);
+    hub_free(h);
+}
+
 static void test_free(void)
 {
     struct hub *h = hub_new(&lim);
@@ -634,6 +710,7 @@ int main(void)
     test_nick();
     test_limits();
     test_privmsg_who();
+    test_topic_away_echo_tags();
     test_stamps();
     test_free();
     test_bounded_listings();

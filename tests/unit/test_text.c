@@ -181,8 +181,29 @@ static void test_case(void)
     CHECK(text_ihash("alice") != text_ihash("alicf"), "ihash differs for different names (sanity)");
 }
 
+static int strip_is(const char *in, const char *want)
+{
+    char out[256];
+    size_t n = text_strip_format(out, in);
+    return n == strlen(want) && strcmp(out, want) == 0;
+}
+
+static void test_strip_format(void)
+{
+    CHECK(strip_is("\x02" "bold\x02 \x1d" "it\x1d \x1funder\x1f \x16rev\x0f \x1es\x11m", "bold it under rev sm"),
+          "strip_format: bold, italics, underline, reverse, reset, strike, monospace");
+    CHECK(strip_is("\x03" "4red \x03" "04,12both \x03" "99,1x \x03plain \x03,5keep", "red both x plain ,5keep"),
+          "strip_format: colours with their digits, and only those");
+    CHECK(strip_is("\x03" "123", "3"), "strip_format: at most two digits of colour");
+    CHECK(strip_is("\x04" "ff0000red \x04" "00FF00,0000ffb \x04zz", "red b zz"), "strip_format: hex colours");
+    CHECK(strip_is("\x01" "VERSION\x01", "VERSION"), "strip_format: CTCP's ^A");
+    CHECK(strip_is("tab\tstays", "tab\tstays") && !text_has_controls("tab\tstays") && text_has_controls("a\x02"),
+          "strip_format: TAB stays; has_controls sees formatting");
+}
+
 int main(void)
 {
+    test_strip_format();
     test_valid_kept();
     test_invalid_replaced();
     test_controls_removed();

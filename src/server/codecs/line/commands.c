@@ -50,6 +50,18 @@ static int cmd_nick(struct conn *c, char *args)
     return 0;
 }
 
+/* "-- topic of #dev: text (set by bob)", or nothing when it has none. */
+static void show_topic(struct conn *c, const char *room)
+{
+    struct room *r = hub_find_room(conn_hub(c), room);
+    const char *by, *topic = r ? hub_room_topic(r, &by, NULL) : "";
+    if (!*topic)
+        return;
+    char clean_topic[HUB_TOPIC_MAX + 1];
+    text_strip_format(clean_topic, topic); /* it may have been set from IRC */
+    line_reply(c, "-- topic of %s: %s (set by %s)", hub_room_name(r), clean_topic, by);
+}
+
 static int cmd_join(struct conn *c, char *args)
 {
     char *room = next_word(&args);
@@ -62,10 +74,47 @@ static int cmd_join(struct conn *c, char *args)
             err = HUB_ENOMEM;
         else if (err == HUB_EALREADY)
             line_reply(c, "-- you are now in %s", joined);
-        else
+        else {
+            show_topic(c, joined);
             line_history_replay(c, joined);
+        }
     }
     line_error(c, err, room);
+    return 0;
+}
+
+static int cmd_topic(struct conn *c, char *args)
+{
+    char *room = NULL;
+    if (args[0] == '#')
+        room = next_word(&args);
+    const char *current = line_current(c);
+    if (!room && !current)
+        return no_room(c);
+    const char *where = room ? room : current;
+    if (*args) {
+        line_error(c, hub_topic(conn_hub(c), c->user, where, strcmp(args, "-") == 0 ? "" : args), where);
+        return 0;
+    }
+    struct room *r = hub_find_room(conn_hub(c), where);
+    if (!r) {
+        line_error(c, HUB_ENOSUCHROOM, where);
+        return 0;
+    }
+    if (!*hub_room_topic(r, NULL, NULL))
+        line_reply(c, "-- no topic in %s", hub_room_name(r));
+    else
+        show_topic(c, where);
+    return 0;
+}
+
+static int cmd_away(struct conn *c, char *args)
+{
+    line_error(c, hub_away(conn_hub(c), c->user, args), NULL);
+    if (*args)
+        line_reply(c, "-- you are marked away: %s", args);
+    else
+        line_reply(c, "-- you are back");
     return 0;
 }
 
@@ -86,7 +135,14 @@ static int cmd_msg(struct conn *c, char *args)
     char *to = next_word(&args);
     if (!to || !*args)
         return usage(c, "/msg NAME text");
-    line_error(c, hub_privmsg(conn_hub(c), c->user, to, args), to);
+    enum hub_err err = hub_privmsg(conn_hub(c), c->user, to, args);
+    line_error(c, err, to);
+    struct user *u = err == HUB_OK ? hub_find_user(conn_hub(c), to) : NULL;
+    if (u && u->away) {
+        char away[HUB_AWAY_MAX + 1];
+        text_strip_format(away, u->away); /* it may have been set from IRC */
+        line_reply(c, "-- %s is away: %s", u->name, away);
+    }
     return 0;
 }
 
@@ -163,6 +219,8 @@ static const struct command {
     {"part", cmd_part, "/part [#room] [reason]", "leave a room (default: the current one)"},
     {"msg", cmd_msg, "/msg NAME text", "send a private message"},
     {"me", cmd_me, "/me text", "act: * you text"},
+    {"topic", cmd_topic, "/topic [#room] [text|-]", "show or set a room's topic (- clears it)"},
+    {"away", cmd_away, "/away [text]", "mark yourself away (no text: back)"},
     {"who", cmd_who, "/who [#room [TEXT]]", "list the users in a room (whose names contain TEXT)"},
     {"rooms", cmd_rooms, "/rooms [TEXT]", "list the rooms (whose names contain TEXT)"},
     {"history", line_history_cmd, "/history [#room] [N]", "the last N messages of a room (or NAME: your talk with NAME)"},

@@ -12,6 +12,7 @@
 #include "server/codecs/line/linehistory.h"
 #include "server/codecs/line/lineuser.h"
 #include "core/lineframe.h"
+#include "core/loop.h"
 #include "server/conn.h"
 #include "server/hub.h"
 
@@ -66,28 +67,79 @@ static struct msg *notice_with_reason(const char *name, const char *what, const 
     return msg_printf("-- %s %s (%s)\n", name, what, reason);
 }
 
+static struct msg *encode_text(const struct hub_event *ev, const char *text)
+{
+    int notice = (ev->flags & HUB_NOTICE) != 0;
+    switch (ev->type) {
+    case EV_SAY:
+        return notice ? msg_printf("%s -%s- %s\n", ev->room, ev->from, text)
+                      : msg_printf("%s <%s> %s\n", ev->room, ev->from, text);
+    case EV_ACTION:
+        return msg_printf("%s * %s %s\n", ev->room, ev->from, text);
+    case EV_PRIVMSG:
+        if (ev->flags & HUB_ACTION)
+            return msg_printf("*%s* * %s %s\n", ev->from, ev->from, text);
+        return notice ? msg_printf("-%s- %s\n", ev->from, text) : msg_printf("*%s* %s\n", ev->from, text);
+    case EV_PRIVECHO:
+        if (ev->flags & HUB_ACTION)
+            return msg_printf("-> *%s* * %s %s\n", ev->to, ev->from, text);
+        return notice ? msg_printf("-> -%s- %s\n", ev->to, text) : msg_printf("-> *%s* %s\n", ev->to, text);
+    case EV_TOPIC:
+        if (!*text)
+            return msg_printf("-- %s cleared the topic of %s\n", ev->from, ev->room);
+        return msg_printf("-- %s set the topic of %s: %s\n", ev->from, ev->room, text);
+    case EV_PART:
+    {
+        char what[sizeof "left " + HUB_ROOM_MAX];
+        snprintf(what, sizeof what, "left %s", ev->room);
+        return notice_with_reason(ev->from, what, text);
+    }
+    case EV_QUIT:
+        return notice_with_reason(ev->from, "quit", text);
+    default:
+        return NULL;
+    }
+}
+
+/* Text from an IRC client may hold formatting codes (bold, colours): those are
+ * taken out for terminals. A CTCP request other than ACTION (^AVERSION^A) is for
+ * IRC clients alone: plain users get nothing. */
+static struct msg *encode_user_text(const struct hub_event *ev)
+{
+    const char *text = ev->text ? ev->text : "";
+    if (ev->flags & HUB_TAGMSG)
+        return NULL; /* tags alone: nothing a terminal shows */
+    if (text[0] == '\x01' && ev->type != EV_PART && ev->type != EV_QUIT && ev->type != EV_TOPIC)
+        return NULL;
+    if (!text_has_controls(text))
+        return encode_text(ev, text);
+    char *clean_text = strdup(text);
+    if (!clean_text)
+        return NULL;
+    text_strip_format(clean_text, clean_text);
+    struct msg *m = encode_text(ev, clean_text);
+    free(clean_text);
+    return m;
+}
+
 static struct msg *encode(const struct hub_event *ev, const struct user *to)
 {
     (void)to; /* every plain user reads the same */
     switch (ev->type) {
     case EV_SAY:
-        return msg_printf("%s <%s> %s\n", ev->room, ev->from, ev->text);
     case EV_ACTION:
-        return msg_printf("%s * %s %s\n", ev->room, ev->from, ev->text);
     case EV_PRIVMSG:
-        return msg_printf("*%s* %s\n", ev->from, ev->text);
     case EV_PRIVECHO:
-        return msg_printf("-> *%s* %s\n", ev->to, ev->text);
+    case EV_TOPIC:
+    case EV_PART:
+    case EV_QUIT:
+        return encode_user_text(ev);
+    case EV_AWAY:
+        return NULL; /* shown when someone writes to an away user */
+    case EV_REALNAME:
+        return NULL; /* plain users have no real names */
     case EV_JOIN:
         return msg_printf("-- %s joined %s\n", ev->from, ev->room);
-    case EV_PART:
-    {
-        char what[sizeof "left " + HUB_ROOM_MAX];
-        snprintf(what, sizeof what, "left %s", ev->room);
-        return notice_with_reason(ev->from, what, ev->text);
-    }
-    case EV_QUIT:
-        return notice_with_reason(ev->from, "quit", ev->text);
     case EV_NICK:
         return msg_printf("-- %s is now known as %s\n", ev->from, ev->to);
     case EV_WHO:
@@ -173,8 +225,117 @@ static int lc_line(void *ctx, char *line, size_t len)
     return conn_spend(c, 1 + (double)(len / LINE_TOKEN_BYTES));
 }
 
+/* ==== An IRC client on the plain port ====
+ *
+ * With line_hand_irc_to set (natterd), a new plain connection is greeted only
+ * after GREET_DELAY_MS, or as soon as it sends something: an IRC client speaks
+ * first (CAP, NICK, USER or PASS), and is handed to the IRC codec before it ever
+ * sees a plain line or the others see a guest arrive. Connections waiting to be
+ * greeted are kept by id in arrival order, so one timer serves them all. One
+ * that speaks IRC later than that is still handed over at its first line (the
+ * guest it was greeted as quits). */
+#define GREET_DELAY_MS 100
+
+static const struct codec *irc_codec;
+static char waiting; /* c->state while a connection waits to be greeted */
+
+struct greet_wait {
+    uint64_t id;
+    long long at;
+};
+static struct {
+    struct greet_wait *q;
+    size_t head, n, cap;
+    unsigned long timer;
+} G;
+
+static int greet(struct conn *c);
+
+void line_hand_irc_to(const struct codec *irc)
+{
+    irc_codec = irc;
+}
+
+static void on_greet_timer(struct loop *l, void *data)
+{
+    (void)data;
+    G.timer = 0;
+    long long now = loop_now_ms();
+    while (G.n && G.q[G.head].at <= now) {
+        struct conn *c = conn_by_id(G.q[G.head].id);
+        G.head++, G.n--;
+        if (c && c->codec == &line_codec && c->state == &waiting && greet(c) < 0)
+            conn_close(c, "out of memory", 0);
+    }
+    if (G.n) {
+        G.timer = loop_add_timer(l, G.q[G.head].at - now, on_greet_timer, NULL);
+        return;
+    }
+    free(G.q);
+    memset(&G, 0, sizeof G);
+}
+
+static int wait_to_greet(struct conn *c)
+{
+    if (G.head + G.n == G.cap) {
+        if (G.head > 0) {
+            memmove(G.q, G.q + G.head, G.n * sizeof *G.q);
+            G.head = 0;
+        } else {
+            size_t cap = G.cap ? 2 * G.cap : 64;
+            struct greet_wait *q = realloc(G.q, cap * sizeof *q);
+            if (!q)
+                return -1;
+            G.q = q;
+            G.cap = cap;
+        }
+    }
+    G.q[G.head + G.n++] = (struct greet_wait){c->id, loop_now_ms() + GREET_DELAY_MS};
+    if (!G.timer && !(G.timer = loop_add_timer(conn_loop(), GREET_DELAY_MS, on_greet_timer, NULL))) {
+        G.n--;
+        return -1;
+    }
+    c->state = &waiting;
+    return 0;
+}
+
+/* Does data start with an IRC client's first command? 1 yes, 0 no, -1 cannot
+ * tell yet (the first word is not complete). */
+static int irc_first_word(const char *data, size_t len)
+{
+    static const char *const words[] = {"CAP", "NICK", "USER", "PASS"};
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
+        size_t n = strlen(words[i]);
+        size_t k = len < n ? len : n;
+        if (memcmp(data, words[i], k) != 0)
+            continue;
+        if (len <= n)
+            return -1;
+        return data[n] == ' ' || data[n] == '\r' || data[n] == '\n';
+    }
+    return 0;
+}
+
 static size_t lc_input(struct conn *c, char *data, size_t len)
 {
+    if (c->state == &waiting) { /* the first bytes: an IRC client's, or a plain user's */
+        int irc = irc_first_word(data, len);
+        if (irc < 0)
+            return 0; /* the rest of the word, or the greeting, comes soon */
+        if (irc > 0) {
+            conn_set_codec(c, irc_codec); /* it is offered all of data */
+            return 0;
+        }
+        if (greet(c) < 0) {
+            conn_close(c, "out of memory", 0);
+            return len;
+        }
+    } else if (irc_codec && !conn_has_spoken(c) && irc_first_word(data, len) > 0) {
+        /* An IRC client slower to speak than GREET_DELAY_MS: it was greeted as
+         * a guest, which now quits, but its lines are not said in #lobby. */
+        conn_set_codec(c, irc_codec);
+        return 0;
+    }
     size_t discarded = 0;
     size_t used = lineframe_input(&c->frame, data, len, conn_limits(c)->max_line, lc_line, c, &discarded);
     /* Bytes thrown away cost what bytes of a line cost: reading them is work. */
@@ -185,7 +346,15 @@ static size_t lc_input(struct conn *c, char *data, size_t len)
 
 static int lc_open(struct conn *c)
 {
+    if (irc_codec)
+        return wait_to_greet(c);
+    return greet(c);
+}
+
+static int greet(struct conn *c)
+{
     struct hub *h = conn_hub(c);
+    c->state = NULL;
     if (hub_connect(h, &line_ops, c, NULL, &c->user) != HUB_OK)
         return -1;
     line_reply(c, "-- welcome to natter, %s! /nick NAME picks a name, /help lists commands", c->user->name);
@@ -214,6 +383,8 @@ static void lc_limit(struct conn *c, enum conn_limit what, double value)
     case LIMIT_IDLE:
         line_reply(c, "!! idle for %g seconds, disconnected", value);
         return;
+    case LIMIT_QUIET:
+        return; /* the plain protocol has no ping: idle users are just dropped */
     case LIMIT_FULL:
     case LIMIT_PER_ADDR:
     case LIMIT_CONNECT_RATE:
@@ -239,6 +410,8 @@ static void lc_close(struct conn *c, const char *reason)
         hub_disconnect(conn_hub(c), c->user, reason);
         c->user = NULL;
     }
+    if (c->state == &waiting)
+        c->state = NULL;
     line_forget(c);
     if (!clean_cap || conn_count() > 1)
         return;
