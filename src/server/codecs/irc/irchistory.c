@@ -364,13 +364,15 @@ static int parse_point(const char *s, int star, struct history_point *p)
         if (!((*v >= '0' && *v <= '9') || (*v >= 'a' && *v <= 'f') || (*v >= 'A' && *v <= 'F')))
             return -1;
         unsigned long long id = strtoull(v, &end, 16);
+        if (end - v > 16)
+            return -1;
         if (*end == '-') { /* the part of a long message: the message */
             const char *q = end + 1;
             if (!*q || q[strspn(q, "0123456789")])
                 return -1;
             end += strlen(end);
         }
-        if (*end || id == 0 || end - v > 16)
+        if (*end || id == 0)
             return -1;
         p->id = id;
         return 0;
