@@ -341,6 +341,8 @@ def test_history_off_offers_no_chathistory(natterd, irc):
     c = irc(s)
     c.send("CAP LS 302")
     assert "draft/chathistory" not in c.expect(r" CAP \* LS :(.*)$").group(1).split()
+    c.send("CAP REQ :draft/chathistory")
+    c.expect(r" CAP \* NAK :draft/chathistory$")  # not offered, not taken
     c.send("NICK bob")
     c.send("USER b 0 * :b")
     c.send("CAP END")

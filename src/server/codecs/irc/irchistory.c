@@ -119,7 +119,7 @@ static const char *sender_mask(struct conn *c, const char *from, char *out, size
 
 /* One entry as a message in the batch ref, read as it was sent live. */
 static void add_batched(struct out *o, struct conn *c, const char *ref, const struct history_entry *e,
-                        const char *target)
+                        const char *notice_to)
 {
     const struct irc_state *st = irc_st(c);
     char head[IRC_LINE_MAX + HISTORY_KEY_MAX], mask[HUB_NAME_MAX * 2 + 48];
@@ -137,7 +137,7 @@ static void add_batched(struct out *o, struct conn *c, const char *ref, const st
     case HK_GAP: {
         char text[128];
         snprintf(text, sizeof text, "*** %" PRIu64 " message%s not recorded here", e->lost, e->lost == 1 ? "" : "s");
-        snprintf(head, sizeof head, ":%s NOTICE %s :", irc_conf.server_name, target);
+        snprintf(head, sizeof head, ":%s NOTICE %s :", irc_conf.server_name, notice_to);
         add_cut(o, st, ref, e, head, text, "");
         return;
     }
@@ -218,7 +218,7 @@ static void answer(struct conn *c, const struct asked *a, const struct history_e
                    irc_conf.server_name, notice_to, first, first == 1 ? "" : "s");
     for (size_t i = first; i < last; i++) {
         if (batched)
-            add_batched(&o, c, ref, &entries[i], a->target);
+            add_batched(&o, c, ref, &entries[i], notice_to);
         else
             add_notice(&o, &entries[i], notice_to);
     }
