@@ -108,7 +108,8 @@ static int cap_req(struct conn *c, struct irc_msg *m)
     for (char *save, *w = strtok_r(copy, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
         int minus = w[0] == '-';
         const struct cap *cap = find_cap(w + minus);
-        if (!cap || (minus && cap->bit == CAP_CAP_NOTIFY && st->cap_302) || (cap->bit == CAP_CHATHISTORY && !conn_history(c))) {
+        if (!cap || (minus && cap->bit == CAP_CAP_NOTIFY && st->cap_302) ||
+            (cap->bit == CAP_CHATHISTORY && !conn_history(c))) { /* offered only with history on */
             ok = 0;
             break;
         }

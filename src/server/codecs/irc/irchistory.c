@@ -72,8 +72,8 @@ static int batch_form(const struct irc_state *st)
 }
 
 /* The tags of one line of entry e in batch ref: "@batch=..;time=..[;msgid=..] ". */
-static void entry_tags(char *out, size_t len, const struct irc_state *st, const char *ref, const struct history_entry *e,
-                       int part)
+static void entry_tags(char *out, size_t len, const struct irc_state *st, const char *ref,
+                       const struct history_entry *e, int part)
 {
     time_t secs = (time_t)(e->time_ms / 1000);
     struct tm tm;
@@ -264,8 +264,8 @@ static void on_answer(void *arg, uint64_t cookie, const struct history_result *r
         snprintf(context, sizeof context, "%s %s", a->sub, a->target);
         if (a->label[0]) { /* the label goes on the failure */
             char line[IRC_LINE_MAX + IRC_LABEL_MAX + 64];
-            snprintf(line, sizeof line, "@label=%s :%s FAIL CHATHISTORY MESSAGE_ERROR %s :Messages could not be retrieved",
-                     a->label, irc_conf.server_name, context);
+            snprintf(line, sizeof line, "@label=%s :%s FAIL CHATHISTORY MESSAGE_ERROR %s :%s", a->label,
+                     irc_conf.server_name, context, "Messages could not be retrieved");
             irc_send(c, "%s", line);
         } else {
             fail(c, "MESSAGE_ERROR", context, "Messages could not be retrieved");
