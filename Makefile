@@ -32,6 +32,7 @@ SERVER   += history linehistory
 LDLIBS_SQLITE := $(shell pkg-config --libs sqlite3 2>/dev/null || echo -lsqlite3)
 CFLAGS_SQLITE := $(shell pkg-config --cflags sqlite3 2>/dev/null)
 SERVER   += ircmsg ircuser ircencode irccmds irccodec
+SERVER   += irchistory
 CLIENT   := lineedit session
 CLIENT   += $(CLIENT_TLS)
 BENCH    := bench bench_worker bench_shared bench_hist

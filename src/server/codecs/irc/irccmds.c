@@ -9,6 +9,7 @@
 
 #include "core/text.h"
 #include "server/codecs/irc/ircencode.h"
+#include "server/codecs/irc/irchistory.h"
 #include "server/codecs/irc/ircmsg.h"
 #include "server/codecs/irc/ircuser.h"
 #include "server/conn.h"
@@ -39,6 +40,7 @@ static const struct cap {
     {"away-notify", CAP_AWAY_NOTIFY},
     {"batch", CAP_BATCH},
     {"cap-notify", CAP_CAP_NOTIFY},
+    {"draft/chathistory", CAP_CHATHISTORY},
     {"echo-message", CAP_ECHO_MESSAGE},
     {"labeled-response", CAP_LABELED_RESPONSE},
     {"message-tags", CAP_MESSAGE_TAGS},
@@ -77,7 +79,8 @@ static int cap_ls(struct conn *c, struct irc_msg *m)
     }
     char list[256] = "";
     for (size_t i = 0; i < NCAPS; i++)
-        append(list, sizeof list, " ", caps[i].name);
+        if (caps[i].bit != CAP_CHATHISTORY || conn_history(c)) /* offered only with history on */
+            append(list, sizeof list, " ", caps[i].name);
     irc_send(c, ":%s CAP %s LS :%s", irc_conf.server_name, irc_nick(c), list);
     return 0;
 }
@@ -105,7 +108,8 @@ static int cap_req(struct conn *c, struct irc_msg *m)
     for (char *save, *w = strtok_r(copy, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
         int minus = w[0] == '-';
         const struct cap *cap = find_cap(w + minus);
-        if (!cap || (minus && cap->bit == CAP_CAP_NOTIFY && st->cap_302)) {
+        if (!cap || (minus && cap->bit == CAP_CAP_NOTIFY && st->cap_302) ||
+            (cap->bit == CAP_CHATHISTORY && !conn_history(c))) { /* offered only with history on */
             ok = 0;
             break;
         }
@@ -163,6 +167,7 @@ void irc_send_isupport(struct conn *c)
     snprintf(tokens[n++], 64, "CHANMODES=b,,,n");
     snprintf(tokens[n++], 64, "CHANNELLEN=33");
     snprintf(tokens[n++], 64, "CHANTYPES=#");
+    n += irc_history_isupport(c, tokens[n], 64);
     snprintf(tokens[n++], 64, "NETWORK=%.50s", irc_conf.network);
     snprintf(tokens[n++], 64, "NICKLEN=%u", (unsigned)lim->max_name);
     snprintf(tokens[n++], 64, "PREFIX=");
@@ -441,6 +446,7 @@ static void join_one(struct conn *c, const char *name)
         send_topic(c, r, 0);
         if (listing(c, LISTING_NAMES, joined) != HUB_OK)
             irc_num(c, "366", "%s :End of /NAMES list.", joined);
+        irc_history_replay(c, joined);
         return;
     }
     case HUB_EALREADY:
@@ -908,6 +914,7 @@ static const struct command {
     {"LUSERS", cmd_lusers, 0, 1, FANS_NONE},
     {"VERSION", cmd_version, 0, 1, FANS_NONE},
     {"TIME", cmd_time, 0, 1, FANS_NONE},
+    {"CHATHISTORY", irc_cmd_chathistory, 1, 1, FANS_NONE},
 };
 
 /* Fairness (hub.h): a command that fans out to a heavy room, or lists, waits for
