@@ -301,9 +301,13 @@ int main(int argc, char **argv)
                                     "listening for TLS on", "", listeners, nlisteners);
     if (nlisteners >= 0 && !o.no_irc)
         nlisteners = more_listeners(&o, (int)o.irc_port, &irc, "listening for IRC on", "", listeners, nlisteners);
-    if (nlisteners >= 0 && !o.no_irc && tls)
+    if (nlisteners >= 0 && !o.no_irc && tls) {
+        int first = nlisteners;
         nlisteners = more_listeners(&o, o.irc_tls_port >= 0 ? (int)o.irc_tls_port : IRC_TLS_DEFAULT_PORT, &irc_tls,
                                     "listening for IRC/TLS on", "", listeners, nlisteners);
+        if (nlisteners > first) /* IRCv3 sts points plain IRC clients at the port it got */
+            irc_set_sts(atoi(strrchr(listener_addr(listeners[first]), ':') + 1), (long)o.sts_duration);
+    }
     if (nlisteners >= 0)
         nlisteners = more_listeners(&o, (int)o.port, &plain, "listening on", tail, listeners, nlisteners);
     int rc = nlisteners < 0;

@@ -88,6 +88,8 @@ static const struct spec specs[] = {
     {"irc-port", 0, NUMBER, AT(irc_port), 0, 0, 65535, "PORT", "TCP port for IRC clients; 0 picks a free one", NULL},
     {"irc-tls-port", 0, NUMBER, AT(irc_tls_port), 0, 0, 65535, "PORT",
      "TLS port for IRC clients (with --tls-cert); 0 picks a free one", "6697"},
+    {"sts-duration", 0, NUMBER, AT(sts_duration), 0, 0, 31536000, "SECS",
+     "how long IRC clients should keep to TLS (IRCv3 sts), 0 = let them stop", NULL},
     {"no-irc", 0, FLAG, AT(no_irc), 0, 0, 0, NULL, "no IRC port (the plain port still takes IRC clients)", NULL},
     {"server-name", 0, TEXT, AT(server_name), 0, 0, 0, "NAME", "the server's IRC name", "the host name"},
     {"network", 0, TEXT, AT(network), 0, 0, 0, "NAME", "the IRC network's name", "natter"},
@@ -123,6 +125,7 @@ void options_defaults(struct options *o)
         .history = 50,
         .irc_port = 6667,
         .irc_tls_port = -1,
+        .sts_duration = 300,
         .network = "natter",
     };
 }

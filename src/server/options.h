@@ -33,6 +33,7 @@ struct options {
     int verbose;
     /* IRC (codecs/irc/) */
     long long irc_port, irc_tls_port; /* irc_tls_port -1 = the default, 6697 */
+    long long sts_duration;           /* IRCv3 sts, on the IRC TLS port */
     int no_irc;
     const char *server_name, *network, *motd, *irc_password;
 };

@@ -28,7 +28,7 @@ def test_irc_registration_without_cap(natterd, irc):
     c.expect(r"^:irc\.test 001 alice :Welcome to the TestNet IRC Network alice!~al@natter/irc$")
     c.expect(r"^:irc\.test 002 alice :Your host is irc\.test, running version natter-")
     c.expect(r"^:irc\.test 003 alice :This server was created ")
-    c.expect(r"^:irc\.test 004 alice irc\.test natter-\S+ i bn$")
+    c.expect(r"^:irc\.test 004 alice irc\.test natter-\S+ iZ bn$")
     c.expect(r"^:irc\.test 251 alice :There are 1 users")
     for num in ("254", "255", "265", "266"):
         c.expect(r"^:irc\.test %s alice " % num)

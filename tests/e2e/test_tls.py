@@ -530,3 +530,59 @@ def test_natter_tls_on_a_terminal(natterd, client, certs, binary, closing, tmp_p
     t.check_clean_exit()
     carol.expect(r"^-- bob quit$")
     assert t.errors() == ""
+
+
+class IrcOverTLS(natlib.IrcClient):
+    """natlib.IrcClient over TLS: decrypted records not read yet come first."""
+
+    def __init__(self, host, port, ctx, timeout=natlib.DEFAULT_WAIT):
+        raw = socket.create_connection((host, port), timeout=timeout)
+        self.sock = ctx.wrap_socket(raw, server_hostname="localhost")
+        self.buf, self.lines, self.eof, self.nick = b"", [], False, None
+
+    def _fill(self, timeout):
+        if not self.sock.pending():
+            r, _, _ = select.select([self.sock], [], [], max(timeout, 0))
+            if not r:
+                return False
+        try:
+            chunk = self.sock.recv(65536)
+        except ssl.SSLWantReadError:
+            return False
+        except (ConnectionResetError, socket.timeout, ssl.SSLError):
+            chunk = b""
+        if not chunk:
+            self.eof = True
+            return False
+        self.buf += chunk
+        return True
+
+
+def test_irc_sts_plus_z_and_whois_671(natterd, certs, closing):
+    # IRCv3 sts: plain IRC connections are told the IRC TLS port, TLS ones how
+    # long to keep to it; a TLS user is +Z and WHOIS says 671 of it.
+    s = tls_server(natterd, certs["good"], "--sts-duration", "120")
+    port = int(s.wait_log(r"listening for IRC/TLS on [^ ]*:(\d+)").group(1))
+    plain = closing(natlib.IrcClient(s.host, s.irc_port))
+    plain.register("pat", caps=[])
+    ls = [l for l in plain.lines if " CAP * LS :" in l or " CAP pat LS :" in l][0]
+    assert "sts=port=%d" % port in ls.split(), ls
+    secure = closing(IrcOverTLS(s.host, port, context(certs)))
+    secure.register("tess", caps=[])
+    ls = [l for l in secure.lines if " LS :" in l][0]
+    assert "sts=duration=120" in ls.split(), ls
+    secure.send("MODE tess")
+    secure.expect(r" 221 tess \+Z$")
+    plain.send("MODE pat")
+    plain.expect(r" 221 pat \+$")
+    plain.send("WHOIS tess")
+    plain.expect(r" 671 pat tess :is using a secure connection$")
+    plain.expect(r" 318 pat tess ")
+    secure.send("WHOIS pat")
+    secure.expect(r" 318 tess pat ")
+    assert not [l for l in secure.lines if " 671 " in l]
+    # without an IRC TLS listener there is no sts
+    s2 = natterd()
+    other = closing(natlib.IrcClient(s2.host, s2.irc_port))
+    other.register("olga", caps=[])
+    assert not [l for l in other.lines if "sts=" in l]

@@ -14,6 +14,7 @@
 #include "server/codecs/irc/ircuser.h"
 #include "server/conn.h"
 #include "server/hub.h"
+#include "server/transport/tls.h"
 
 #define TARGMAX 4       /* targets of one PRIVMSG or NOTICE */
 #define USERHOST_MAX 5  /* nicks one USERHOST answers */
@@ -81,6 +82,14 @@ static int cap_ls(struct conn *c, struct irc_msg *m)
     for (size_t i = 0; i < NCAPS; i++)
         if (caps[i].bit != CAP_CHATHISTORY || conn_history(c)) /* offered only with history on */
             append(list, sizeof list, " ", caps[i].name);
+    if (irc_conf.sts_port && st->cap_302) { /* sts has values: CAP 302 clients only; never requested */
+        char sts[64];
+        if (tls_transport(c->t))
+            snprintf(sts, sizeof sts, "sts=duration=%ld", irc_conf.sts_duration);
+        else
+            snprintf(sts, sizeof sts, "sts=port=%d", irc_conf.sts_port);
+        append(list, sizeof list, " ", sts);
+    }
     irc_send(c, ":%s CAP %s LS :%s", irc_conf.server_name, irc_nick(c), list);
     return 0;
 }
@@ -216,7 +225,7 @@ static void welcome(struct conn *c)
     irc_num(c, "001", ":Welcome to the %s IRC Network %s", irc_conf.network, irc_mask(c->user, c->user->name, mask, sizeof mask));
     irc_num(c, "002", ":Your host is %s, running version %s", irc_conf.server_name, VERSION_STRING);
     irc_num(c, "003", ":This server was created %s", irc_conf.created);
-    irc_num(c, "004", "%s %s i bn", irc_conf.server_name, VERSION_STRING);
+    irc_num(c, "004", "%s %s iZ bn", irc_conf.server_name, VERSION_STRING);
     irc_send_isupport(c);
     cmd_lusers(c, NULL);
     cmd_motd(c, NULL);
@@ -693,6 +702,8 @@ static int cmd_whois(struct conn *c, struct irc_msg *m)
     irc_num(c, "312", "%s %s :%s", u->name, irc_conf.server_name, st ? "natter, over IRC" : "natter, plain text");
     if (u->away)
         irc_num(c, "301", "%s :%s", u->name, u->away);
+    if (tls_transport(((const struct conn *)u->ctx)->t))
+        irc_num(c, "671", "%s :is using a secure connection", u->name);
     if (st)
         irc_num(c, "317", "%s %lld %lld :seconds idle, signon time", u->name,
                 (long long)(time(NULL) - (st->last_spoke ? st->last_spoke : st->signon)), (long long)st->signon);
@@ -833,7 +844,7 @@ static int cmd_mode(struct conn *c, struct irc_msg *m)
         return 0;
     }
     if (m->nparams < 2) {
-        irc_num(c, "221", "%s", st->invisible ? "+i" : "+");
+        irc_num(c, "221", "+%s%s", st->invisible ? "i" : "", tls_transport(c->t) ? "Z" : "");
         return 0;
     }
     int plus = 1, changed = -1;

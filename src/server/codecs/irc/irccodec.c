@@ -60,6 +60,12 @@ static int read_motd(const char *path)
     return 0;
 }
 
+void irc_set_sts(int port, long duration)
+{
+    irc_conf.sts_port = port;
+    irc_conf.sts_duration = duration;
+}
+
 int irc_setup(const char *server_name, const char *network, const char *password, const char *motd_path)
 {
     irc_conf.server_name = server_name;

@@ -12,6 +12,8 @@ extern const struct codec irc_codec;
  * server message), network, a server password (NULL: none) and the MOTD file
  * (NULL: none). Returns 0, or -1 with errno set when the MOTD cannot be read. */
 int irc_setup(const char *server_name, const char *network, const char *password, const char *motd_path);
+/* IRCv3 sts: the IRC TLS port (0: none) and the policy's duration in seconds. */
+void irc_set_sts(int port, long duration);
 void irc_teardown(void);
 
 #endif

@@ -21,6 +21,11 @@ struct irc_config {
     const char *password;  /* NULL: none */
     char **motd;           /* its lines, NULL-terminated; NULL: no MOTD */
     char created[64];      /* when the server started, for 003 */
+    /* Strict Transport Security (IRCv3 sts): the IRC TLS port to advertise on
+     * plain connections (0: no IRC TLS listener, no sts), and how long a client
+     * should keep to TLS, advertised on TLS connections. */
+    int sts_port;
+    long sts_duration;
 };
 extern struct irc_config irc_conf;
 
