@@ -21,8 +21,16 @@ CFLAGS_EDIT := $(shell pkg-config --cflags libedit 2>/dev/null)
 CORE     := loop net buf lineframe text dict log
 SERVER   := options listener conn tcp hub linecodec lineuser commands
 SERVER   += ircmsg ircuser ircencode irccmds irccodec
+# TLS (issue 11), with Debian's OpenSSL: the server's transport, and the client's
+# side (core/tlsclient.c), linked only into natter and natter-bench.
+SERVER   += tls
+CLIENT_TLS := tlsclient
+LDLIBS_SSL := $(shell pkg-config --libs openssl 2>/dev/null || echo -lssl -lcrypto)
+CFLAGS_SSL := $(shell pkg-config --cflags openssl 2>/dev/null)
 CLIENT   := lineedit session
+CLIENT   += $(CLIENT_TLS)
 BENCH    := bench bench_worker bench_shared bench_hist
+BENCH    += $(CLIENT_TLS)
 SRC_DIRS := src/core src/server src/server/transport src/server/codecs \
             src/server/codecs/line src/server/codecs/irc src/client src/bench
 vpath %.c $(SRC_DIRS)
@@ -39,22 +47,23 @@ TEST_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(wildcard tests/tools/*
 all: $(BUILD)/natterd $(BUILD)/natter $(BUILD)/natter-bench
 
 $(BUILD)/natterd: $(BUILD)/natterd.o $(SERVER_O) $(CORE_O)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS_SSL)
 
 $(BUILD)/natter: $(BUILD)/natter.o $(CLIENT_O) $(CORE_O)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS_EDIT)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS_EDIT) $(LDLIBS_SSL)
 
 $(BUILD)/natter-bench: $(BENCH_O) $(CORE_O)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) -lpthread -lm
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) -lpthread -lm $(LDLIBS_SSL)
 
 $(BUILD)/lineedit.o $(BUILD)/natter.o: CPPFLAGS += $(CFLAGS_EDIT)
+$(BUILD)/tls.o $(BUILD)/tlsclient.o: CPPFLAGS += $(CFLAGS_SSL)
 
 $(BUILD)/%.o: %.c | $(BUILD)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 
 # $(filter ...): the .d files add headers to $^, which must not reach the compiler.
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(SERVER_O) $(CORE_O) | $(BUILD)/tests
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDFLAGS)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDFLAGS) $(LDLIBS_SSL)
 
 $(BUILD)/tests/%: tests/tools/%.c $(CORE_O) | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDFLAGS)
@@ -109,6 +118,11 @@ deps:
 	    echo "installing libedit-dev (line editing for the natter client)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libedit-dev pkg-config; \
 	  else echo "natter needs Debian packages: sudo apt-get install libedit-dev pkg-config python3 python3-pytest python3-pytest-timeout" >&2; exit 1; fi; }
+	@pkg-config --exists openssl 2>/dev/null && command -v openssl >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing libssl-dev openssl (TLS, and certificates for its tests)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libssl-dev openssl; \
+	  else echo "natter needs Debian packages: sudo apt-get install libssl-dev openssl" >&2; exit 1; fi; }
 	@$(PYTHON) -c 'import pytest, pytest_timeout' 2>/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing python3-pytest python3-pytest-timeout (make test runs under pytest)"; \
@@ -143,11 +157,11 @@ build-fuzz/fuzz_sanitize: tests/fuzz/fuzz_sanitize.c tests/fuzz/fuzz_util.h src/
 
 build-fuzz/fuzz_framing: tests/fuzz/fuzz_framing.c tests/fuzz/fuzz_util.h $(FUZZ_SERVER) $(HEADERS)
 	@mkdir -p build-fuzz
-	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_framing.c $(FUZZ_SERVER)
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_framing.c $(FUZZ_SERVER) $(LDLIBS_SSL)
 
 build-fuzz/fuzz_irc: tests/fuzz/fuzz_irc.c tests/fuzz/fuzz_util.h $(FUZZ_SERVER) $(HEADERS)
 	@mkdir -p build-fuzz
-	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_irc.c $(FUZZ_SERVER)
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_irc.c $(FUZZ_SERVER) $(LDLIBS_SSL)
 
 fuzz-build: build-fuzz/fuzz_sanitize build-fuzz/fuzz_framing build-fuzz/fuzz_irc
 

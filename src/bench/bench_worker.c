@@ -25,6 +25,7 @@
  */
 #include "bench/bench_worker.h"
 #include "core/net.h"
+#include "core/tlsclient.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -42,7 +43,7 @@
 #define MAX_OUT (64u << 20)     /* bytes a sender may have queued that the socket did not take */
 #define MAX_EVENTS 512
 
-enum cstate { C_NEW, C_CONNECTING, C_WELCOME, C_SETUP, C_READY, C_DEAD };
+enum cstate { C_NEW, C_CONNECTING, C_HANDSHAKE, C_WELCOME, C_SETUP, C_READY, C_DEAD };
 
 /* What a receiver knows of one sender of its room. */
 struct pair {
@@ -52,6 +53,7 @@ struct pair {
 
 struct conn {
     int fd;
+    struct tlsc_conn *tls; /* --tls: the session over fd */
     uint32_t gid;      /* global client number */
     uint8_t state;     /* enum cstate; only the receiving thread touches it */
     uint8_t usable;    /* set once, before the run: the connection completed setup */
@@ -73,6 +75,7 @@ struct conn {
 
 struct proc {
     const struct bench_cfg *cfg;
+    struct tlsc *tls; /* --tls: shared by this process's threads */
     struct bench_shared *sh;
     struct conn *conns;
     uint32_t lo, n; /* clients [lo, lo+n) */
@@ -96,6 +99,17 @@ struct worker {
 };
 
 /* ==== Small helpers ==== */
+
+/* A connection's bytes: straight on the socket, or through its TLS session. */
+static ssize_t conn_read(struct conn *c, void *buf, size_t len)
+{
+    return c->tls ? tlsc_read(c->tls, buf, len) : read(c->fd, buf, len);
+}
+
+static ssize_t conn_write(struct conn *c, const void *buf, size_t len)
+{
+    return c->tls ? tlsc_write(c->tls, buf, len) : send(c->fd, buf, len, MSG_NOSIGNAL);
+}
 
 static char *put_u64(char *p, uint64_t v)
 {
@@ -274,8 +288,16 @@ static void connect_done(struct worker *w, struct conn *c)
     struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)(c - w->p->conns)};
     epoll_ctl(w->ep, EPOLL_CTL_MOD, c->fd, &ev);
     c->state = C_WELCOME;
-    if (c->irc)
+    if (w->p->tls) {
+        char why[300];
+        if (!(c->tls = tlsc_conn_new(w->p->tls, c->fd, w->cfg->host, why, sizeof why))) {
+            setup_failed(w, c, why);
+            return;
+        }
+        c->state = C_HANDSHAKE;
+    } else if (c->irc) { /* --tls and --irc are not combined (bench.c) */
         irc_register(w, c);
+    }
 }
 
 /* An IRC client speaks first: NICK, USER and JOIN at once; the JOIN echoed back
@@ -294,6 +316,28 @@ static void irc_register(struct worker *w, struct conn *c)
         return;
     }
     c->state = C_SETUP;
+}
+
+/* Drive the TLS handshake; the welcome follows it. */
+static void handshake(struct worker *w, struct conn *c)
+{
+    char why[300];
+    int rc = tlsc_handshake(c->tls, why, sizeof why);
+    if (rc == -2 && w->cfg->expect_refused) { /* natterd's TLS port refuses by closing */
+        atomic_fetch_add(&w->sh->refused, 1);
+        epoll_ctl(w->ep, EPOLL_CTL_DEL, c->fd, NULL);
+        conn_settle(w, c, C_DEAD);
+        return;
+    }
+    if (rc < 0) {
+        setup_failed(w, c, why);
+        return;
+    }
+    struct epoll_event ev = {.events = rc == 0 && tlsc_wants_write(c->tls) ? EPOLLOUT : EPOLLIN,
+                             .data.u32 = (uint32_t)(c - w->p->conns)};
+    epoll_ctl(w->ep, EPOLL_CTL_MOD, c->fd, &ev);
+    if (rc == 1)
+        c->state = C_WELCOME;
 }
 
 /* The welcome names our guest; answer it with the commands that put this client
@@ -338,7 +382,7 @@ static void on_welcome(struct worker *w, struct conn *c, const char *line, size_
     else
         snprintf(expect, sizeof expect, "-- %.*s joined #lobby", nlen, name);
     c->expect = strdup(expect);
-    if (!c->expect || (n > 0 && send(c->fd, cmd, (size_t)n, MSG_NOSIGNAL) != n)) {
+    if (!c->expect || (n > 0 && conn_write(c, cmd, (size_t)n) != n)) {
         setup_failed(w, c, "could not send the setup commands");
         return;
     }
@@ -567,7 +611,7 @@ static void take_lines(struct worker *w, struct conn *c, const char *p, const ch
 static void read_conn(struct worker *w, struct conn *c)
 {
     for (;;) {
-        ssize_t r = read(c->fd, w->rbuf + MAX_PART, READ_CHUNK);
+        ssize_t r = conn_read(c, w->rbuf + MAX_PART, READ_CHUNK);
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0 && errno == EAGAIN)
@@ -583,7 +627,9 @@ static void read_conn(struct worker *w, struct conn *c)
             memcpy(start, c->part, c->partlen);
         c->partlen = 0;
         take_lines(w, c, start, w->rbuf + MAX_PART + r);
-        if (r < READ_CHUNK || c->state == C_DEAD)
+        /* A TLS read returns a record at most: go on until it says EAGAIN, or
+         * what it decrypted already would wait for the next event. */
+        if ((r < READ_CHUNK && !c->tls) || c->state == C_DEAD)
             return;
     }
 }
@@ -611,7 +657,7 @@ static int out_keep(struct conn *s, const char *p, size_t n)
 static int out_flush(struct conn *s)
 {
     while (s->outlen) {
-        ssize_t r = send(s->fd, s->out, s->outlen, MSG_NOSIGNAL);
+        ssize_t r = conn_write(s, s->out, s->outlen);
         if (r < 0)
             return errno == EAGAIN || errno == EINTR ? 0 : -1;
         memmove(s->out, s->out + r, s->outlen - (size_t)r);
@@ -628,7 +674,7 @@ static int send_bytes(struct conn *s, const char *p, size_t n)
             return -1;
         return out_flush(s);
     }
-    ssize_t r = send(s->fd, p, n, MSG_NOSIGNAL);
+    ssize_t r = conn_write(s, p, n);
     if (r < 0) {
         if (errno != EAGAIN && errno != EINTR)
             return -1;
@@ -695,6 +741,12 @@ static void handle_events(struct worker *w, int timeout_ms)
             if (!(ev[i].events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
                 continue;
             connect_done(w, c);
+        }
+        if (c->state == C_HANDSHAKE) {
+            handshake(w, c);
+            if (c->state == C_WELCOME)
+                read_conn(w, c); /* (EAGAIN, most likely: the welcome follows) */
+            continue;
         }
         if (c->state != C_DEAD && c->state != C_CONNECTING && (ev[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
             read_conn(w, c);
@@ -970,6 +1022,7 @@ static void free_conns(struct proc *p)
 {
     for (uint32_t i = 0; i < p->n; i++) {
         struct conn *c = &p->conns[i];
+        tlsc_conn_free(c->tls);
         if (c->fd >= 0)
             close(c->fd);
         free(c->part);
@@ -994,6 +1047,13 @@ int bench_worker_main(const struct bench_cfg *cfg, struct bench_shared *sh, uint
     if (!p.conns || !ws || !tids || !rs.idx || !rs.buf) {
         fprintf(stderr, "natter-bench: worker %u: out of memory\n", proc_no);
         return 2;
+    }
+    if (cfg->tls) {
+        char why[300];
+        if (!(p.tls = tlsc_new(0, NULL, why, sizeof why))) {
+            fprintf(stderr, "natter-bench: worker %u: %s\n", proc_no, why);
+            return 2;
+        }
     }
     for (uint32_t i = 0; i < p.n; i++) {
         p.conns[i].fd = -1;
@@ -1033,6 +1093,7 @@ int bench_worker_main(const struct bench_cfg *cfg, struct bench_shared *sh, uint
     for (uint32_t t = 0; t < cfg->threads; t++)
         free_worker(&ws[t]);
     free_conns(&p);
+    tlsc_free(p.tls);
     free(ws);
     free(tids);
     free(rs.idx);

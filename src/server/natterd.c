@@ -25,8 +25,11 @@
 #include "server/hub.h"
 #include "server/listener.h"
 #include "server/options.h"
+#include "server/transport/tls.h"
 
 #define RESERVED_FDS 16 /* listeners, epoll, signalfd, stdio, the spare, logs */
+#define TLS_DEFAULT_PORT 8889
+#define IRC_TLS_DEFAULT_PORT 6697
 
 /* ==== Descriptors ==== */
 
@@ -52,14 +55,33 @@ static long raise_fd_limit(long max_clients)
 
 /* ==== Signals ==== */
 
+/* SIGHUP: read the certificates again (new connections get them; a file that
+ * does not load is logged and the old one kept). The general reload of the
+ * configuration calls tls_reload the same way. */
+static void reload_tls(struct tls_ctx *tls)
+{
+    char msg[512];
+    if (!tls) {
+        log_info("SIGHUP received: no TLS certificate to reload");
+    } else if (tls_reload(tls, msg, sizeof msg) < 0) {
+        log_info("SIGHUP received: %s; keeping the certificate in use", msg);
+    } else {
+        log_info("SIGHUP received: TLS certificate reloaded: %s", tls_ctx_describe(tls, msg, sizeof msg));
+    }
+}
+
 static void on_signal(struct loop *l, int fd, int mask, void *data)
 {
-    (void)mask, (void)data;
+    (void)mask;
     struct signalfd_siginfo si;
-    if (read(fd, &si, sizeof si) == (ssize_t)sizeof si) {
-        log_info("%s received, shutting down", strsignal((int)si.ssi_signo));
-        loop_stop(l);
+    if (read(fd, &si, sizeof si) != (ssize_t)sizeof si)
+        return;
+    if (si.ssi_signo == SIGHUP) {
+        reload_tls(data);
+        return;
     }
+    log_info("%s received, shutting down", strsignal((int)si.ssi_signo));
+    loop_stop(l);
 }
 
 static int setup_signals(void)
@@ -69,6 +91,7 @@ static int setup_signals(void)
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
     if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
         return -1;
     return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
@@ -88,29 +111,55 @@ static void seed_hash(void)
     text_hash_key(key);
 }
 
-/* Open a listener on each --bind address (or every address) on port for
- * profile p; puts "addr:port, addr:port" in ready. Returns the number opened, or -1. */
-static int open_listeners(const struct options *o, int port, const struct conn_profile *p, struct listener **out,
-                          char *ready, size_t readylen)
+/* Open a listener on each --bind address (or every address) at port for the
+ * connections of profile p, and say where ("listening on ADDR, ..." then
+ * `tail`). Returns the number opened (at out), or -1. */
+static int open_listeners(const struct options *o, int port, const struct conn_profile *p, const char *what,
+                          const char *tail, struct listener **out)
 {
     int n = o->nbind ? o->nbind : 1;
-    int keepalive = (int)o->keepalive;
+    char ready[1024] = "";
     size_t len = 0;
-    ready[0] = '\0';
     for (int i = 0; i < n; i++) {
         char err[NET_ERR_LEN];
-        out[i] = listener_open(o->nbind ? o->bind[i] : NULL, port, p, keepalive, err);
+        out[i] = listener_open(o->nbind ? o->bind[i] : NULL, port, p, (int)o->keepalive, err);
         if (!out[i]) {
             log_info("%s", err);
             while (i-- > 0)
                 listener_close(out[i]);
             return -1;
         }
-        len += (size_t)snprintf(ready + len, readylen - len, "%s%s", i ? ", " : "", listener_addr(out[i]));
-        if (len >= readylen)
-            len = readylen - 1;
+        len += (size_t)snprintf(ready + len, sizeof ready - len, "%s%s", i ? ", " : "", listener_addr(out[i]));
+        if (len >= sizeof ready)
+            len = sizeof ready - 1;
     }
+    log_info("%s %s%s", what, ready, tail);
     return n;
+}
+
+/* A TLS profile: the same terms as plain (its codec, limits and hub) over
+ * TLS. The IRC listeners get theirs the same way (--irc-tls-port: the IRC
+ * profile through this, then open_listeners). */
+static struct conn_profile tls_profile(const struct conn_profile *plain, const char *name, struct tls_ctx *tls)
+{
+    struct conn_profile p = *plain;
+    p.name = name;
+    p.wrap = tls_wrap;
+    p.wrap_arg = tls;
+    return p;
+}
+
+/* Open the listeners of one more profile after the n already at out; on
+ * failure close them all. Returns the new count, or -1. */
+static int more_listeners(const struct options *o, int port, const struct conn_profile *p, const char *what,
+                          const char *tail, struct listener **out, int n)
+{
+    int k = open_listeners(o, port, p, what, tail, out + n);
+    if (k >= 0)
+        return n + k;
+    while (n-- > 0)
+        listener_close(out[n]);
+    return -1;
 }
 
 /* The IRC settings: the server's name defaults to the host name (if that is a
@@ -140,6 +189,16 @@ int main(int argc, char **argv)
     options_parse_argv(&o, argc, argv);
     log_init("natterd", o.verbose);
     seed_hash();
+    /* The certificate first: a bad one stops natterd before it listens anywhere. */
+    struct tls_ctx *tls = NULL;
+    if (o.tls_cert) {
+        char err[512];
+        if (!(tls = tls_ctx_new(o.tls_cert, o.tls_key, err, sizeof err))) {
+            log_info("%s", err);
+            return 1;
+        }
+        log_info("TLS certificate %s", tls_ctx_describe(tls, err, sizeof err));
+    }
 
     long fds = raise_fd_limit((long)o.max_clients);
     long max_clients = fds - RESERVED_FDS;
@@ -163,27 +222,30 @@ int main(int argc, char **argv)
         return 1;
     }
     struct conn_profile plain = {.name = "plain", .codec = &line_codec, .hub = hub};
-    struct conn_profile irc = {.name = "irc", .codec = &irc_codec, .hub = hub};
     options_conn_limits(&o, &plain.lim);
+    struct conn_profile irc = {.name = "irc", .codec = &irc_codec, .hub = hub};
     options_conn_limits(&o, &irc.lim);
-    struct listener *listeners[OPT_MAX_BINDS], *irc_listeners[OPT_MAX_BINDS];
-    char ready[1024], irc_ready[1024];
-    int nlisteners = -1, nirc = 0;
-    if (setup_irc(&o) == 0)
-        nlisteners = open_listeners(&o, (int)o.port, &plain, listeners, ready, sizeof ready);
-    if (nlisteners >= 0 && !o.no_irc && (nirc = open_listeners(&o, (int)o.irc_port, &irc, irc_listeners, irc_ready,
-                                                                 sizeof irc_ready)) < 0) {
-        for (int i = 0; i < nlisteners; i++)
-            listener_close(listeners[i]);
-        nlisteners = -1;
-        nirc = 0;
-    }
-    if (nirc > 0)
-        log_info("listening for IRC on %s", irc_ready);
+    struct conn_profile plain_tls = tls_profile(&plain, "tls", tls);
+    struct conn_profile irc_tls = tls_profile(&irc, "irc-tls", tls);
+    /* Each open_listeners call adds up to OPT_MAX_BINDS: plain, TLS, IRC, IRC over TLS. */
+    struct listener *listeners[4 * OPT_MAX_BINDS];
+    char tail[64];
+    snprintf(tail, sizeof tail, " (max %ld clients)", max_clients);
+    /* The plain listeners last: their line says natterd is ready, with every
+     * other listener already open and logged. */
+    int nlisteners = setup_irc(&o) < 0 ? -1 : 0;
+    if (nlisteners >= 0 && tls)
+        nlisteners = more_listeners(&o, o.tls_port >= 0 ? (int)o.tls_port : TLS_DEFAULT_PORT, &plain_tls,
+                                    "listening for TLS on", "", listeners, nlisteners);
+    if (nlisteners >= 0 && !o.no_irc)
+        nlisteners = more_listeners(&o, (int)o.irc_port, &irc, "listening for IRC on", "", listeners, nlisteners);
+    if (nlisteners >= 0 && !o.no_irc && tls)
+        nlisteners = more_listeners(&o, o.irc_tls_port >= 0 ? (int)o.irc_tls_port : IRC_TLS_DEFAULT_PORT, &irc_tls,
+                                    "listening for IRC/TLS on", "", listeners, nlisteners);
     if (nlisteners >= 0)
-        log_info("listening on %s (max %ld clients)", ready, max_clients);
+        nlisteners = more_listeners(&o, (int)o.port, &plain, "listening on", tail, listeners, nlisteners);
     int rc = nlisteners < 0;
-    loop_watch(loop, signal_fd, LOOP_READ, on_signal, NULL);
+    loop_watch(loop, signal_fd, LOOP_READ, on_signal, tls);
     if (!rc && loop_run(loop) < 0) {
         log_errno("epoll_wait");
         rc = 1;
@@ -191,10 +253,9 @@ int main(int argc, char **argv)
 
     for (int i = 0; i < nlisteners; i++)
         listener_close(listeners[i]);
-    for (int i = 0; i < nirc; i++)
-        listener_close(irc_listeners[i]);
     hub_shutdown(hub);
     conn_shutdown();
+    tls_ctx_free(tls);
     hub_free(hub);
     listener_done();
     irc_teardown();

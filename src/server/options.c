@@ -55,9 +55,18 @@ static const struct spec specs[] = {
      NULL},
     {"keepalive", 0, NUMBER, AT(keepalive), 0, 0, 1000000, "SECS", "TCP keepalive idle time to find dead peers, 0 = off",
      NULL},
+    /* TLS (issue 11; transport/tls.c): the listener exists only with a certificate and a key. */
+    {"tls-cert", 0, TEXT, AT(tls_cert), 0, 0, 0, "FILE", "TLS certificate chain (PEM), reread on SIGHUP", "none: no TLS"},
+    {"tls-key", 0, TEXT, AT(tls_key), 0, 0, 0, "FILE", "its private key (PEM, unencrypted), reread on SIGHUP", "none"},
+    {"tls-port", 0, NUMBER, AT(tls_port), 0, 0, 65535, "PORT", "TLS port for the plain protocol; 0 picks a free one",
+     "8889"},
+    {"tls-handshake-timeout", 0, NUMBER, AT(tls_handshake_timeout), 0, 0, 1000000, "SECS",
+     "drop clients whose TLS handshake takes this long, 0 = never", NULL},
     {"verbose", 'v', FLAG, AT(verbose), 0, 0, 0, NULL, "log more", NULL},
     /* IRC on the same rooms (codecs/irc/): its own port; the plain port hands IRC clients over too. */
     {"irc-port", 0, NUMBER, AT(irc_port), 0, 0, 65535, "PORT", "TCP port for IRC clients; 0 picks a free one", NULL},
+    {"irc-tls-port", 0, NUMBER, AT(irc_tls_port), 0, 0, 65535, "PORT",
+     "TLS port for IRC clients (with --tls-cert); 0 picks a free one", "6697"},
     {"no-irc", 0, FLAG, AT(no_irc), 0, 0, 0, NULL, "no IRC port (the plain port still takes IRC clients)", NULL},
     {"server-name", 0, TEXT, AT(server_name), 0, 0, 0, "NAME", "the server's IRC name", "the host name"},
     {"network", 0, TEXT, AT(network), 0, 0, 0, "NAME", "the IRC network's name", "natter"},
@@ -81,7 +90,10 @@ void options_defaults(struct options *o)
         .max_name = 24,
         .max_rooms = 16,
         .max_announce = 200,
+        .tls_port = -1,
+        .tls_handshake_timeout = 10,
         .irc_port = 6667,
+        .irc_tls_port = -1,
         .network = "natter",
     };
 }
@@ -260,6 +272,18 @@ int options_check(const struct options *o, char *err, size_t errlen)
                  o->max_line);
         return -1;
     }
+    if (!o->tls_cert != !o->tls_key) {
+        snprintf(err, errlen, "--tls-cert and --tls-key go together");
+        return -1;
+    }
+    if (o->tls_port >= 0 && !o->tls_cert) {
+        snprintf(err, errlen, "--tls-port needs --tls-cert and --tls-key");
+        return -1;
+    }
+    if (o->irc_tls_port >= 0 && !o->tls_cert) {
+        snprintf(err, errlen, "--irc-tls-port needs --tls-cert and --tls-key");
+        return -1;
+    }
     return 0;
 }
 
@@ -273,6 +297,7 @@ void options_conn_limits(const struct options *o, struct conn_limits *lim)
         .idle_timeout = (int)o->idle_timeout,
         .login_timeout = (int)o->login_timeout,
         .flood_timeout = (int)o->flood_timeout,
+        .handshake_timeout = (int)o->tls_handshake_timeout,
         .max_per_ip = (unsigned)o->max_per_ip,
     };
 }

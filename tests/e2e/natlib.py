@@ -85,6 +85,8 @@ class Server:
         self.stopped = False
         # IRC on a free port too, unless the test says otherwise (the default 6667 would clash).
         irc = [] if "--irc-port" in self.args or "--no-irc" in self.args else ["--irc-port", "0"]
+        if "--tls-cert" in self.args and "--irc-tls-port" not in self.args and "--no-irc" not in self.args:
+            irc += ["--irc-tls-port", "0"]
         cmd = [binary("natterd", build), "--bind", bind, "--port", str(port)] + irc + self.args
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, env=env or sanitizer_env(),
