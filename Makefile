@@ -24,6 +24,11 @@ SERVER   += ircmsg ircuser ircencode irccmds irccodec
 # TLS (issue 11), with Debian's OpenSSL: the server's transport, and the client's
 # side (core/tlsclient.c), linked only into natter and natter-bench.
 SERVER   += tls
+# Room keepers and server operators (issue 13)
+SERVER   += roommodes hubmodes
+# Server operators' passwords: Argon2id through Debian's libsodium, on a worker thread.
+SERVER   += operauth keepers ircmodes
+LDLIBS_SODIUM := $(shell pkg-config --libs libsodium 2>/dev/null || echo -lsodium) -lpthread
 CLIENT_TLS := tlsclient
 LDLIBS_SSL := $(shell pkg-config --libs openssl 2>/dev/null || echo -lssl -lcrypto)
 CFLAGS_SSL := $(shell pkg-config --cflags openssl 2>/dev/null)
@@ -47,7 +52,7 @@ TEST_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(wildcard tests/tools/*
 all: $(BUILD)/natterd $(BUILD)/natter $(BUILD)/natter-bench
 
 $(BUILD)/natterd: $(BUILD)/natterd.o $(SERVER_O) $(CORE_O)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS_SSL)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS_SSL) $(LDLIBS_SODIUM)
 
 $(BUILD)/natter: $(BUILD)/natter.o $(CLIENT_O) $(CORE_O)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS_EDIT) $(LDLIBS_SSL)
@@ -63,7 +68,7 @@ $(BUILD)/%.o: %.c | $(BUILD)
 
 # $(filter ...): the .d files add headers to $^, which must not reach the compiler.
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(SERVER_O) $(CORE_O) | $(BUILD)/tests
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDFLAGS) $(LDLIBS_SSL)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDFLAGS) $(LDLIBS_SSL) $(LDLIBS_SODIUM)
 
 $(BUILD)/tests/%: tests/tools/%.c $(CORE_O) | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDFLAGS)

@@ -9,25 +9,7 @@
 #include "core/buf.h"
 #include "core/dict.h"
 #include "core/text.h"
-
-struct room {
-    char *name;
-    char *topic;      /* NULL: none */
-    char *topic_by;
-    int64_t topic_ms;
-    struct user **members;
-    uint32_t count;
-    uint32_t cap;
-};
-
-struct hub {
-    struct hub_limits lim;
-    struct dict users; /* by name */
-    struct dict rooms; /* by name */
-    uint32_t next_guest;
-    uint32_t gen;      /* for user.mark */
-    uint64_t last_id;  /* of the last event made */
-};
+#include "server/hubroom.h"
 
 /* Event ids: the event's time in ms, shifted left, plus a sequence within the
  * millisecond: unique and ascending across restarts (unless the clock goes back
@@ -51,6 +33,8 @@ struct hub *hub_new(const struct hub_limits *lim)
 
 static void room_free(struct room *r)
 {
+    room_state_free(r);
+    free(r->mflags);
     free(r->topic);
     free(r->topic_by);
     free(r->members);
@@ -176,7 +160,7 @@ static void fanout_done(struct fanout *f)
 }
 
 /* One event to one user. */
-static void send_to(struct hub *h, struct user *u, struct hub_event *ev)
+void send_to(struct hub *h, struct user *u, struct hub_event *ev)
 {
     stamp(h, ev);
     struct msg *m = u->ops->encode(ev, u);
@@ -187,7 +171,7 @@ static void send_to(struct hub *h, struct user *u, struct hub_event *ev)
 }
 
 /* To every member of r except `except` (may be NULL). */
-static void to_room(struct hub *h, struct room *r, struct hub_event *ev, const struct user *except)
+void to_room(struct hub *h, struct room *r, struct hub_event *ev, const struct user *except)
 {
     struct fanout f;
     stamp(h, ev);
@@ -200,7 +184,7 @@ static void to_room(struct hub *h, struct room *r, struct hub_event *ev, const s
 
 /* Once to each user sharing a room with u (and to u itself if include_self):
  * quit and rename notices, which must not arrive twice via two shared rooms. */
-static void to_neighbours(struct hub *h, struct user *u, struct hub_event *ev, int include_self)
+void to_neighbours(struct hub *h, struct user *u, struct hub_event *ev, int include_self)
 {
     struct fanout f;
     stamp(h, ev);
@@ -250,6 +234,8 @@ static struct room *room_get_or_create(struct hub *h, const char *name)
     if (r)
         return r;
     r = calloc(1, sizeof *r);
+    if (r)
+        room_state_init(h, r);
     if (!r || !(r->name = strdup(name)) || dict_add(&h->rooms, r) < 0) {
         if (r)
             free(r->name);
@@ -267,8 +253,13 @@ static int room_add(struct room *r, struct user *u)
         if (!p)
             return -1;
         r->members = p;
+        uint8_t *f = realloc(r->mflags, cap);
+        if (!f)
+            return -1;
+        r->mflags = f;
         r->cap = cap;
     }
+    r->mflags[r->count] = r->count == 0 ? MM_OP : 0; /* the first to join a new room keeps it */
     r->members[r->count++] = u;
     return 0;
 }
@@ -278,6 +269,7 @@ static void room_remove(struct hub *h, struct room *r, struct user *u)
     for (uint32_t i = 0; i < r->count; i++) {
         if (r->members[i] == u) {
             r->members[i] = r->members[--r->count]; /* order does not matter */
+            r->mflags[i] = r->mflags[r->count];
             break;
         }
     }
@@ -287,7 +279,7 @@ static void room_remove(struct hub *h, struct room *r, struct user *u)
     }
 }
 
-static int user_index_of(const struct user *u, const struct room *r)
+int user_index_of(const struct user *u, const struct room *r)
 {
     for (int i = 0; i < u->nrooms; i++)
         if (u->rooms[i] == r)
@@ -354,6 +346,11 @@ static void announce(struct hub *h, struct room *r, struct user *u, struct hub_e
 
 enum hub_err hub_join(struct hub *h, struct user *u, const char *name, const char **joined)
 {
+    return hub_join_key(h, u, name, NULL, joined);
+}
+
+enum hub_err hub_join_key(struct hub *h, struct user *u, const char *name, const char *key, const char **joined)
+{
     char rname[HUB_ROOM_MAX];
     if (room_name(name, rname, sizeof rname) < 0)
         return HUB_EBADROOM;
@@ -365,6 +362,9 @@ enum hub_err hub_join(struct hub *h, struct user *u, const char *name, const cha
     }
     if (u->nrooms >= h->lim.max_rooms)
         return HUB_ETOOMANYROOMS;
+    enum hub_err refused = r ? room_may_join(h, r, u, key) : HUB_OK;
+    if (refused)
+        return refused;
     if (!(r = room_get_or_create(h, rname)))
         return HUB_ENOMEM;
     if (user_add_room(u, r) < 0 || room_add(r, u) < 0) {
@@ -376,6 +376,7 @@ enum hub_err hub_join(struct hub *h, struct user *u, const char *name, const cha
     }
     if (joined)
         *joined = r->name;
+    room_forget_invite(r, u);
     announce(h, r, u, &(struct hub_event){.type = EV_JOIN, .room = r->name, .from = u->name, .user = u});
     return HUB_OK;
 }
@@ -396,7 +397,7 @@ static enum hub_err member_room(struct hub *h, struct user *u, const char *name,
 }
 
 /* Take u out of room index i, telling the room (unless quietly). */
-static void leave_room(struct hub *h, struct user *u, int i, const char *reason, int quietly)
+void leave_room(struct hub *h, struct user *u, int i, const char *reason, int quietly)
 {
     struct room *r = u->rooms[i];
     if (!quietly)
@@ -509,9 +510,10 @@ static enum hub_err say(struct hub *h, struct user *u, enum hub_event_type type,
                         const char *text)
 {
     struct room *r;
-    enum hub_err err = member_room(h, u, name, &r);
+    enum hub_err err = room_may_speak(h, u, name, &r);
     if (err)
         return err;
+    hub_count_message(h);
     struct hub_event ev = {.type = type, .flags = flags, .room = r->name, .from = u->name, .user = u, .text = text};
     to_room(h, r, &ev, u);
     return HUB_OK;
@@ -537,6 +539,7 @@ static enum hub_err privmsg(struct hub *h, struct user *u, unsigned flags, const
     struct user *r = dict_get(&h->users, to);
     if (!r)
         return HUB_ENOUSER;
+    hub_count_message(h);
     struct hub_event ev = {.type = EV_PRIVMSG, .flags = flags, .from = u->name, .user = u, .to = r->name, .text = text};
     send_to(h, r, &ev);
     ev.type = EV_PRIVECHO; /* the same id: an IRC echo-message carries the same msgid */
@@ -559,7 +562,7 @@ enum hub_err hub_privnotice(struct hub *h, struct user *u, const char *to, const
 }
 
 /* A copy of text cut to at most max bytes, not inside a UTF-8 sequence. */
-static char *cut_copy(const char *text, size_t max)
+char *cut_copy(const char *text, size_t max)
 {
     size_t n = strlen(text);
     if (n > max) {
@@ -579,6 +582,8 @@ enum hub_err hub_topic(struct hub *h, struct user *u, const char *name, const ch
 {
     struct room *r;
     enum hub_err err = member_room(h, u, name, &r);
+    if (!err)
+        err = room_may_set_topic(r, u);
     if (err)
         return err;
     char *topic = cut_copy(text, HUB_TOPIC_MAX), *by = strdup(u->name);
@@ -614,22 +619,39 @@ static int cmp_names(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* Members sorted by name, with their modes beside them. */
+struct named {
+    const char *name;
+    uint8_t modes;
+};
+
+static int cmp_named(const void *a, const void *b)
+{
+    return strcmp(((const struct named *)a)->name, ((const struct named *)b)->name);
+}
+
 enum hub_err hub_who(struct hub *h, struct user *u, const char *name)
 {
     char rname[HUB_ROOM_MAX];
     if (room_name(name, rname, sizeof rname) < 0)
         return HUB_EBADROOM;
     struct room *r = dict_get(&h->rooms, rname);
-    if (!r)
+    if (!r || !room_visible(r, u)) /* a secret room does not exist for outsiders */
         return HUB_ENOSUCHROOM;
+    struct named *v = malloc(r->count * sizeof *v);
     const char **names = malloc(r->count * sizeof *names);
-    if (!names)
+    uint8_t *modes = malloc(r->count);
+    if (!v || !names || !modes) {
+        free(v), free(names), free(modes);
         return HUB_ENOMEM;
+    }
     for (uint32_t i = 0; i < r->count; i++)
-        names[i] = r->members[i]->name;
-    qsort(names, r->count, sizeof *names, cmp_names);
-    send_to(h, u, &(struct hub_event){.type = EV_WHO, .room = r->name, .names = names, .count = r->count});
-    free(names);
+        v[i] = (struct named){r->members[i]->name, r->mflags[i]};
+    qsort(v, r->count, sizeof *v, cmp_named);
+    for (uint32_t i = 0; i < r->count; i++)
+        names[i] = v[i].name, modes[i] = v[i].modes;
+    send_to(h, u, &(struct hub_event){.type = EV_WHO, .room = r->name, .names = names, .modes = modes, .count = r->count});
+    free(v), free(names), free(modes);
     return HUB_OK;
 }
 
@@ -645,7 +667,7 @@ enum hub_err hub_rooms(struct hub *h, struct user *u)
     }
     size_t k = 0;
     for (size_t i = 0; i < h->rooms.cap; i++)
-        if (h->rooms.slots[i])
+        if (h->rooms.slots[i] && room_visible(h->rooms.slots[i], u)) /* +s: members only */
             rooms[k++] = h->rooms.slots[i];
     for (size_t i = 0; i < k; i++)
         names[i] = rooms[i]->name;

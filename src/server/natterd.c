@@ -20,6 +20,7 @@
 #include "core/net.h"
 #include "core/text.h"
 #include "server/codecs/irc/irccodec.h"
+#include "server/operauth.h"
 #include "server/codecs/line/linecodec.h"
 #include "server/conn.h"
 #include "server/hub.h"
@@ -187,6 +188,8 @@ int main(int argc, char **argv)
     options_defaults(&o);
     argv[0] = (char *)"natterd"; /* getopt's messages name the program, not its path */
     options_parse_argv(&o, argc, argv);
+    if (o.hash_password)
+        return oper_hash_password(stdin, stdout);
     log_init("natterd", o.verbose);
     seed_hash();
     /* The certificate first: a bad one stops natterd before it listens anywhere. */
@@ -221,6 +224,13 @@ int main(int argc, char **argv)
         log_errno("startup");
         return 1;
     }
+    char oper_err[256];
+    if (oper_setup(loop, o.oper, o.noper, oper_err, sizeof oper_err) < 0) {
+        log_info("%s", oper_err);
+        return 1;
+    }
+    if (o.noper)
+        log_info("%d server operator%s", o.noper, o.noper == 1 ? "" : "s");
     struct conn_profile plain = {.name = "plain", .codec = &line_codec, .hub = hub};
     options_conn_limits(&o, &plain.lim);
     struct conn_profile irc = {.name = "irc", .codec = &irc_codec, .hub = hub};
@@ -255,6 +265,7 @@ int main(int argc, char **argv)
         listener_close(listeners[i]);
     hub_shutdown(hub);
     conn_shutdown();
+    oper_teardown();
     tls_ctx_free(tls);
     hub_free(hub);
     listener_done();

@@ -33,7 +33,7 @@ enum {
     CAP_ECHO_MESSAGE = 1 << 3,
     CAP_CAP_NOTIFY = 1 << 4,
     CAP_USERHOST_IN_NAMES = 1 << 5,
-    CAP_MULTI_PREFIX = 1 << 6,
+    CAP_MULTI_PREFIX = 1 << 7, /* NAMES and WHO show every member mode (@+), not the highest */
 };
 #define IRC_VARIANT_CAPS (CAP_SERVER_TIME | CAP_MESSAGE_TAGS | CAP_AWAY_NOTIFY)
 

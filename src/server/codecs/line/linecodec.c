@@ -9,11 +9,13 @@
 #include "core/buf.h"
 #include "core/text.h"
 #include "server/codecs/line/commands.h"
+#include "server/codecs/line/keepers.h"
 #include "server/codecs/line/lineuser.h"
 #include "core/lineframe.h"
 #include "core/loop.h"
 #include "server/conn.h"
 #include "server/hub.h"
+#include "server/roommodes.h"
 
 /* ==== Events to lines ==== */
 
@@ -29,8 +31,10 @@ static struct msg *encode_list(const struct hub_event *ev)
     size_t n;
     if (ev->type == EV_WHO) {
         n = (size_t)snprintf(s, cap, "-- %s:", ev->room);
-        for (size_t i = 0; i < ev->count; i++)
-            n += (size_t)snprintf(s + n, cap - n, " %s", ev->names[i]);
+        for (size_t i = 0; i < ev->count; i++) {
+            unsigned m = ev->modes ? ev->modes[i] : 0;
+            n += (size_t)snprintf(s + n, cap - n, " %s%s", m & MM_OP ? "@" : m & MM_VOICE ? "+" : "", ev->names[i]);
+        }
         n += (size_t)snprintf(s + n, cap - n, " (%zu user%s)\n", ev->count, ev->count == 1 ? "" : "s");
     } else {
         n = (size_t)snprintf(s, cap, "-- rooms:");
@@ -127,6 +131,12 @@ static struct msg *encode(const struct hub_event *ev, const struct user *to)
         return encode_list(ev);
     case EV_SHUTDOWN:
         return msg_printf("-- server shutting down\n");
+    case EV_MODE:
+    case EV_KICK:
+    case EV_WALLOPS:
+    case EV_INVITE:
+    case EV_KILL:
+        return keepers_encode(ev); /* keepers.c */
     }
     return NULL;
 }
@@ -136,7 +146,19 @@ static void deliver(void *ctx, struct msg *m)
     conn_send(ctx, m);
 }
 
-static const struct user_ops line_ops = {encode, deliver};
+static const char *userhost(const struct user *u, char *out, size_t len)
+{
+    (void)u;
+    snprintf(out, len, "%s", LINE_USERHOST); /* every plain user's: see protocol.md, "Masks" */
+    return out;
+}
+
+static void drop(void *ctx)
+{
+    conn_close(ctx, "killed", 1);
+}
+
+static const struct user_ops line_ops = {encode, deliver, userhost, drop};
 
 /* ==== Lines to hub calls ==== */
 

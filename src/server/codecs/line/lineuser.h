@@ -15,6 +15,9 @@ struct conn;
 /* Flood control: a line costs one unit, plus one per this many bytes. */
 #define LINE_TOKEN_BYTES 512
 
+/* The user@host of every plain user, which bans match as NAME!plain@natter/plain. */
+#define LINE_USERHOST "plain@natter/plain"
+
 /* The current room, or NULL when in none. If the user is no longer in it, the
  * room it joined last becomes current (as after parting the current room). */
 const char *line_current(struct conn *c);
