@@ -521,17 +521,19 @@ def test_oper_flood_does_not_stall_the_room(natterd, client, irc, binary):
     threads = [threading.Thread(target=flood, args=(c,), daemon=True) for c in flooders]
     for t in threads:
         t.start()
-    worst = 0.0
-    try:
-        for i in range(30):
+    worst, i, deadline = 0.0, 0, time.time() + 60
+    try:  # talk until at least 10 checks have run meanwhile (about a second of hashing)
+        while (answers["ok"] < 10 or i < 30) and time.time() < deadline:
             t0 = time.time()
             a.send(f"line {i}")
             b.expect(r"^#talk <ann> line %d$" % i)
             worst = max(worst, time.time() - t0)
+            i += 1
     finally:
         stop.set()
         for t in threads:
             t.join(timeout=60)
-    assert answers["ok"] >= 2 and answers["busy"] >= 1, answers  # checks ran, and the queue is bounded
-    # One check takes tens of ms; 20 queued on the loop would stall it for seconds.
-    assert worst < 2.0, f"a room message took {worst:.2f}s during the OPER flood"
+    print("oper flood:", answers, "worst round trip %.3f s" % worst)
+    assert answers["ok"] >= 10 and answers["busy"] >= 1, answers  # checks ran, and the queue is bounded
+    # One check takes about 0.1 s; twenty of them on the loop would stall it for seconds.
+    assert worst < 1.0, f"a room message took {worst:.2f}s during the OPER flood"
