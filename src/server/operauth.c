@@ -25,6 +25,7 @@ struct job {
     char name[64];
     char password[OPER_PASSWORD_MAX + 1];
     const char *hash; /* an oper's, or the dummy's: unknown names cost the same */
+    int known;        /* the name is an --oper's */
     int ok;
 };
 
@@ -125,8 +126,8 @@ static void on_answers(struct loop *l, int fd, int mask, void *data)
             if (wait > OPER_WAIT_MAX_MS)
                 wait = OPER_WAIT_MAX_MS;
             f->until_ms = loop_now_ms() + wait;
-            log_info("oper %s: failed attempt as %s (%u in a row; next try in %lld ms)", got[i].addr, got[i].name,
-                     f->count, wait);
+            log_info("oper %s: failed attempt as %s (%u in a row; next try in %lld ms)", got[i].addr,
+                     got[i].known ? got[i].name : "an unknown name", f->count, wait); /* no user text in logs */
         }
         got[i].done(got[i].conn_id, got[i].name, got[i].ok);
     }
@@ -219,7 +220,7 @@ enum oper_status oper_submit(uint64_t conn_id, const char *peer, const char *nam
         return OPER_BUSY;
     }
     struct job *j = &g.queue[(g.qhead + g.qlen) % OPER_QUEUE_MAX];
-    *j = (struct job){.conn_id = conn_id, .done = done, .hash = hash};
+    *j = (struct job){.conn_id = conn_id, .done = done, .hash = hash, .known = hash != g.dummy};
     snprintf(j->addr, sizeof j->addr, "%s", addr);
     snprintf(j->name, sizeof j->name, "%s", name);
     snprintf(j->password, sizeof j->password, "%s", password);

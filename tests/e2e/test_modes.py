@@ -336,7 +336,7 @@ def test_plain_ban_commands(natterd, client, irc):
     p.send("/mode +x")
     p.expect(r"^!! unknown mode: x ")
     p.send("/mode +k")
-    p.expect(r"^!! mode k needs an argument: /mode #r\+k ARG$")
+    p.expect(r"^!! mode k needs an argument: /mode #r \+k ARG$")
     p.send("/mode #r +s")
     q.expect(r"^-- pat sets mode \+s in #r$")
     p.send("/op nobody")

@@ -88,7 +88,7 @@ static int apply_modes(struct conn *c, const char *room, const char *modes, char
     if (status == MP_UNKNOWN)
         line_error(c, HUB_EUNKNOWNMODE, letter);
     else if (status == MP_NEEDARG)
-        line_reply(c, "!! mode %c needs an argument: /mode %s%c%c ARG", bad, hub_room_name(r), '+', bad);
+        line_reply(c, "!! mode %c needs an argument: /mode %s +%c ARG", bad, hub_room_name(r), bad);
     enum hub_err errs[32];
     enum hub_err err = hub_mode(h, c->user, room, steps, n, errs);
     if (err) {
