@@ -451,6 +451,8 @@ def test_opers_oper_kill_wallops_stats_override(natterd, client, irc, binary):
     o.send("OPER boss s3cret")
     o.expect(r" 381 op :You are now an IRC operator$", timeout=30)
     o.expect(r"^:op MODE op :\+o$")
+    o.send("MODE op")
+    o.expect(r" 221 op \+o$")
     p = plain(client, s, "pat")
     p.send("/oper boss s3cret")
     p.expect(r"^-- you are a server operator now \(as boss\)$", timeout=30)
@@ -537,3 +539,16 @@ def test_oper_flood_does_not_stall_the_room(natterd, client, irc, binary):
     assert answers["ok"] >= 10 and answers["busy"] >= 1, answers  # checks ran, and the queue is bounded
     # One check takes about 0.1 s; twenty of them on the loop would stall it for seconds.
     assert worst < 1.0, f"a room message took {worst:.2f}s during the OPER flood"
+
+
+def test_secret_rooms_stay_out_of_whois(natterd, irc):
+    s = natterd()
+    a = ircuser(irc, s, "ann", "#hidden")
+    a.send("JOIN #open")
+    a.send("MODE #hidden +s")
+    a.expect(r" MODE #hidden \+s$")
+    o = ircuser(irc, s, "out")
+    o.send("WHOIS ann")
+    o.expect(r" 319 out ann :#open$")
+    a.send("WHOIS ann")
+    a.expect(r" 319 ann ann :#hidden #open$")

@@ -632,13 +632,17 @@ static int cmd_whois(struct conn *c, struct irc_msg *m)
         char line[IRC_LINE_MAX] = "";
         for (uint16_t i = 0; i < u->nrooms; i++) {
             const char *rn = hub_room_name(u->rooms[i]);
+            if ((hub_room_modes(u->rooms[i], NULL, NULL) & RM_SECRET) && !c->user->oper &&
+                hub_member_modes(u->rooms[i], c->user) < 0)
+                continue; /* +s: not for outsiders */
             if (strlen(line) + strlen(rn) + 2 > 300) {
                 irc_num(c, "319", "%s :%s", u->name, line);
                 line[0] = '\0';
             }
             append(line, sizeof line, " ", rn);
         }
-        irc_num(c, "319", "%s :%s", u->name, line);
+        if (line[0])
+            irc_num(c, "319", "%s :%s", u->name, line);
     }
     irc_num(c, "312", "%s %s :%s", u->name, irc_conf.server_name, st ? "natter, over IRC" : "natter, plain text");
     if (u->away)
@@ -749,7 +753,7 @@ static int cmd_mode(struct conn *c, struct irc_msg *m)
         return 0;
     }
     if (m->nparams < 2) {
-        irc_num(c, "221", "%s", st->invisible ? "+i" : "+");
+        irc_num(c, "221", "+%s%s", st->invisible ? "i" : "", c->user->oper ? "o" : "");
         return 0;
     }
     int plus = 1, changed = -1;
