@@ -192,6 +192,11 @@ int main(int argc, char **argv)
         return oper_hash_password(stdin, stdout);
     log_init("natterd", o.verbose);
     seed_hash();
+    char oper_err[256];
+    if (oper_configure(o.oper, o.noper, oper_err, sizeof oper_err) < 0) {
+        log_info("%s", oper_err);
+        return 1;
+    }
     /* The certificate first: a bad one stops natterd before it listens anywhere. */
     struct tls_ctx *tls = NULL;
     if (o.tls_cert) {
@@ -224,9 +229,8 @@ int main(int argc, char **argv)
         log_errno("startup");
         return 1;
     }
-    char oper_err[256];
-    if (oper_setup(loop, o.oper, o.noper, oper_err, sizeof oper_err) < 0) {
-        log_info("%s", oper_err);
+    if (oper_start(loop, oper_err, sizeof oper_err) < 0) {
+        log_info("%s", oper_err); /* out of memory or threads: nothing worth freeing now */
         return 1;
     }
     if (o.noper)

@@ -133,9 +133,8 @@ static void on_answers(struct loop *l, int fd, int mask, void *data)
     }
 }
 
-int oper_setup(struct loop *l, const char *const *entries, int n, char *err, size_t errlen)
+int oper_configure(const char *const *entries, int n, char *err, size_t errlen)
 {
-    g.loop = l;
     if (n == 0)
         return 0;
     if (sodium_init() < 0) {
@@ -155,6 +154,14 @@ int oper_setup(struct loop *l, const char *const *entries, int n, char *err, siz
         snprintf(g.opers[i].hash, sizeof g.opers[i].hash, "%s", colon + 1);
     }
     g.nopers = n;
+    return 0;
+}
+
+int oper_start(struct loop *l, char *err, size_t errlen)
+{
+    g.loop = l;
+    if (!g.nopers)
+        return 0;
     /* A hash nobody knows the password of, for unknown names: they cost the same. */
     unsigned char random[32];
     randombytes_buf(random, sizeof random);

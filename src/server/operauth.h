@@ -25,9 +25,11 @@ struct loop;
 #define OPER_WAIT_MAX_MS 60000
 #define OPER_PASSWORD_MAX 128 /* bytes of a password */
 
-/* Read the --oper entries ("NAME:HASH", HASH as --hash-password prints it) and
- * start the worker (only if there are entries). 0, or -1 with a message in err. */
-int oper_setup(struct loop *l, const char *const *entries, int n, char *err, size_t errlen);
+/* Read the --oper entries ("NAME:HASH", HASH as --hash-password prints it), at
+ * start, before anything else is set up. 0, or -1 with a message in err. */
+int oper_configure(const char *const *entries, int n, char *err, size_t errlen);
+/* Start the worker and watch its answers on l (only if there are entries). */
+int oper_start(struct loop *l, char *err, size_t errlen);
 void oper_teardown(void);
 
 /* done(conn_id, name, ok) on the loop, once per queued check. */
