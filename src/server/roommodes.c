@@ -67,8 +67,11 @@ size_t mode_parse(const char *modes, char *const *args, int nargs, struct mode_s
 
 int mask_complete(const char *in, char *out, size_t len)
 {
-    if (!*in || strpbrk(in, " ,\t"))
+    if (!*in || strpbrk(in, " ,"))
         return -1;
+    for (const unsigned char *p = (const unsigned char *)in; *p; p++)
+        if (*p < 0x20 || *p == 0x7f) /* IRC formatting must not reach a terminal in a mode line */
+            return -1;
     const char *bang = strchr(in, '!'), *at = strchr(in, '@');
     const char *fmt_nick = "*", *fmt_user = "*", *fmt_host = "*";
     size_t ln = 0, lu = 1, lh = 1;

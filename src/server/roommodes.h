@@ -69,7 +69,8 @@ size_t mode_parse(const char *modes, char *const *args, int nargs, struct mode_s
 char mode_kind(char letter);
 
 /* A mask completed to nick!user@host: "bob" -> "bob!*@*", "bob!x" -> "bob!x@*",
- * "x@h" -> "*!x@h"; spaces and commas not allowed. Returns 0, or -1 if it does
+ * "x@h" -> "*!x@h"; spaces, commas and control characters (IRC formatting)
+ * not allowed. Returns 0, or -1 if it does
  * not fit out (len) or is empty. */
 int mask_complete(const char *in, char *out, size_t len);
 /* 1 if subject matches mask: '*' any run, '?' one byte, letters folded as names

@@ -264,6 +264,7 @@ def test_irc_messages_both_ways(natterd, client, irc):
     c.send("PRIVMSG #nowhere :x")
     c.expect(r" 403 ivy #nowhere :No such channel$")
     p.send("/join #plainonly")
+    p.expect(r"^-- pat joined #plainonly$")  # before ivy speaks there (a race under load, otherwise)
     c.send("PRIVMSG #plainonly :x")
     c.expect(r" 404 ivy #plainonly :Cannot send to channel$")
     c.send("PRIVMSG")

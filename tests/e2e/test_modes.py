@@ -97,6 +97,8 @@ def test_irc_mode_query_changes_and_errors(natterd, irc):
     a.expect(r" 696 ann #r o \* :You must specify a parameter for the o mode$")
     a.send("MODE #r +l many")
     a.expect(r" 696 ann #r l many :Invalid mode parameter$")
+    a.send("MODE #r +b \x02bold\x02!*@*")  # formatting would reach plain terminals in the MODE line
+    a.expect(r" 696 ann #r b \x02bold\x02!\*@\* :Invalid mode parameter$")
     a.send("MODE #r +k :bad key")
     a.expect(r" 525 ann #r :Key is not well-formed$")
     a.send("MODE #r +o nobody")

@@ -40,6 +40,7 @@ static void test_complete(void)
     CHECK(mask_complete("", out, sizeof out) < 0, "an empty mask is refused");
     CHECK(mask_complete("a b", out, sizeof out) < 0, "a space is refused");
     CHECK(mask_complete("a,b", out, sizeof out) < 0, "a comma is refused");
+    CHECK(mask_complete("\x02bold\x02", out, sizeof out) < 0, "IRC formatting is refused (it would reach terminals)");
     CHECK(mask_complete("abcdefgh", out, 8) < 0, "one that does not fit is refused");
 }
 

@@ -215,7 +215,6 @@ static int cmd_help(struct conn *c, char *args)
     line_reply(c, "-- commands (a line without / talks in your current room; // sends a /):");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         line_reply(c, "--   %-28s %s", commands[i].synopsis, commands[i].help);
-    line_reply(c, "-- room keepers and server operators:");
     keepers_help(c);
     return 0;
 }

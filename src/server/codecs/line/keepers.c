@@ -350,8 +350,15 @@ struct msg *keepers_encode(const struct hub_event *ev)
         free(text);
         return m;
     }
-    case EV_KILL:
-        return msg_printf("-- you are off the server: %s\n", ev->text);
+    case EV_KILL: {
+        char *why = strdup(ev->text);
+        if (!why)
+            return NULL;
+        text_strip_format(why, why); /* the reason may come from IRC */
+        struct msg *m = msg_printf("-- you are off the server: %s\n", why);
+        free(why);
+        return m;
+    }
     default:
         return NULL;
     }
