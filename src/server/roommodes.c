@@ -37,8 +37,8 @@ size_t mode_parse(const char *modes, char *const *args, int nargs, struct mode_s
         }
         char kind = mode_kind(*p);
         if (!kind) {
-            if (*status == MP_OK)
-                *status = MP_UNKNOWN, *bad = *p;
+            if (*status == MP_OK) /* named back to the user: a byte of a UTF-8 character would not be text */
+                *status = MP_UNKNOWN, *bad = (unsigned char)*p > 0x20 && (unsigned char)*p < 0x7f ? *p : '?';
             continue;
         }
         /* Lists take an argument when one is there; without, they are shown. */

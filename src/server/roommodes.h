@@ -59,6 +59,7 @@ enum mode_parse {
 };
 
 /* Parse modes ("+o-v+t", signs optional: "+" first) with its arguments args[0..nargs)
+ * (an unknown letter that is no printable ASCII character is named '?')
  * into at most max steps (more are dropped, as are steps with an argument beyond
  * RM_MAX_CHANGES). Returns how many steps; *status and *bad say what went wrong
  * first, if anything (parsing goes on past a bad letter). */

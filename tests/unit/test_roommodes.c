@@ -79,6 +79,8 @@ static void test_parse(void)
     CHECK(n == 1 && s[0].letter == 'b' && !s[0].arg && st == MP_OK, "b alone: show the list");
     n = mode_parse("ntX", NULL, 0, s, 16, &st, &bad);
     CHECK(n == 2 && st == MP_UNKNOWN && bad == 'X', "an unknown letter is named; the others stand");
+    n = mode_parse("+\xc3\xa9", NULL, 0, s, 16, &st, &bad);
+    CHECK(n == 0 && st == MP_UNKNOWN && bad == '?', "a byte of a UTF-8 character is named '?' (never half a character)");
     n = mode_parse("+o", NULL, 0, s, 16, &st, &bad);
     CHECK(n == 0 && st == MP_NEEDARG && bad == 'o', "+o without a name");
     n = mode_parse("+k", NULL, 0, s, 16, &st, &bad);

@@ -339,8 +339,8 @@ static int cmd_quit(struct conn *c, struct irc_msg *m)
 {
     const char *reason = m->nparams > 0 && *m->params[0] ? m->params[0] : NULL;
     char r[HUB_AWAY_MAX + 16];
-    if (reason)
-        snprintf(r, sizeof r, "Quit: %s", reason);
+    if (reason) /* cut between characters */
+        snprintf(r, sizeof r, "Quit: %.*s", (int)irc_fit(reason, strlen(reason), HUB_AWAY_MAX), reason);
     if (c->user) {
         irc_remember(c->user);
         hub_disconnect(conn_hub(c), c->user, reason ? r : "Quit");

@@ -244,6 +244,8 @@ int irc_cmd_wallops(struct conn *c, struct irc_msg *m)
 int irc_cmd_stats(struct conn *c, struct irc_msg *m)
 {
     const char *q = m->nparams > 0 && *m->params[0] ? m->params[0] : "*";
+    if ((unsigned char)q[0] <= 0x20 || (unsigned char)q[0] >= 0x7f)
+        q = "*"; /* echoed as one byte: never half a UTF-8 character */
     if (!c->user->oper) {
         irc_num(c, "481", ":Permission Denied- You're not an IRC operator");
         irc_num(c, "219", "%c :End of /STATS report", q[0]);
