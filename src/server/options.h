@@ -35,6 +35,10 @@ struct options {
     long long irc_port, irc_tls_port; /* irc_tls_port -1 = the default, 6697 */
     int no_irc;
     const char *server_name, *network, *motd, *irc_password;
+    /* Server operators (issue 13; operauth.c) */
+    const char *oper[32]; /* NAME:HASH; OPER_MAX in operauth.h */
+    int noper;
+    int hash_password;
 };
 
 void options_defaults(struct options *o);

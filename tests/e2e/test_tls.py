@@ -119,7 +119,7 @@ def test_s_client_is_a_real_peer(natterd, certs, closing):
     p.stdin.flush()
     seen = b""
     deadline = time.time() + natlib.DEFAULT_WAIT
-    while b"#lobby: carol" not in seen:
+    while b"#lobby: @carol" not in seen:  # the first in #lobby: its operator
         assert time.time() < deadline, seen
         r, _, _ = select.select([p.stdout], [], [], 0.2)
         if r:
@@ -194,7 +194,7 @@ def test_natter_tls_verifies_and_chats(natterd, binary, certs):
     for host in ("localhost", "127.0.0.1"):
         rc, out, err = run_natter(binary, "--tls", "--ca", certs["ca"], host, str(s.tls_port))
         assert rc == 0, err
-        assert re.search(r"^-- #lobby: guest\d+ \(1 user\)$", out, re.M), out
+        assert re.search(r"^-- #lobby: @guest\d+ \(1 user\)$", out, re.M), out
         assert err == ""
     # No --ca: the test CA is in no system store.
     rc, out, err = run_natter(binary, "--tls", "localhost", str(s.tls_port))
@@ -530,3 +530,52 @@ def test_natter_tls_on_a_terminal(natterd, client, certs, binary, closing, tmp_p
     t.check_clean_exit()
     carol.expect(r"^-- bob quit$")
     assert t.errors() == ""
+
+
+class TLSIrcClient(natlib.IrcClient):
+    """natlib.IrcClient over TLS: decrypted records not read yet come first."""
+
+    def __init__(self, host, port, ctx, timeout=natlib.DEFAULT_WAIT):
+        raw = socket.create_connection((host, port), timeout=timeout)
+        self.sock = ctx.wrap_socket(raw, server_hostname="localhost")
+        self.buf, self.lines, self.eof, self.nick = b"", [], False, None
+
+    def _fill(self, timeout):
+        if not self.sock.pending():
+            r, _, _ = select.select([self.sock], [], [], max(timeout, 0))
+            if not r:
+                return False
+        try:
+            chunk = self.sock.recv(65536)
+        except ssl.SSLWantReadError:
+            return False
+        except (ConnectionResetError, socket.timeout, ssl.SSLError):
+            chunk = b""
+        if not chunk:
+            self.eof = True
+            return False
+        self.buf += chunk
+        return True
+
+
+def test_irc_over_tls_shares_rooms_with_plain_users(natterd, client, certs, closing):
+    s = tls_server(natterd, certs["good"])
+    m = s.wait_log(r"listening for IRC/TLS on [^ ]*:(\d+)")
+    irc = closing(TLSIrcClient(s.host, int(m.group(1)), context(certs)))
+    irc.register("ivy")
+    irc.send("JOIN #lobby")
+    irc.expect(r"^:ivy!\S+ JOIN :?#lobby$")
+    plain = client(s)
+    plain.nick("pat")
+    irc.send("PRIVMSG #lobby :hello over IRC/TLS")
+    plain.expect(r"^#lobby <ivy> hello over IRC/TLS$")
+    plain.send("hello back")
+    irc.expect(r"^:pat!\S+ PRIVMSG #lobby :hello back$")
+    irc.send("QUIT :done")
+    irc.expect(r"^ERROR ")
+    plain.expect(r"^-- ivy quit")
+
+
+def test_irc_tls_port_needs_a_certificate(binary):
+    p = subprocess.run([binary("natterd"), "--irc-tls-port", "0"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 2 and "--irc-tls-port needs --tls-cert and --tls-key" in p.stderr

@@ -36,6 +36,7 @@ enum {
     CAP_SETNAME = 1 << 6,
     CAP_BATCH = 1 << 7,
     CAP_LABELED_RESPONSE = 1 << 8,
+    CAP_MULTI_PREFIX = 1 << 9, /* NAMES and WHO show every member mode (@+), not the highest */
 };
 #define IRC_VARIANT_CAPS (CAP_SERVER_TIME | CAP_MESSAGE_TAGS | CAP_AWAY_NOTIFY | CAP_SETNAME)
 #define IRC_REALNAME_MAX 100 /* bytes of a realname (USER, SETNAME), cut between characters */
