@@ -257,14 +257,13 @@ static struct room *room_get_or_create(struct hub *h, const char *name)
     if (r)
         return r;
     r = calloc(1, sizeof *r);
-    if (r)
-        room_state_init(h, r);
     if (!r || !(r->name = strdup(name)) || dict_add(&h->rooms, r) < 0) {
         if (r)
             free(r->name);
         free(r);
         return NULL;
     }
+    room_state_init(h, r); /* after the name: the default room's modes differ */
     return r;
 }
 
@@ -282,7 +281,10 @@ static int room_add(struct room *r, struct user *u)
         r->mflags = f;
         r->cap = cap;
     }
-    r->mflags[r->count] = r->count == 0 ? MM_OP : 0; /* the first to join a new room keeps it */
+    /* The first to join a new room keeps it; but everyone joins the default room
+     * on connecting, so being first there says nothing: it has no keeper until a
+     * server operator gives it one (MODE #lobby +o NAME, /op #lobby NAME). */
+    r->mflags[r->count] = r->count == 0 && !room_is_default(r) ? MM_OP : 0;
     r->members[r->count++] = u;
     return 0;
 }

@@ -24,8 +24,15 @@ static int64_t now_ms(void)
 void room_state_init(struct hub *h, struct room *r)
 {
     (void)h;
-    r->modes = RM_DEFAULT;
+    /* The default room, which nobody keeps (room_add), has no +t: its members
+     * set its topic, as they did before rooms had keepers. */
+    r->modes = room_is_default(r) ? RM_DEFAULT & ~RM_TOPICLOCK : RM_DEFAULT;
     r->created_ms = now_ms();
+}
+
+int room_is_default(const struct room *r)
+{
+    return text_ieq(r->name, HUB_DEFAULT_ROOM);
 }
 
 void room_state_free(struct room *r)

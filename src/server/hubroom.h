@@ -70,7 +70,10 @@ void leave_room(struct hub *h, struct user *u, int i, const char *reason, int qu
 char *cut_copy(const char *text, size_t max);
 
 /* hubmodes.c, called by hub.c */
-void room_state_init(struct hub *h, struct room *r);
+void room_state_init(struct hub *h, struct room *r); /* r->name set */
+/* 1 for HUB_DEFAULT_ROOM (#lobby), which every plain user joins on connecting:
+ * its first member is not its operator, and it is not +t by default. */
+int room_is_default(const struct room *r);
 void room_state_free(struct room *r);
 /* May u join r (which exists) with key (NULL: none)? HUB_OK or why not. */
 enum hub_err room_may_join(struct hub *h, struct room *r, struct user *u, const char *key);

@@ -543,6 +543,37 @@ def test_oper_flood_does_not_stall_the_room(natterd, client, irc, binary):
     assert worst < 1.0, f"a room message took {worst:.2f}s during the OPER flood"
 
 
+def test_lobby_has_no_keeper_until_a_server_operator_names_one(natterd, client, irc, binary):
+    """Everyone joins #lobby on connecting: its first member is not its operator
+    (or the first guest to connect would keep the server's meeting place), and it
+    is -t, so its members set its topic; a server operator may give it one."""
+    h = hash_password(binary, "s3cret")
+    s = natterd("--oper", "boss:" + h)
+    p = plain(client, s, "pat")
+    p.send("/who")
+    p.expect(r"^-- #lobby: pat \(1 user\)$")  # first, and no @
+    p.send("/mode +m")
+    p.expect(r"^!! ")  # not its operator
+    c = ircuser(irc, s, "ivy", "#lobby")
+    c.send("MODE #lobby")
+    c.expect(r" 324 ivy #lobby \+n$")
+    c.send("TOPIC #lobby :anyone may")
+    p.expect(r"^-- ivy set the topic of #lobby: anyone may$")
+    c.send("KICK #lobby pat")
+    c.expect(r" 482 ivy #lobby :You're not channel operator$")
+    c.send("OPER boss s3cret")
+    c.expect(r" 381 ivy :You are now an IRC operator$", timeout=30)
+    c.send("MODE #lobby +o pat")
+    p.expect(r"^-- ivy sets mode \+o pat in #lobby$")
+    p.send("/who")
+    p.expect(r"^-- #lobby: ivy @pat \(2 users\)$")
+    # Another room: its first member keeps it, as everywhere else.
+    p.send("/join #mine")
+    p.expect(r"^-- pat joined #mine$")
+    p.send("/who")
+    p.expect(r"^-- #mine: @pat \(1 user\)$")
+
+
 def test_secret_rooms_are_out_of_bounded_listings_and_their_totals(natterd, client, irc):
     s = natterd("--max-list", "1")
     a = ircuser(irc, s, "ann", "#hidden")
