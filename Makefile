@@ -24,6 +24,11 @@ SERVER   += addr
 # TLS (issue 11), with Debian's OpenSSL: the server's transport, and the client's
 # side (core/tlsclient.c), linked only into natter and natter-bench.
 SERVER   += tls
+# Room keepers and server operators (issue 13)
+SERVER   += roommodes hubmodes
+# Server operators' passwords: Argon2id through Debian's libsodium, on a worker thread.
+SERVER   += operauth keepers ircmodes
+LDLIBS_SODIUM := $(shell pkg-config --libs libsodium 2>/dev/null || echo -lsodium) -lpthread
 CLIENT_TLS := tlsclient
 LDLIBS_SSL := $(shell pkg-config --libs openssl 2>/dev/null || echo -lssl -lcrypto)
 CFLAGS_SSL := $(shell pkg-config --cflags openssl 2>/dev/null)
@@ -53,7 +58,7 @@ TEST_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(wildcard tests/tools/*
 all: $(BUILD)/natterd $(BUILD)/natter $(BUILD)/natter-bench
 
 $(BUILD)/natterd: $(BUILD)/natterd.o $(SERVER_O) $(CORE_O)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS_SSL) $(LDLIBS_SQLITE) -lpthread
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS_SSL) $(LDLIBS_SQLITE) $(LDLIBS_SODIUM) -lpthread
 
 $(BUILD)/natter: $(BUILD)/natter.o $(CLIENT_O) $(CORE_O)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS_EDIT) $(LDLIBS_SSL)
@@ -70,10 +75,10 @@ $(BUILD)/%.o: %.c | $(BUILD)
 
 # $(filter ...): the .d files add headers to $^, which must not reach the compiler.
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(SERVER_O) $(CORE_O) | $(BUILD)/tests
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDFLAGS) $(LDLIBS_SSL) $(LDLIBS_SQLITE) -lpthread
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDFLAGS) $(LDLIBS_SSL) $(LDLIBS_SQLITE) $(LDLIBS_SODIUM) -lpthread
 
 # The history module's own benchmark (docs/PERFORMANCE.md): history and the hub, no sockets.
-$(BUILD)/tests/history-bench: tests/tools/history-bench.c $(BUILD)/history.o $(BUILD)/hub.o $(CORE_O) | $(BUILD)/tests
+$(BUILD)/tests/history-bench: tests/tools/history-bench.c $(BUILD)/history.o $(BUILD)/hub.o $(BUILD)/hubmodes.o $(BUILD)/roommodes.o $(CORE_O) | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDFLAGS) $(LDLIBS_SQLITE) -lpthread
 
 $(BUILD)/tests/%: tests/tools/%.c $(CORE_O) | $(BUILD)/tests
@@ -173,11 +178,11 @@ build-fuzz/fuzz_sanitize: tests/fuzz/fuzz_sanitize.c tests/fuzz/fuzz_util.h src/
 
 build-fuzz/fuzz_framing: tests/fuzz/fuzz_framing.c tests/fuzz/fuzz_util.h $(FUZZ_SERVER) $(HEADERS)
 	@mkdir -p build-fuzz
-	$(FUZZ_CC) $(CPPFLAGS) $(CFLAGS_SQLITE) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_framing.c $(FUZZ_SERVER) $(LDLIBS_SSL) $(LDLIBS_SQLITE) -lpthread
+	$(FUZZ_CC) $(CPPFLAGS) $(CFLAGS_SQLITE) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_framing.c $(FUZZ_SERVER) $(LDLIBS_SSL) $(LDLIBS_SQLITE) $(LDLIBS_SODIUM) -lpthread
 
 build-fuzz/fuzz_irc: tests/fuzz/fuzz_irc.c tests/fuzz/fuzz_util.h $(FUZZ_SERVER) $(HEADERS)
 	@mkdir -p build-fuzz
-	$(FUZZ_CC) $(CPPFLAGS) $(CFLAGS_SQLITE) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_irc.c $(FUZZ_SERVER) $(LDLIBS_SSL) $(LDLIBS_SQLITE) -lpthread
+	$(FUZZ_CC) $(CPPFLAGS) $(CFLAGS_SQLITE) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_irc.c $(FUZZ_SERVER) $(LDLIBS_SSL) $(LDLIBS_SQLITE) $(LDLIBS_SODIUM) -lpthread
 
 fuzz-build: build-fuzz/fuzz_sanitize build-fuzz/fuzz_framing build-fuzz/fuzz_irc
 

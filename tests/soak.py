@@ -467,7 +467,7 @@ class Client:
             return
         m = WHO.match(line)
         if m:
-            names = m.group(2).split(" ")
+            names = [n.lstrip("@+") for n in m.group(2).split(" ")]  # @ operators, + voiced
             if len(names) != int(m.group(3)):
                 self.soak.fail(f"{self.who()}: /who counts wrong: {line[:300]!r}")
             room = m.group(1).lower()

@@ -9,38 +9,7 @@
 #include "core/buf.h"
 #include "core/dict.h"
 #include "core/text.h"
-
-struct room {
-    char *name;
-    char *topic;      /* NULL: none */
-    char *topic_by;
-    int64_t topic_ms;
-    struct user **members;
-    uint32_t count;
-    uint32_t cap;
-    /* Notice storms: this window's notices, and those folded in it. */
-    int64_t win_start;
-    uint32_t win_notices;
-    uint32_t joined, left;
-    uint32_t storm_at;   /* 1 + its index in hub.storms while it is there, else 0 */
-};
-
-struct hub {
-    struct hub_limits lim;
-    struct dict users; /* by name */
-    struct dict rooms; /* by name */
-    uint32_t next_guest;
-    uint32_t gen;      /* for user.mark */
-    uint64_t last_id;  /* of the last event made */
-    hub_record_fn *record;
-    void *record_ctx;
-    size_t turn_work;  /* deliveries and listing entries this loop turn (see Fairness) */
-    int waived;        /* hub_budget_waive: the rest of a command that has begun */
-    int64_t now_ms;    /* the last hub_tick's clock */
-    int64_t turn_started; /* monotonic ms of this turn's first heavy work, or 0 */
-    struct room **storms; /* rooms folding notices, for hub_tick */
-    uint32_t nstorms, capstorms;
-};
+#include "server/hubroom.h"
 
 /* Event ids: the event's time in ms, shifted left, plus a sequence within the
  * millisecond: unique and ascending across restarts (unless the clock goes back
@@ -64,6 +33,8 @@ struct hub *hub_new(const struct hub_limits *lim)
 
 static void room_free(struct room *r)
 {
+    room_state_free(r);
+    free(r->mflags);
     free(r->topic);
     free(r->topic_by);
     free(r->members);
@@ -208,7 +179,7 @@ static void fanout_done(struct fanout *f)
 }
 
 /* One event to one user. */
-static void send_to(struct hub *h, struct user *u, struct hub_event *ev)
+void send_to(struct hub *h, struct user *u, struct hub_event *ev)
 {
     stamp(h, ev);
     h->turn_work++;
@@ -220,7 +191,7 @@ static void send_to(struct hub *h, struct user *u, struct hub_event *ev)
 }
 
 /* To every member of r except `except` (may be NULL). */
-static void to_room(struct hub *h, struct room *r, struct hub_event *ev, const struct user *except)
+void to_room(struct hub *h, struct room *r, struct hub_event *ev, const struct user *except)
 {
     struct fanout f;
     stamp(h, ev);
@@ -236,7 +207,7 @@ static int storm_fold(struct hub *h, struct room *r, int joining);
 /* Once to each user sharing a room with u (and to u itself if include_self):
  * quit and rename notices, which must not arrive twice via two shared rooms.
  * Quits in a room with a notice storm are folded into its summary. */
-static void to_neighbours(struct hub *h, struct user *u, struct hub_event *ev, int include_self)
+void to_neighbours(struct hub *h, struct user *u, struct hub_event *ev, int include_self)
 {
     struct fanout f;
     stamp(h, ev);
@@ -292,6 +263,7 @@ static struct room *room_get_or_create(struct hub *h, const char *name)
         free(r);
         return NULL;
     }
+    room_state_init(h, r); /* after the name: the default room's modes differ */
     return r;
 }
 
@@ -303,8 +275,16 @@ static int room_add(struct room *r, struct user *u)
         if (!p)
             return -1;
         r->members = p;
+        uint8_t *f = realloc(r->mflags, cap);
+        if (!f)
+            return -1;
+        r->mflags = f;
         r->cap = cap;
     }
+    /* The first to join a new room keeps it; but everyone joins the default room
+     * on connecting, so being first there says nothing: it has no keeper until a
+     * server operator gives it one (MODE #lobby +o NAME, /op #lobby NAME). */
+    r->mflags[r->count] = r->count == 0 && !room_is_default(r) ? MM_OP : 0;
     r->members[r->count++] = u;
     return 0;
 }
@@ -314,6 +294,7 @@ static void room_remove(struct hub *h, struct room *r, struct user *u)
     for (uint32_t i = 0; i < r->count; i++) {
         if (r->members[i] == u) {
             r->members[i] = r->members[--r->count]; /* order does not matter */
+            r->mflags[i] = r->mflags[r->count];
             break;
         }
     }
@@ -328,7 +309,7 @@ static void room_remove(struct hub *h, struct room *r, struct user *u)
     }
 }
 
-static int user_index_of(const struct user *u, const struct room *r)
+int user_index_of(const struct user *u, const struct room *r)
 {
     for (int i = 0; i < u->nrooms; i++)
         if (u->rooms[i] == r)
@@ -506,6 +487,11 @@ void hub_budget_waive(struct hub *h, int on)
 
 enum hub_err hub_join(struct hub *h, struct user *u, const char *name, const char **joined)
 {
+    return hub_join_key(h, u, name, NULL, joined);
+}
+
+enum hub_err hub_join_key(struct hub *h, struct user *u, const char *name, const char *key, const char **joined)
+{
     char rname[HUB_ROOM_MAX];
     if (room_name(name, rname, sizeof rname) < 0)
         return HUB_EBADROOM;
@@ -517,6 +503,9 @@ enum hub_err hub_join(struct hub *h, struct user *u, const char *name, const cha
     }
     if (u->nrooms >= h->lim.max_rooms)
         return HUB_ETOOMANYROOMS;
+    enum hub_err refused = r ? room_may_join(h, r, u, key) : HUB_OK;
+    if (refused)
+        return refused;
     if (!(r = room_get_or_create(h, rname)))
         return HUB_ENOMEM;
     if (user_add_room(u, r) < 0 || room_add(r, u) < 0) {
@@ -528,6 +517,7 @@ enum hub_err hub_join(struct hub *h, struct user *u, const char *name, const cha
     }
     if (joined)
         *joined = r->name;
+    room_forget_invite(r, u);
     announce(h, r, u, &(struct hub_event){.type = EV_JOIN, .room = r->name, .from = u->name, .user = u});
     return HUB_OK;
 }
@@ -557,7 +547,7 @@ int hub_in_room(const struct hub *h, const struct user *u, const char *name)
 }
 
 /* Take u out of room index i, telling the room (unless quietly). */
-static void leave_room(struct hub *h, struct user *u, int i, const char *reason, int quietly)
+void leave_room(struct hub *h, struct user *u, int i, const char *reason, int quietly)
 {
     struct room *r = u->rooms[i];
     if (!quietly)
@@ -670,11 +660,12 @@ static enum hub_err say(struct hub *h, struct user *u, enum hub_event_type type,
                         const char *text, const char *tags)
 {
     struct room *r;
-    enum hub_err err = member_room(h, u, name, &r);
+    enum hub_err err = room_may_speak(h, u, name, &r);
     if (err)
         return err;
     if (r->count > HUB_LIGHT_ROOM && !budget_allows(h, r->count))
         return HUB_EBUSY;
+    hub_count_message(h);
     struct hub_event ev = {
         .type = type, .flags = flags, .room = r->name, .from = u->name, .user = u, .text = text, .tags = tags};
     to_room(h, r, &ev, u);
@@ -703,6 +694,7 @@ static enum hub_err privmsg(struct hub *h, struct user *u, unsigned flags, const
     struct user *r = dict_get(&h->users, to);
     if (!r)
         return HUB_ENOUSER;
+    hub_count_message(h);
     struct hub_event ev = {
         .type = EV_PRIVMSG, .flags = flags, .from = u->name, .user = u, .to = r->name, .text = text, .tags = tags};
     send_to(h, r, &ev);
@@ -738,7 +730,7 @@ enum hub_err hub_message(struct hub *h, struct user *u, const char *target, unsi
 }
 
 /* A copy of text cut to at most max bytes, not inside a UTF-8 sequence. */
-static char *cut_copy(const char *text, size_t max)
+char *cut_copy(const char *text, size_t max)
 {
     size_t n = strlen(text);
     if (n > max) {
@@ -758,6 +750,8 @@ enum hub_err hub_topic(struct hub *h, struct user *u, const char *name, const ch
 {
     struct room *r;
     enum hub_err err = member_room(h, u, name, &r);
+    if (!err)
+        err = room_may_set_topic(r, u);
     if (err)
         return err;
     char *topic = cut_copy(text, HUB_TOPIC_MAX), *by = strdup(u->name);
@@ -860,21 +854,25 @@ static enum hub_err send_listing(struct hub *h, struct user *u, struct picks *p,
     qsort(p->at, p->n, sizeof *p->at, cmp_picks);
     const char **names = malloc((p->n ? p->n : 1) * sizeof *names);
     uint32_t *sizes = malloc((p->n ? p->n : 1) * sizeof *sizes);
-    if (!names || !sizes) {
-        free(names), free(sizes);
+    uint8_t *modes = malloc(p->n ? p->n : 1);
+    if (!names || !sizes || !modes) {
+        free(names), free(sizes), free(modes);
         return HUB_ENOMEM;
     }
     for (size_t i = 0; i < p->n; i++) {
         names[i] = p->at[i].name;
         sizes[i] = p->at[i].size;
+        modes[i] = (uint8_t)p->at[i].size; /* EV_WHO: the member's modes (MM_OP, MM_VOICE) */
     }
     ev->names = names;
     ev->sizes = sizes;
+    if (ev->type == EV_WHO)
+        ev->modes = modes;
     ev->count = p->n;
     ev->total = p->total;
     ev->filter = p->filter && *p->filter ? p->filter : NULL;
     send_to(h, u, ev);
-    free(names), free(sizes);
+    free(names), free(sizes), free(modes);
     return HUB_OK;
 }
 
@@ -895,7 +893,7 @@ enum hub_err hub_who(struct hub *h, struct user *u, const char *name, const char
     if (room_name(name, rname, sizeof rname) < 0)
         return HUB_EBADROOM;
     struct room *r = dict_get(&h->rooms, rname);
-    if (!r)
+    if (!r || !room_visible(r, u)) /* a secret room does not exist for outsiders */
         return HUB_ENOSUCHROOM;
     if (!budget_allows(h, r->count))
         return HUB_EBUSY;
@@ -903,7 +901,7 @@ enum hub_err hub_who(struct hub *h, struct user *u, const char *name, const char
     if (picks_init(&p, h, filter, r->count) < 0)
         return HUB_ENOMEM;
     for (uint32_t i = 0; i < r->count; i++)
-        picks_offer(&p, r->members[i]->name, 0);
+        picks_offer(&p, r->members[i]->name, r->mflags[i]); /* a member's "size" is its modes */
     h->turn_work += r->count;
     if (work)
         *work = r->count;
@@ -923,7 +921,7 @@ enum hub_err hub_rooms(struct hub *h, struct user *u, const char *filter, size_t
         return HUB_ENOMEM;
     for (size_t i = 0; i < h->rooms.cap; i++) {
         const struct room *r = h->rooms.slots[i];
-        if (r)
+        if (r && room_visible(r, u)) /* +s: members only, and not counted in total */
             picks_offer(&p, r->name, r->count);
     }
     h->turn_work += h->rooms.count;

@@ -34,11 +34,16 @@ enum hub_event_type {
     EV_REALNAME,  /* from, text = its new real name (IRC's realname): once to each user sharing a room */
     EV_SHUTDOWN,  /* the server is stopping: to everyone */
     EV_SUMMARY,   /* room, joined, left, window_s: the join/leave notices folded in a storm */
+    EV_MODE,      /* room, from, text = the changes made ("+o-v alice bob"): to the room */
+    EV_KICK,      /* room, from, to = who is put out, text = reason or NULL: to the room, `to` included */
+    EV_WALLOPS,   /* from, text: to every server operator */
     /* Unicasts: to one user, who is `to` in encode. */
     EV_PRIVMSG,   /* from -> to, text: as the recipient sees it */
     EV_PRIVECHO,  /* from -> to, text: the copy for the sender */
-    EV_WHO,       /* room, filter, names[count] sorted, of total: a listing (see below) */
+    EV_WHO,       /* room, filter, names[count] sorted, with modes[count], of total: a listing (see below) */
     EV_ROOMS,     /* filter, names[count] with sizes[count] sorted, of total */
+    EV_INVITE,    /* room, from, to: `to` is invited into room */
+    EV_KILL,      /* from, to, text = reason: `to` is put off the server (its codec then drops it) */
 };
 
 /* hub_event.flags */
@@ -59,6 +64,7 @@ struct hub_event {
     const char *tags;  /* client tags to relay as they came ("+typing=active;+x=y"), or NULL */
     const char *const *names;
     const uint32_t *sizes;
+    const uint8_t *modes; /* EV_WHO: the member modes (MM_OP, MM_VOICE) of names[i] */
     size_t count;
     size_t total;         /* listings: how many matched; count <= max_list of them are named */
     const char *filter;   /* listings: the filter asked for, or NULL */
@@ -72,6 +78,12 @@ struct user_ops {
      * unicast, `to` is the one recipient. */
     struct msg *(*encode)(const struct hub_event *ev, const struct user *to);
     void (*deliver)(void *ctx, struct msg *m); /* takes its own reference */
+    /* "user@host" of u as its protocol shows it, which bans (+b) match as
+     * "name!user@host" (NULL: "user@natter"). */
+    const char *(*userhost)(const struct user *u, char *out, size_t len);
+    /* Close the user's connection (KILL), after its last event; the codec then
+     * calls hub_disconnect as it always does. */
+    void (*drop)(void *ctx);
 };
 
 enum hub_err {
@@ -86,6 +98,19 @@ enum hub_err {
     HUB_ETOOMANYROOMS,
     HUB_EALREADY,     /* hub_join: already a member (nothing happened) */
     HUB_EBUSY,        /* this loop turn's work budget is spent: nothing happened, ask again next turn */
+    /* Room keepers (issue 13) */
+    HUB_EBANNED,      /* join: banned (+b) */
+    HUB_EINVITEONLY,  /* join: +i and not invited */
+    HUB_EBADKEY,      /* join: +k and not the key */
+    HUB_EFULL,        /* join: +l reached */
+    HUB_ENOTOP,       /* not an operator of the room */
+    HUB_ECANNOTSEND,  /* +m without voice, banned, or outside under +n */
+    HUB_ETARGETNOTIN, /* the user named is not in the room (kick, +o) */
+    HUB_EONROOM,      /* invite: the user named is in the room already */
+    HUB_ELISTFULL,    /* +b/+e/+I: the room's lists hold RM_MAXLIST masks */
+    HUB_EBADMASK,     /* a mask, key or limit that cannot be used */
+    HUB_EUNKNOWNMODE, /* a mode letter nobody knows */
+    HUB_ENOTOPER,     /* needs a server operator */
 };
 
 struct hub_limits {
@@ -134,6 +159,7 @@ struct user {
     uint32_t guest_id;     /* non-zero while the user has a guest name */
     uint8_t echo;          /* gets its own room messages back too (IRC echo-message) */
     char *away;            /* why it is away (hub_away), or NULL */
+    uint8_t oper;          /* a server operator (hub_set_oper): overrides room modes */
 };
 
 struct hub *hub_new(const struct hub_limits *lim);
@@ -223,5 +249,54 @@ uint32_t hub_room_size(const struct room *r);
 /* The room's topic ("" when none), who set it and when (ms since the epoch). */
 const char *hub_room_topic(const struct room *r, const char **by, int64_t *at_ms);
 size_t hub_room_count(const struct hub *h);
+
+/* ==== Room keepers (issue 13): modes, operators, kick, ban, invite; server operators ====
+ * The rules are in hubmodes.c; the letters and masks in roommodes.h. */
+
+/* hub_join with a key for +k rooms (NULL: none). A new room's first member is
+ * its operator. Refusals: HUB_EBANNED, HUB_EINVITEONLY, HUB_EBADKEY, HUB_EFULL
+ * (none for server operators). */
+enum hub_err hub_join_key(struct hub *h, struct user *u, const char *room, const char *key, const char **joined);
+
+/* u's member modes in r (MM_OP, MM_VOICE); -1 when u is not in r. */
+int hub_member_modes(const struct room *r, const struct user *u);
+/* The room's modes (RM_*), its key ("" none) and limit (0 none), when it was made. */
+unsigned hub_room_modes(const struct room *r, const char **key, uint32_t *limit);
+int64_t hub_room_created(const struct room *r);
+/* "+ntk key" (with_args 0: "+ntk"): the room's modes as IRC's 324 shows them. */
+const char *hub_room_mode_string(const struct room *r, int with_args, char *out, size_t len);
+struct mask_list;
+/* The list of a list letter ('b', 'e', 'I'), or NULL. */
+const struct mask_list *hub_room_list(const struct room *r, char letter);
+/* "name!user@host" of any user, as bans match it. */
+const char *hub_user_mask(const struct user *u, char *out, size_t len);
+
+/* Apply steps (roommodes.h: mode_parse) to room for u: each step's outcome in
+ * err[i] (HUB_OK: applied or nothing to change; list steps without an argument
+ * are left to the codec, which shows the list). One EV_MODE tells the room
+ * what changed. HUB_ENOTINROOM etc. for the room itself. */
+struct mode_step;
+enum hub_err hub_mode(struct hub *h, struct user *u, const char *room, const struct mode_step *steps, size_t n,
+                      enum hub_err *err);
+/* Put target out of room (EV_KICK to the room, then it is no longer a member). */
+enum hub_err hub_kick(struct hub *h, struct user *u, const char *room, const char *target, const char *reason);
+/* Invite target into room (EV_INVITE to target); under +i only operators may. */
+enum hub_err hub_invite(struct hub *h, struct user *u, const char *room, const char *target);
+
+/* Make u a server operator (or not). */
+void hub_set_oper(struct hub *h, struct user *u, int on);
+/* A server operator puts target off the server: its neighbours see it quit
+ * ("Killed (oper (reason))"), it gets EV_KILL, its codec drops it. */
+enum hub_err hub_kill(struct hub *h, struct user *oper, const char *target, const char *reason);
+/* A server operator's message to every server operator (EV_WALLOPS). */
+enum hub_err hub_wallops(struct hub *h, struct user *u, const char *text);
+
+#define HUB_RATE_SECONDS 10 /* messages per second: averaged over this many whole seconds */
+struct hub_stats {
+    size_t users, rooms, opers;
+    uint64_t messages; /* said in rooms and privately, since start */
+    double per_second; /* over the last HUB_RATE_SECONDS whole seconds */
+};
+void hub_stats(struct hub *h, struct hub_stats *out);
 
 #endif

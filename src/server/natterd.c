@@ -20,6 +20,7 @@
 #include "core/net.h"
 #include "core/text.h"
 #include "server/codecs/irc/irccodec.h"
+#include "server/operauth.h"
 #include "server/codecs/line/linecodec.h"
 #include "server/conn.h"
 #include "server/history.h"
@@ -222,8 +223,15 @@ int main(int argc, char **argv)
     options_defaults(&o);
     argv[0] = (char *)"natterd"; /* getopt's messages name the program, not its path */
     options_parse_argv(&o, argc, argv);
+    if (o.hash_password)
+        return oper_hash_password(stdin, stdout);
     log_init("natterd", o.verbose);
     seed_hash();
+    char oper_err[256];
+    if (oper_configure(o.oper, o.noper, oper_err, sizeof oper_err) < 0) {
+        log_info("%s", oper_err);
+        return 1;
+    }
     /* The certificate first: a bad one stops natterd before it listens anywhere. */
     struct tls_ctx *tls = NULL;
     if (o.tls_cert) {
@@ -280,6 +288,12 @@ int main(int argc, char **argv)
         log_info("history in %s (replay %u on join%s)", hc.path, hc.replay,
                  hc.private_msgs ? ", private messages too" : "");
     }
+    if (oper_start(loop, oper_err, sizeof oper_err) < 0) {
+        log_info("%s", oper_err); /* out of memory or threads: nothing worth freeing now */
+        return 1;
+    }
+    if (o.noper)
+        log_info("%d server operator%s", o.noper, o.noper == 1 ? "" : "s");
     conn_on_turn(hub_turn, hub);
     hub_tick(hub, loop_now_ms());
     loop_add_timer(loop, 1000, on_hub_tick, hub);
@@ -322,6 +336,7 @@ int main(int argc, char **argv)
     hub_shutdown(hub);
     conn_shutdown();
     history_close(history); /* after the connections: what they said is all queued */
+    oper_teardown();
     tls_ctx_free(tls);
     hub_free(hub);
     listener_done();

@@ -95,6 +95,11 @@ static const struct spec specs[] = {
     {"network", 0, TEXT, AT(network), 0, 0, 0, "NAME", "the IRC network's name", "natter"},
     {"motd", 0, TEXT, AT(motd), 0, 0, 0, "FILE", "message of the day for IRC clients, read at start", "none"},
     {"irc-password", 0, TEXT, AT(irc_password), 0, 0, 0, "PASS", "password IRC clients must give (PASS)", "none"},
+    /* Server operators (issue 13; operauth.c): passwords checked on a worker thread. */
+    {"oper", 0, TEXTS, AT(oper), AT(noper), 0, 32, "NAME:HASH",
+     "a server operator and the hash of its password (from --hash-password), repeatable", "none"},
+    {"hash-password", 0, FLAG, AT(hash_password), 0, 0, 0, NULL,
+     "read a password on standard input, print its hash for --oper, exit", NULL},
 };
 #define NSPECS (sizeof specs / sizeof specs[0])
 

@@ -36,6 +36,10 @@ struct options {
     long long sts_duration;           /* IRCv3 sts, on the IRC TLS port */
     int no_irc;
     const char *server_name, *network, *motd, *irc_password;
+    /* Server operators (issue 13; operauth.c) */
+    const char *oper[32]; /* NAME:HASH; OPER_MAX in operauth.h */
+    int noper;
+    int hash_password;
 };
 
 void options_defaults(struct options *o);

@@ -229,7 +229,7 @@ def test_client_scripted_bye_waits_for_rate_limited_server(natterd, natter):
     n.send("".join(f"line {i}\n" for i in range(1, 121)) + "/who\nbye\n")
     assert n.wait_exit(timeout=30) == 0, n.stderr()
     lines = n.stdout().splitlines()
-    assert re.fullmatch(r"-- #lobby: s \(1 user\)", lines[-2]), lines[-5:]
+    assert re.fullmatch(r"-- #lobby: s \(1 user\)", lines[-2]), lines[-5:]  # nobody keeps #lobby
     assert lines[-1] == "-- bye s", lines[-5:]
 
 

@@ -44,7 +44,7 @@ def test_irssi_chats_with_a_plain_client(natterd, client, irssi, which_port):
     p.expect(r"^-- irt joined #lobby$")
     t.wait_line(r"irt \[~irt@natter/irc\] has joined #lobby", "irssi's join line")
     p.send("hello irssi")
-    t.wait_line(r"< ?pat> hello irssi$", "pat's line in irssi")
+    t.wait_line(r"< ?@?pat> hello irssi$", "pat's line in irssi")
     irssi_do(t, "hi plain, from irssi")
     p.expect(r"^#lobby <irt> hi plain, from irssi$")
     irssi_do(t, "/me waves")

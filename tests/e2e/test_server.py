@@ -57,7 +57,7 @@ def test_rooms_join_part_current(natterd, client):
     b.expect(r"^-- bob joined #dev$")
     a.expect(r"^-- bob joined #dev$")
     a.send("/who #dev")
-    a.expect(r"^-- #dev: alice bob \(2 users\)$")
+    a.expect(r"^-- #dev: @alice bob \(2 users\)$")  # alice made #dev: its operator
     a.send("/rooms")
     a.expect(r"^-- rooms: #dev \(2\) #lobby \(2\)$")
     b.send("/part #dev see you")
@@ -68,8 +68,8 @@ def test_rooms_join_part_current(natterd, client):
     a.expect(r"^-- bob left #lobby$")
     b.send("anyone?")
     b.expect(r"^!! you are in no room \(try /join #lobby\)$")
-    b.send("/join bad room")
-    b.expect(r"^!! usage: /join #room$")
+    b.send("/join bad room name")  # a room and its key, at most
+    b.expect(r"^!! usage: /join #room \[key\]$")
     b.send("/join #a+b")
     b.expect(r"^!! invalid room name: #a\+b$")
 

@@ -119,7 +119,7 @@ def test_s_client_is_a_real_peer(natterd, certs, closing):
     p.stdin.flush()
     seen = b""
     deadline = time.time() + natlib.DEFAULT_WAIT
-    while b"#lobby: carol" not in seen:
+    while b"#lobby: carol" not in seen:  # the first in #lobby, but nobody keeps #lobby
         assert time.time() < deadline, seen
         r, _, _ = select.select([p.stdout], [], [], 0.2)
         if r:
@@ -532,7 +532,7 @@ def test_natter_tls_on_a_terminal(natterd, client, certs, binary, closing, tmp_p
     assert t.errors() == ""
 
 
-class IrcOverTLS(natlib.IrcClient):
+class TLSIrcClient(natlib.IrcClient):
     """natlib.IrcClient over TLS: decrypted records not read yet come first."""
 
     def __init__(self, host, port, ctx, timeout=natlib.DEFAULT_WAIT):
@@ -558,6 +558,29 @@ class IrcOverTLS(natlib.IrcClient):
         return True
 
 
+def test_irc_over_tls_shares_rooms_with_plain_users(natterd, client, certs, closing):
+    s = tls_server(natterd, certs["good"])
+    m = s.wait_log(r"listening for IRC/TLS on [^ ]*:(\d+)")
+    irc = closing(TLSIrcClient(s.host, int(m.group(1)), context(certs)))
+    irc.register("ivy")
+    irc.send("JOIN #lobby")
+    irc.expect(r"^:ivy!\S+ JOIN :?#lobby$")
+    plain = client(s)
+    plain.nick("pat")
+    irc.send("PRIVMSG #lobby :hello over IRC/TLS")
+    plain.expect(r"^#lobby <ivy> hello over IRC/TLS$")
+    plain.send("hello back")
+    irc.expect(r"^:pat!\S+ PRIVMSG #lobby :hello back$")
+    irc.send("QUIT :done")
+    irc.expect(r"^ERROR ")
+    plain.expect(r"^-- ivy quit")
+
+
+def test_irc_tls_port_needs_a_certificate(binary):
+    p = subprocess.run([binary("natterd"), "--irc-tls-port", "0"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 2 and "--irc-tls-port needs --tls-cert and --tls-key" in p.stderr
+
+
 def test_irc_sts_plus_z_and_whois_671(natterd, certs, closing):
     # IRCv3 sts: plain IRC connections are told the IRC TLS port, TLS ones how
     # long to keep to it; a TLS user is +Z and WHOIS says 671 of it.
@@ -567,7 +590,7 @@ def test_irc_sts_plus_z_and_whois_671(natterd, certs, closing):
     plain.register("pat", caps=[])
     ls = [l for l in plain.lines if " CAP * LS :" in l or " CAP pat LS :" in l][0]
     assert "sts=port=%d" % port in ls.split(), ls
-    secure = closing(IrcOverTLS(s.host, port, context(certs)))
+    secure = closing(TLSIrcClient(s.host, port, context(certs)))
     secure.register("tess", caps=[])
     ls = [l for l in secure.lines if " LS :" in l][0]
     assert "sts=duration=120" in ls.split(), ls

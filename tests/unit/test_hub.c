@@ -68,11 +68,11 @@ static void fake_deliver(void *ctx, struct msg *m)
         f->got[f->n++] = msg_ref(m);
 }
 
-static const struct user_ops ops = {fake_encode, fake_deliver};
+static const struct user_ops ops = {fake_encode, fake_deliver, NULL, NULL};
 /* Distinct user_ops stand for distinct codecs (the hub caches per ops pointer). */
 static const struct user_ops other_ops[6] = {
-    {fake_encode, fake_deliver}, {fake_encode, fake_deliver}, {fake_encode, fake_deliver},
-    {fake_encode, fake_deliver}, {fake_encode, fake_deliver}, {fake_encode, fake_deliver},
+    {fake_encode, fake_deliver, NULL, NULL}, {fake_encode, fake_deliver, NULL, NULL}, {fake_encode, fake_deliver, NULL, NULL},
+    {fake_encode, fake_deliver, NULL, NULL}, {fake_encode, fake_deliver, NULL, NULL}, {fake_encode, fake_deliver, NULL, NULL},
 };
 
 static void forget(struct fake *f)

@@ -142,7 +142,7 @@ static void test_current_room(void)
     say(&a, "/me waves");
     CHECK(expect(&b, "#r3 * alice waves"), "/me acts in the current room");
     say(&a, "/who");
-    CHECK(expect(&a, "-- #r3: alice bob (2 users)"), "/who lists the current room");
+    CHECK(expect(&a, "-- #r3: @alice bob (2 users)"), "/who lists the current room");
     say(&a, "/part #r3");
     say(&a, "/part #lobby");
     say(&a, "anyone?");

@@ -10,11 +10,13 @@
 #include "core/text.h"
 #include "server/codecs/irc/ircencode.h"
 #include "server/codecs/irc/irchistory.h"
+#include "server/codecs/irc/ircmodes.h"
 #include "server/codecs/irc/ircmsg.h"
 #include "server/codecs/irc/ircuser.h"
 #include "server/conn.h"
 #include "server/hub.h"
 #include "server/transport/tls.h"
+#include "server/roommodes.h"
 
 #define TARGMAX 4       /* targets of one PRIVMSG or NOTICE */
 #define USERHOST_MAX 5  /* nicks one USERHOST answers */
@@ -45,6 +47,7 @@ static const struct cap {
     {"echo-message", CAP_ECHO_MESSAGE},
     {"labeled-response", CAP_LABELED_RESPONSE},
     {"message-tags", CAP_MESSAGE_TAGS},
+    {"multi-prefix", CAP_MULTI_PREFIX},
     {"server-time", CAP_SERVER_TIME},
     {"setname", CAP_SETNAME},
     {"userhost-in-names", CAP_USERHOST_IN_NAMES},
@@ -168,19 +171,23 @@ static int cmd_cap(struct conn *c, struct irc_msg *m)
 void irc_send_isupport(struct conn *c)
 {
     const struct hub_limits *lim = hub_limits(conn_hub(c));
-    char tokens[16][64];
+    char tokens[24][64];
     int n = 0;
     snprintf(tokens[n++], 64, "AWAYLEN=%d", HUB_AWAY_MAX);
     snprintf(tokens[n++], 64, "CASEMAPPING=%s", TEXT_CASEMAPPING);
     snprintf(tokens[n++], 64, "CHANLIMIT=#:%u", (unsigned)lim->max_rooms);
-    snprintf(tokens[n++], 64, "CHANMODES=b,,,n");
+    snprintf(tokens[n++], 64, "CHANMODES=%s", RM_CHANMODES);
     snprintf(tokens[n++], 64, "CHANNELLEN=33");
     snprintf(tokens[n++], 64, "CHANTYPES=#");
     n += irc_history_isupport(c, tokens[n], 64);
+    snprintf(tokens[n++], 64, "EXCEPTS=e");
+    snprintf(tokens[n++], 64, "INVEX=I");
+    snprintf(tokens[n++], 64, "MAXLIST=%s:%d", RM_LISTS, RM_MAXLIST);
+    snprintf(tokens[n++], 64, "MODES=%d", RM_MAX_CHANGES);
     snprintf(tokens[n++], 64, "NETWORK=%.50s", irc_conf.network);
     snprintf(tokens[n++], 64, "NICKLEN=%u", (unsigned)lim->max_name);
-    snprintf(tokens[n++], 64, "PREFIX=");
-    snprintf(tokens[n++], 64, "TARGMAX=JOIN:,NAMES:1,NOTICE:%d,PART:,PRIVMSG:%d,WHOIS:1", TARGMAX, TARGMAX);
+    snprintf(tokens[n++], 64, "PREFIX=(ov)@+");
+    snprintf(tokens[n++], 64, "TARGMAX=JOIN:,KICK:,NAMES:1,NOTICE:%d,PART:,PRIVMSG:%d,WHOIS:1", TARGMAX, TARGMAX);
     snprintf(tokens[n++], 64, "TOPICLEN=%d", HUB_TOPIC_MAX);
     snprintf(tokens[n++], 64, "USERLEN=%d", IRC_USERLEN + 1);
     snprintf(tokens[n++], 64, "UTF8ONLY");
@@ -225,7 +232,7 @@ static void welcome(struct conn *c)
     irc_num(c, "001", ":Welcome to the %s IRC Network %s", irc_conf.network, irc_mask(c->user, c->user->name, mask, sizeof mask));
     irc_num(c, "002", ":Your host is %s, running version %s", irc_conf.server_name, VERSION_STRING);
     irc_num(c, "003", ":This server was created %s", irc_conf.created);
-    irc_num(c, "004", "%s %s iZ bn", irc_conf.server_name, VERSION_STRING);
+    irc_num(c, "004", "%s %s ioZ beIiklmnostv beIklov", irc_conf.server_name, VERSION_STRING);
     irc_send_isupport(c);
     cmd_lusers(c, NULL);
     cmd_motd(c, NULL);
@@ -440,7 +447,7 @@ static void send_topic(struct conn *c, struct room *r, int always)
     irc_num(c, "333", "%s %s %lld", hub_room_name(r), by, (long long)(at / 1000));
 }
 
-static void join_one(struct conn *c, const char *name)
+static void join_one(struct conn *c, const char *name, const char *key)
 {
     struct hub *h = conn_hub(c);
     if (name[0] != '#') {
@@ -448,7 +455,7 @@ static void join_one(struct conn *c, const char *name)
         return;
     }
     const char *joined;
-    enum hub_err err = hub_join(h, c->user, name, &joined);
+    enum hub_err err = hub_join_key(h, c->user, name, key, &joined);
     switch (err) {
     case HUB_OK: {
         struct room *r = hub_find_room(h, joined);
@@ -467,7 +474,8 @@ static void join_one(struct conn *c, const char *name)
         irc_num(c, "403", "%s :No such channel", name);
         return;
     default:
-        irc_num(c, "403", "%s :Cannot join channel (server out of memory)", name);
+        if (!irc_keeper_error(c, err, name, NULL))
+            irc_num(c, "403", "%s :Cannot join channel (server out of memory)", name);
         return;
     }
 }
@@ -483,9 +491,12 @@ static int cmd_join(struct conn *c, struct irc_msg *m)
         irc_num(c, "461", "JOIN :Not enough parameters");
         return 0;
     }
-    char *save;
-    for (char *name = strtok_r(m->params[0], ",", &save); name && !conn_closing(c); name = strtok_r(NULL, ",", &save))
-        join_one(c, name);
+    char *save, *ksave, *keys = m->nparams > 1 ? m->params[1] : NULL;
+    char *key = keys ? strtok_r(keys, ",", &ksave) : NULL;
+    for (char *name = strtok_r(m->params[0], ",", &save); name && !conn_closing(c); name = strtok_r(NULL, ",", &save)) {
+        join_one(c, name, key);
+        key = key ? strtok_r(NULL, ",", &ksave) : NULL;
+    }
     return 0;
 }
 
@@ -528,10 +539,9 @@ static int cmd_topic(struct conn *c, struct irc_msg *m)
         send_topic(c, r, 1);
         return 0;
     }
-    /* Until rooms have operators, every member may set the topic. */
-    enum hub_err err = hub_topic(h, c->user, name, m->params[1]);
-    if (err == HUB_ENOTINROOM)
-        irc_num(c, "442", "%s :You're not on that channel", hub_room_name(r));
+    enum hub_err err = hub_topic(h, c->user, name, m->params[1]); /* +t: operators only */
+    if (err)
+        irc_keeper_error(c, err, hub_room_name(r), NULL);
     return 0;
 }
 
@@ -565,7 +575,7 @@ static void message_one(struct conn *c, const char *target, char *text, int kind
     enum hub_err err = hub_message(h, c->user, target, flags, action ? action : text, tags);
     if (kind == 1)
         return; /* notices get no error replies */
-    if (err == HUB_ENOTINROOM)
+    if (err == HUB_ENOTINROOM || err == HUB_ECANNOTSEND)
         irc_num(c, "404", "%s :Cannot send to channel", target);
     else if (err == HUB_ENOSUCHROOM || err == HUB_EBADROOM)
         irc_num(c, "403", "%s :No such channel", target);
@@ -691,13 +701,17 @@ static int cmd_whois(struct conn *c, struct irc_msg *m)
         char line[IRC_LINE_MAX] = "";
         for (uint16_t i = 0; i < u->nrooms; i++) {
             const char *rn = hub_room_name(u->rooms[i]);
+            if ((hub_room_modes(u->rooms[i], NULL, NULL) & RM_SECRET) && !c->user->oper &&
+                hub_member_modes(u->rooms[i], c->user) < 0)
+                continue; /* +s: not for outsiders */
             if (strlen(line) + strlen(rn) + 2 > 300) {
                 irc_num(c, "319", "%s :%s", u->name, line);
                 line[0] = '\0';
             }
             append(line, sizeof line, " ", rn);
         }
-        irc_num(c, "319", "%s :%s", u->name, line);
+        if (line[0])
+            irc_num(c, "319", "%s :%s", u->name, line);
     }
     irc_num(c, "312", "%s %s :%s", u->name, irc_conf.server_name, st ? "natter, over IRC" : "natter, plain text");
     if (u->away)
@@ -796,45 +810,12 @@ static int cmd_userhost(struct conn *c, struct irc_msg *m)
     return 0;
 }
 
-/* ==== Modes: answered as the hub enforces them ==== */
-
-/* Channels: +n (only members may speak: the hub refuses others) and nothing else;
- * the ban list is empty; nobody is an operator yet, so nobody may set a mode. */
-static int channel_mode(struct conn *c, struct irc_msg *m)
-{
-    struct room *r = hub_find_room(conn_hub(c), m->params[0]);
-    if (!r) {
-        irc_num(c, "403", "%s :No such channel", m->params[0]);
-        return 0;
-    }
-    const char *name = hub_room_name(r);
-    if (m->nparams < 2) {
-        irc_num(c, "324", "%s +n", name);
-        return 0;
-    }
-    const char *modes = m->params[1];
-    if (modes[0] == '+' || modes[0] == '-' || m->nparams >= 3) {
-        irc_num(c, "482", "%s :You're not channel operator", name); /* setting needs an operator */
-        return 0;
-    }
-    for (const char *p = modes; *p; p++) {
-        if (*p == 'b') {
-            irc_num(c, "368", "%s :End of channel ban list", name);
-        } else if (*p != 'n') {
-            int k = 1; /* the whole character, if it is not ASCII */
-            while (p[k] && ((unsigned char)p[k] & 0xC0) == 0x80)
-                k++;
-            irc_num(c, "472", "%.*s :is unknown mode char to me", k, p);
-            return 0;
-        }
-    }
-    return 0;
-}
+/* ==== Modes (channel modes: ircmodes.c) ==== */
 
 static int cmd_mode(struct conn *c, struct irc_msg *m)
 {
     if (m->params[0][0] == '#')
-        return channel_mode(c, m);
+        return irc_channel_mode(c, m);
     struct irc_state *st = irc_st(c);
     if (!text_ieq(m->params[0], c->user->name)) {
         irc_num(c, hub_find_user(conn_hub(c), m->params[0]) ? "502" : "401",
@@ -844,7 +825,7 @@ static int cmd_mode(struct conn *c, struct irc_msg *m)
         return 0;
     }
     if (m->nparams < 2) {
-        irc_num(c, "221", "+%s%s", st->invisible ? "i" : "", tls_transport(c->t) ? "Z" : "");
+        irc_num(c, "221", "+%s%s%s", st->invisible ? "i" : "", c->user->oper ? "o" : "", tls_transport(c->t) ? "Z" : "");
         return 0;
     }
     int plus = 1, changed = -1;
@@ -917,7 +898,7 @@ static const struct command {
     {"WHO", cmd_who, 1, 1, FANS_TARGETS},
     {"WHOIS", cmd_whois, 1, 1, FANS_NONE},
     {"WHOWAS", cmd_whowas, 1, 1, FANS_NONE},
-    {"MODE", cmd_mode, 1, 1, FANS_NONE},
+    {"MODE", cmd_mode, 1, 1, FANS_TARGETS}, /* a change tells the channel */
     {"AWAY", cmd_away, 0, 1, FANS_NONE},
     {"ISON", cmd_ison, 1, 1, FANS_NONE},
     {"USERHOST", cmd_userhost, 1, 1, FANS_NONE},
@@ -926,6 +907,17 @@ static const struct command {
     {"VERSION", cmd_version, 0, 1, FANS_NONE},
     {"TIME", cmd_time, 0, 1, FANS_NONE},
     {"CHATHISTORY", irc_cmd_chathistory, 1, 1, FANS_NONE},
+    /* Room keepers and server operators (ircmodes.c). MODE and KICK tell the
+     * channel of their first parameter (a nick's MODE is skipped by the '#'
+     * check); INVITE tells one user, OPER/STATS only the asker; KILL tells the
+     * victim's neighbours once, like a QUIT, and WALLOPS the server operators:
+     * both operator-only and rare, so light. */
+    {"KICK", irc_cmd_kick, 2, 1, FANS_TARGETS},
+    {"INVITE", irc_cmd_invite, 2, 1, FANS_NONE},
+    {"OPER", irc_cmd_oper, 2, 1, FANS_NONE},
+    {"KILL", irc_cmd_kill, 1, 1, FANS_NONE},
+    {"WALLOPS", irc_cmd_wallops, 1, 1, FANS_NONE},
+    {"STATS", irc_cmd_stats, 0, 1, FANS_NONE},
 };
 
 /* Fairness (hub.h): a command that fans out to a heavy room, or lists, waits for

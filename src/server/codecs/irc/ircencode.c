@@ -13,6 +13,7 @@
 #include "server/codecs/irc/ircuser.h"
 #include "server/conn.h"
 #include "server/hub.h"
+#include "server/roommodes.h"
 
 /* ==== A growing buffer of lines ==== */
 
@@ -175,20 +176,38 @@ static void add_cut_note(struct out *o, const struct hub_event *ev, const struct
                to->name, ev->count, ev->total, what, ev->count);
 }
 
+/* "@", "+", "@+" (multi-prefix) or "" for member modes. */
+static const char *prefix_of(const struct hub_event *ev, size_t i, const struct irc_state *st, char out[3])
+{
+    unsigned m = ev->modes ? ev->modes[i] : 0;
+    int all = st && (st->caps & CAP_MULTI_PREFIX);
+    size_t n = 0;
+    if (m & MM_OP)
+        out[n++] = '@';
+    if ((m & MM_VOICE) && (all || !n))
+        out[n++] = '+';
+    out[n] = '\0';
+    return out;
+}
+
 static void add_names(struct out *o, const struct hub_event *ev, const struct user *to)
 {
     const struct irc_state *st = irc_state_of(to);
     char head[128 + HUB_ROOM_MAX];
-    int hn = snprintf(head, sizeof head, ":%s 353 %s = %s :", irc_conf.server_name, to->name, ev->room);
+    struct room *r = hub_find_room(hub_of(to), ev->room);
+    char kind = r && (hub_room_modes(r, NULL, NULL) & RM_SECRET) ? '@' : '=';
+    int hn = snprintf(head, sizeof head, ":%s 353 %s %c %s :", irc_conf.server_name, to->name, kind, ev->room);
     char line[IRC_LINE_MAX];
     size_t n = 0;
     for (size_t i = 0; i < ev->count; i++) {
-        char item[HUB_NAME_MAX * 2 + 32];
+        char item[HUB_NAME_MAX * 2 + 32], pfx[3];
         struct user *u = hub_find_user(hub_of(to), ev->names[i]);
+        size_t pn = strlen(prefix_of(ev, i, st, pfx));
+        memcpy(item, pfx, pn);
         if (st && (st->caps & CAP_USERHOST_IN_NAMES) && u)
-            irc_mask(u, u->name, item, sizeof item);
+            irc_mask(u, u->name, item + pn, sizeof item - pn);
         else
-            snprintf(item, sizeof item, "%s", ev->names[i]);
+            snprintf(item + pn, sizeof item - pn, "%s", ev->names[i]);
         size_t k = strlen(item);
         if (n && (size_t)hn + n + 1 + k > IRC_BODY_MAX) {
             out_printf(o, "%s%.*s\r\n", head, (int)n, line);
@@ -206,15 +225,16 @@ static void add_names(struct out *o, const struct hub_event *ev, const struct us
 }
 
 /* One 352 line about u, seen in channel. */
-static void add_who_line(struct out *o, const struct user *to, const char *channel, const struct user *u)
+static void add_who_line(struct out *o, const struct user *to, const char *channel, const struct user *u,
+                         const char *prefix)
 {
     const struct irc_state *st = irc_state_of(u);
     char uh[HUB_NAME_MAX + 32];
     irc_userhost(u, uh, sizeof uh);
     char *at = strchr(uh, '@');
     *at = '\0';
-    out_printf(o, ":%s 352 %s %s %s %s %s %s %s :0 %s\r\n", irc_conf.server_name, to->name, channel, uh, at + 1,
-               irc_conf.server_name, u->name, u->away ? "G" : "H",
+    out_printf(o, ":%s 352 %s %s %s %s %s %s %s%s%s :0 %s\r\n", irc_conf.server_name, to->name, channel, uh, at + 1,
+               irc_conf.server_name, u->name, u->away ? "G" : "H", u->oper ? "*" : "", prefix,
                st && st->realname ? st->realname : u->name);
 }
 
@@ -222,8 +242,9 @@ static void add_who(struct out *o, const struct hub_event *ev, const struct user
 {
     for (size_t i = 0; i < ev->count; i++) {
         struct user *u = hub_find_user(hub_of(to), ev->names[i]);
+        char pfx[3];
         if (u)
-            add_who_line(o, to, ev->room, u);
+            add_who_line(o, to, ev->room, u, prefix_of(ev, i, irc_state_of(to), pfx));
     }
     add_cut_note(o, ev, to, "users");
     out_printf(o, ":%s 315 %s %s :End of WHO list\r\n", irc_conf.server_name, to->name, ev->room);
@@ -308,6 +329,21 @@ static struct msg *encode(const struct hub_event *ev, const struct user *to)
     case EV_SHUTDOWN:
         out_printf(&o, "ERROR :Closing link: (Server shutting down)\r\n");
         break;
+    case EV_MODE:
+        add_event(&o, ev, v, mask, "MODE %s %s", ev->room, ev->text);
+        break;
+    case EV_KICK:
+        add_event(&o, ev, v, mask, "KICK %s %s :%s", ev->room, ev->to, ev->text ? ev->text : ev->from);
+        break;
+    case EV_INVITE:
+        add_event(&o, ev, v, mask, "INVITE %s :%s", ev->to, ev->room);
+        break;
+    case EV_WALLOPS:
+        add_event(&o, ev, v, mask, "WALLOPS :%s", ev->text);
+        break;
+    case EV_KILL:
+        out_printf(&o, ":%s KILL %s :%s\r\nERROR :Closing link: (%s)\r\n", ev->from, ev->to, ev->text, ev->text);
+        break;
     case EV_WHO:
         if (st && st->listing == LISTING_WHO)
             add_who(&o, ev, to);
@@ -330,4 +366,9 @@ static void deliver(void *ctx, struct msg *m)
     irc_out(ctx, m); /* a labeled command's own echoes are held for its label */
 }
 
-const struct user_ops irc_user_ops = {encode, deliver};
+static void drop(void *ctx)
+{
+    conn_close(ctx, "killed", 1);
+}
+
+const struct user_ops irc_user_ops = {encode, deliver, irc_userhost, drop};

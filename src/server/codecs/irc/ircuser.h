@@ -42,6 +42,7 @@ enum {
     CAP_BATCH = 1 << 7,
     CAP_LABELED_RESPONSE = 1 << 8,
     CAP_CHATHISTORY = 1 << 9, /* draft/chathistory (irchistory.c): no replay on join */
+    CAP_MULTI_PREFIX = 1 << 10, /* NAMES and WHO show every member mode (@+), not the highest */
 };
 #define IRC_VARIANT_CAPS (CAP_SERVER_TIME | CAP_MESSAGE_TAGS | CAP_AWAY_NOTIFY | CAP_SETNAME)
 #define IRC_REALNAME_MAX 100 /* bytes of a realname (USER, SETNAME), cut between characters */

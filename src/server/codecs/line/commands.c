@@ -6,6 +6,7 @@
 
 #include "core/text.h"
 #include "server/codecs/line/linehistory.h"
+#include "server/codecs/line/keepers.h"
 #include "server/codecs/line/lineuser.h"
 #include "server/conn.h"
 #include "server/hub.h"
@@ -64,11 +65,11 @@ static void show_topic(struct conn *c, const char *room)
 
 static int cmd_join(struct conn *c, char *args)
 {
-    char *room = next_word(&args);
+    char *room = next_word(&args), *key = next_word(&args);
     if (!room || *args)
-        return usage(c, "/join #room");
+        return usage(c, "/join #room [key]");
     const char *joined;
-    enum hub_err err = hub_join(conn_hub(c), c->user, room, &joined);
+    enum hub_err err = hub_join_key(conn_hub(c), c->user, room, key, &joined);
     if (err == HUB_OK || err == HUB_EALREADY) {
         if (line_set_current(c, joined) < 0)
             err = HUB_ENOMEM;
@@ -215,7 +216,7 @@ static const struct command {
     const char *help;
 } commands[] = {
     {"nick", cmd_nick, "/nick NAME", "change your name"},
-    {"join", cmd_join, "/join #room", "join a room (or switch to it) and talk there"},
+    {"join", cmd_join, "/join #room [key]", "join a room (or switch to it) and talk there"},
     {"part", cmd_part, "/part [#room] [reason]", "leave a room (default: the current one)"},
     {"msg", cmd_msg, "/msg NAME text", "send a private message"},
     {"me", cmd_me, "/me text", "act: * you text"},
@@ -234,7 +235,8 @@ static int cmd_help(struct conn *c, char *args)
     (void)args;
     line_reply(c, "-- commands (a line without / talks in your current room; // sends a /):");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        line_reply(c, "--   %-24s %s", commands[i].synopsis, commands[i].help);
+        line_reply(c, "--   %-28s %s", commands[i].synopsis, commands[i].help);
+    keepers_help(c);
     return 0;
 }
 
@@ -246,6 +248,9 @@ int commands_run(struct conn *c, char *line)
         for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
             if (text_ieq(name, commands[i].name))
                 return commands[i].run(c, args);
+        int rc = keepers_run(c, name, args);
+        if (rc >= 0)
+            return rc;
     }
     line_reply(c, "!! unknown command: /%s (try /help)", name ? name : "");
     return 0;

@@ -10,11 +10,13 @@
 #include "core/text.h"
 #include "server/codecs/line/commands.h"
 #include "server/codecs/line/linehistory.h"
+#include "server/codecs/line/keepers.h"
 #include "server/codecs/line/lineuser.h"
 #include "core/lineframe.h"
 #include "core/loop.h"
 #include "server/conn.h"
 #include "server/hub.h"
+#include "server/roommodes.h"
 
 /* ==== Events to lines ==== */
 
@@ -39,9 +41,10 @@ static struct msg *encode_list(const struct hub_event *ev)
         n += (size_t)snprintf(s + n, cap - n, " \"%s\"", ev->filter);
     n += (size_t)snprintf(s + n, cap - n, ":");
     for (size_t i = 0; i < ev->count; i++) {
-        if (who)
-            n += (size_t)snprintf(s + n, cap - n, " %s", ev->names[i]);
-        else
+        if (who) {
+            unsigned m = ev->modes ? ev->modes[i] : 0;
+            n += (size_t)snprintf(s + n, cap - n, " %s%s", m & MM_OP ? "@" : m & MM_VOICE ? "+" : "", ev->names[i]);
+        } else
             n += (size_t)snprintf(s + n, cap - n, " %s (%u)", ev->names[i], ev->sizes[i]);
     }
     if (ev->count == 0)
@@ -149,6 +152,12 @@ static struct msg *encode(const struct hub_event *ev, const struct user *to)
         return msg_printf("-- server shutting down\n");
     case EV_SUMMARY:
         return msg_printf("-- %s: %u joined, %u left in the last %u s\n", ev->room, ev->joined, ev->left, ev->window_s);
+    case EV_MODE:
+    case EV_KICK:
+    case EV_WALLOPS:
+    case EV_INVITE:
+    case EV_KILL:
+        return keepers_encode(ev); /* keepers.c */
     }
     return NULL;
 }
@@ -158,7 +167,19 @@ static void deliver(void *ctx, struct msg *m)
     conn_send(ctx, m);
 }
 
-static const struct user_ops line_ops = {encode, deliver};
+static const char *userhost(const struct user *u, char *out, size_t len)
+{
+    (void)u;
+    snprintf(out, len, "%s", LINE_USERHOST); /* every plain user's: see protocol.md, "Masks" */
+    return out;
+}
+
+static void drop(void *ctx)
+{
+    conn_close(ctx, "killed", 1);
+}
+
+static const struct user_ops line_ops = {encode, deliver, userhost, drop};
 
 /* ==== Lines to hub calls ==== */
 

@@ -1,5 +1,6 @@
 /* lineuser.c - a plain-protocol connection's state and replies (see lineuser.h). */
 #include "server/codecs/line/lineuser.h"
+#include "server/roommodes.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -110,6 +111,43 @@ void line_error(struct conn *c, enum hub_err err, const char *arg)
         return;
     case HUB_ETOOMANYROOMS:
         line_reply(c, "!! too many rooms (max %u)", (unsigned)lim->max_rooms);
+        return;
+    /* Room keepers (issue 13): arg is the room, except where a name or mask is wrong. */
+    case HUB_EBANNED:
+        line_reply(c, "!! you are banned from %s%s", hash_unless(arg), arg);
+        return;
+    case HUB_EINVITEONLY:
+        line_reply(c, "!! %s%s is invite-only (+i): an operator of it must /invite you", hash_unless(arg), arg);
+        return;
+    case HUB_EBADKEY:
+        line_reply(c, "!! %s%s needs its key (+k): /join %s%s KEY", hash_unless(arg), arg, hash_unless(arg), arg);
+        return;
+    case HUB_EFULL:
+        line_reply(c, "!! %s%s is full (+l)", hash_unless(arg), arg);
+        return;
+    case HUB_ENOTOP:
+        line_reply(c, "!! you are not an operator of %s%s", hash_unless(arg), arg);
+        return;
+    case HUB_ECANNOTSEND:
+        line_reply(c, "!! you cannot speak in %s%s (moderated, +m, or you are banned)", hash_unless(arg), arg);
+        return;
+    case HUB_ETARGETNOTIN:
+        line_reply(c, "!! %s is not in that room", arg);
+        return;
+    case HUB_EONROOM:
+        line_reply(c, "!! %s is in that room already", arg);
+        return;
+    case HUB_ELISTFULL:
+        line_reply(c, "!! the room's lists are full (%d masks): remove some first", RM_MAXLIST);
+        return;
+    case HUB_EBADMASK:
+        line_reply(c, "!! invalid mask, key or limit: %s", arg);
+        return;
+    case HUB_EUNKNOWNMODE:
+        line_reply(c, "!! unknown mode: %s (modes: %s %s, members: o v)", arg, RM_FLAGS, "k l b e I");
+        return;
+    case HUB_ENOTOPER:
+        line_reply(c, "!! you are not a server operator (/oper NAME PASSWORD)");
         return;
     }
 }

@@ -21,6 +21,9 @@ struct conn;
 #define LINE_CLOSING 1 /* the connection is closing */
 #define LINE_AGAIN 2   /* the server is too busy this turn: the line is to be offered again */
 
+/* The user@host of every plain user, which bans match as NAME!plain@natter/plain. */
+#define LINE_USERHOST "plain@natter/plain"
+
 /* The current room, or NULL when in none. If the user is no longer in it, the
  * room it joined last becomes current (as after parting the current room). */
 const char *line_current(struct conn *c);
