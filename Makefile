@@ -8,9 +8,21 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 VERSION := 0.1.0
 
-WARN    := -Wall -Wextra -Wpedantic -Werror -Wshadow -Wstrict-prototypes
+# CFLAGS, CPPFLAGS and LDFLAGS are the builder's (make CFLAGS=..., dpkg-buildflags):
+# ours are added to them, never replaced by them. Warnings are errors only when
+# asked for (WERROR=1, as .ci/run does), so a newer compiler cannot break a user's build.
+WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes
+ifeq ($(WERROR),1)
+WARN    += -Werror
+endif
 CFLAGS  ?= -O2 -g
-CPPFLAGS += -D_GNU_SOURCE -DNATTER_VERSION='"$(VERSION)"'
+PKGS    := libutf8proc
+PKGS_D  := inih libsystemd
+PKG_CPPFLAGS := $(shell pkg-config --cflags $(PKGS) $(PKGS_D) 2>/dev/null)
+LIBS_CORE := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lutf8proc)
+LIBS_D    := $(shell pkg-config --libs $(PKGS_D) 2>/dev/null || echo -linih -lsystemd)
+NATTER_CPPFLAGS = -Isrc -D_GNU_SOURCE -DNATTER_VERSION='"$(VERSION)"' $(PKG_CPPFLAGS)
+ALL_CPPFLAGS = $(NATTER_CPPFLAGS) $(CPPFLAGS)
 ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) $(SANFLAGS) -MMD -MP
 LDLIBS_EDIT := $(shell pkg-config --libs libedit 2>/dev/null || echo -ledit)
 CFLAGS_EDIT := $(shell pkg-config --cflags libedit 2>/dev/null)
@@ -29,7 +41,6 @@ CORE_O   := $(CORE:%=$(BUILD)/%.o)
 SERVER_O := $(SERVER:%=$(BUILD)/%.o)
 CLIENT_O := $(CLIENT:%=$(BUILD)/%.o)
 BENCH_O  := $(BENCH:%=$(BUILD)/%.o)
-CPPFLAGS += -Isrc
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -38,25 +49,25 @@ TEST_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(wildcard tests/tools/*
 all: $(BUILD)/natterd $(BUILD)/natter $(BUILD)/natter-bench
 
 $(BUILD)/natterd: $(BUILD)/natterd.o $(SERVER_O) $(CORE_O)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LIBS_D) $(LIBS_CORE)
 
 $(BUILD)/natter: $(BUILD)/natter.o $(CLIENT_O) $(CORE_O)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS_EDIT)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS_EDIT) $(LIBS_CORE)
 
 $(BUILD)/natter-bench: $(BENCH_O) $(CORE_O)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) -lpthread -lm
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LIBS_CORE) -lpthread -lm
 
-$(BUILD)/lineedit.o $(BUILD)/natter.o: CPPFLAGS += $(CFLAGS_EDIT)
+$(BUILD)/lineedit.o $(BUILD)/natter.o: NATTER_CPPFLAGS += $(CFLAGS_EDIT)
 
 $(BUILD)/%.o: %.c | $(BUILD)
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 
 # $(filter ...): the .d files add headers to $^, which must not reach the compiler.
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(SERVER_O) $(CORE_O) | $(BUILD)/tests
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDFLAGS)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDFLAGS) $(LIBS_D) $(LIBS_CORE)
 
 $(BUILD)/tests/%: tests/tools/%.c $(CORE_O) | $(BUILD)/tests
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDFLAGS)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDFLAGS) $(LIBS_CORE)
 
 $(BUILD) $(BUILD)/tests:
 	mkdir -p $@
@@ -102,12 +113,13 @@ run: deps all
 	./$(BUILD)/natterd
 
 # Debian packages the build needs; installed when we may, asked for otherwise.
+DEB_LIBS := libedit-dev libinih-dev libsystemd-dev libutf8proc-dev pkg-config
 deps:
-	@pkg-config --exists libedit 2>/dev/null || { \
+	@pkg-config --exists libedit inih libsystemd libutf8proc 2>/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing libedit-dev (line editing for the natter client)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libedit-dev pkg-config; \
-	  else echo "natter needs Debian packages: sudo apt-get install libedit-dev pkg-config python3 python3-pytest python3-pytest-timeout" >&2; exit 1; fi; }
+	    echo "installing $(DEB_LIBS) (line editing, configuration files, systemd, Unicode)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_LIBS); \
+	  else echo "natter needs Debian packages: sudo apt-get install $(DEB_LIBS) python3 python3-pytest python3-pytest-timeout" >&2; exit 1; fi; }
 	@$(PYTHON) -c 'import pytest, pytest_timeout' 2>/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing python3-pytest python3-pytest-timeout (make test runs under pytest)"; \
@@ -138,11 +150,11 @@ HEADERS      := $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.h))
 
 build-fuzz/fuzz_sanitize: tests/fuzz/fuzz_sanitize.c tests/fuzz/fuzz_util.h src/core/text.c src/core/text.h
 	@mkdir -p build-fuzz
-	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_sanitize.c src/core/text.c
+	$(FUZZ_CC) $(ALL_CPPFLAGS) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_sanitize.c src/core/text.c $(LIBS_CORE)
 
 build-fuzz/fuzz_framing: tests/fuzz/fuzz_framing.c tests/fuzz/fuzz_util.h $(FUZZ_SERVER) $(HEADERS)
 	@mkdir -p build-fuzz
-	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_framing.c $(FUZZ_SERVER)
+	$(FUZZ_CC) $(ALL_CPPFLAGS) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_framing.c $(FUZZ_SERVER) $(LIBS_D) $(LIBS_CORE)
 
 fuzz-build: build-fuzz/fuzz_sanitize build-fuzz/fuzz_framing
 
