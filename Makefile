@@ -32,6 +32,7 @@ CFLAGS_EDIT := $(shell pkg-config --cflags libedit 2>/dev/null)
 # src/bench. Basenames are unique, so every object lands flat in $(BUILD)/.
 CORE     := loop net buf lineframe text dict log
 SERVER   := options listener conn tcp hub linecodec lineuser commands
+SERVER   += reload
 CLIENT   := lineedit session
 BENCH    := bench bench_worker bench_shared bench_hist
 SRC_DIRS := src/core src/server src/server/transport src/server/codecs \

@@ -54,6 +54,7 @@ struct conn_profile {
     void *wrap_arg;
     struct hub *hub;           /* for the codecs: where their users live */
     struct conn_limits lim;
+    const char *motd;          /* a line for the codec to greet with after its welcome, or NULL */
 };
 
 struct conn {

@@ -69,6 +69,7 @@ void hub_free(struct hub *h)
 size_t hub_user_count(const struct hub *h) { return h->users.count; }
 const char *hub_room_name(const struct room *r) { return r->name; }
 const struct hub_limits *hub_limits(const struct hub *h) { return &h->lim; }
+void hub_set_limits(struct hub *h, const struct hub_limits *lim) { h->lim = *lim; }
 
 struct user *hub_find_user(const struct hub *h, const char *name) { return dict_get(&h->users, name); }
 

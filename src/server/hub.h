@@ -120,6 +120,9 @@ void hub_shutdown(struct hub *h);
 
 size_t hub_user_count(const struct hub *h);
 const struct hub_limits *hub_limits(const struct hub *h);
+/* New limits (a reload): they apply from the next call on; nobody already over
+ * one (a longer name, more rooms) is pushed out. */
+void hub_set_limits(struct hub *h, const struct hub_limits *lim);
 struct user *hub_find_user(const struct hub *h, const char *name);
 const char *hub_room_name(const struct room *r);
 

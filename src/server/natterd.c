@@ -1,4 +1,5 @@
-/* natterd.c - the chat server: options, listeners, signals, the main loop.
+/* natterd.c - the chat server: options, listeners, signals, reloading,
+ * privileges, service manager notifications, the main loop.
  *
  * One thread, one epoll loop. Connections (conn.c) read bytes through their
  * transport and offer them to their codec (codecs/line/), which turns them into
@@ -6,6 +7,9 @@
  * recipients. See docs/architecture.md.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +17,8 @@
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -24,6 +30,7 @@
 #include "server/hub.h"
 #include "server/listener.h"
 #include "server/options.h"
+#include "server/reload.h"
 
 #define RESERVED_FDS 16 /* listeners, epoll, signalfd, stdio, the spare, logs */
 
@@ -49,28 +56,187 @@ static long raise_fd_limit(long max_clients)
     return rl.rlim_cur > cap ? (long)cap : (long)rl.rlim_cur;
 }
 
+/* ==== What runs, and reloading it ==== */
+
+static struct {
+    struct options o;          /* in force */
+    struct hub *hub;
+    struct conn_profile *plain;
+    char *motd;                /* o.motd, sanitised */
+} S;
+
+static unsigned long long monotonic_usec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000;
+}
+
+/* Tell a service manager (systemd, Type=notify) how we are; nothing without one. */
+static void notify(const char *state)
+{
+    if (getenv("NOTIFY_SOCKET"))
+        sd_notify(0, state);
+}
+
+/* The MOTD as it may reach terminals: one line, valid UTF-8, no controls. */
+static int make_motd(const char *text, char **out)
+{
+    *out = NULL;
+    if (!text || !*text)
+        return 0;
+    size_t len = strlen(text);
+    char *m = malloc(3 * len + 1);
+    if (!m)
+        return -1;
+    text_sanitize(m, text, len);
+    *out = m;
+    return 0;
+}
+
+static void apply(const struct options *o)
+{
+    options_conn_limits(o, &S.plain->lim); /* in place: existing connections too */
+    struct hub_limits hl;
+    options_hub_limits(o, &hl);
+    hub_set_limits(S.hub, &hl);
+    S.plain->motd = S.motd;
+    log_set_verbose(o->verbose);
+}
+
+static void note_change(const char *name, int live, void *arg)
+{
+    (void)arg;
+    if (live)
+        log_info("reload: --%s changed", name);
+    else
+        log_warn("reload: --%s changed: needs a restart (the running value stays)", name);
+}
+
+/* SIGHUP: read the file again and apply what can change while running. A file
+ * that does not parse changes nothing. */
+static void reload(void)
+{
+    char state[64], err[512];
+    snprintf(state, sizeof state, "RELOADING=1\nMONOTONIC_USEC=%llu", monotonic_usec());
+    notify(state);
+    struct options next;
+    char *motd = NULL;
+    int live = -1;
+    if (options_load(&next, err, sizeof err) < 0) {
+        log_error("reload: %s; the running configuration stays", err);
+        notify("READY=1");
+        return;
+    }
+    if ((live = options_changes(&S.o, &next, note_change, NULL)) < 0 || make_motd(next.motd, &motd) < 0) {
+        log_error("reload: out of memory; the running configuration stays");
+        options_free(&next);
+        notify("READY=1");
+        return;
+    }
+    free(S.motd);
+    S.motd = motd;
+    options_free(&S.o);
+    S.o = next;
+    apply(&S.o);
+    int failed = reload_run(&S.o);
+    log_info("reloaded %s: %d live change%s%s", S.o.config ? S.o.config : "(no configuration file)", live,
+             live == 1 ? "" : "s", failed ? ", some parts failed (see above)" : "");
+    notify("READY=1");
+}
+
 /* ==== Signals ==== */
 
 static void on_signal(struct loop *l, int fd, int mask, void *data)
 {
     (void)mask, (void)data;
     struct signalfd_siginfo si;
-    if (read(fd, &si, sizeof si) == (ssize_t)sizeof si) {
+    while (read(fd, &si, sizeof si) == (ssize_t)sizeof si) {
+        if (si.ssi_signo == SIGHUP) {
+            log_info("SIGHUP received, reloading");
+            reload();
+            continue;
+        }
         log_info("%s received, shutting down", strsignal((int)si.ssi_signo));
+        notify("STOPPING=1");
         loop_stop(l);
     }
 }
 
-static int setup_signals(void)
+/* Blocked from the very start, so a SIGHUP or SIGTERM during startup waits for
+ * the loop instead of killing the process. */
+static int block_signals(sigset_t *set)
 {
     signal(SIGPIPE, SIG_IGN); /* a write to a closed socket is an error return, not death */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGHUP);
+    return sigprocmask(SIG_BLOCK, set, NULL);
+}
+
+/* ==== Privileges ==== */
+
+/* --user: become that user once the listeners are open (ports below 1024 need
+ * root or CAP_NET_BIND_SERVICE only for bind). Every step is checked, and the
+ * result too: a server that meant to drop root must not go on as root. */
+static int drop_privileges(const char *name)
+{
+    errno = 0;
+    struct passwd *pw = getpwnam(name);
+    if (!pw) {
+        if (errno)
+            log_errno("--user %s", name);
+        else
+            log_error("--user %s: no such user", name);
         return -1;
-    return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    }
+    uid_t uid = pw->pw_uid;
+    gid_t gid = pw->pw_gid;
+    if (geteuid() != 0) {
+        if (uid == geteuid() && uid == getuid())
+            return 0; /* already that user */
+        log_error("--user %s: only root can switch users (running as uid %u)", name, (unsigned)geteuid());
+        return -1;
+    }
+    if (uid == 0) {
+        log_error("--user %s: that is root; name an unprivileged user", name);
+        return -1;
+    }
+    if (setgroups(1, &gid) < 0) {
+        log_errno("--user %s: setgroups", name);
+        return -1;
+    }
+    if (setgid(gid) < 0) {
+        log_errno("--user %s: setgid %u", name, (unsigned)gid);
+        return -1;
+    }
+    if (setuid(uid) < 0) {
+        log_errno("--user %s: setuid %u", name, (unsigned)uid);
+        return -1;
+    }
+    if (setuid(0) == 0 || geteuid() == 0 || getuid() == 0 || getegid() != gid) {
+        log_error("--user %s: still privileged after dropping root", name);
+        return -1;
+    }
+    log_info("running as %s (uid %u, gid %u)", name, (unsigned)uid, (unsigned)gid);
+    return 0;
+}
+
+static int write_pid_file(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) {
+        log_errno("--pid-file %s", path);
+        return -1;
+    }
+    char buf[32];
+    int n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
+    int rc = write(fd, buf, (size_t)n) == n ? 0 : -1;
+    if (rc < 0)
+        log_errno("--pid-file %s: write", path);
+    close(fd);
+    return rc;
 }
 
 /* ==== Main ==== */
@@ -100,7 +266,7 @@ static int open_listeners(const struct options *o, const struct conn_profile *pl
         char err[NET_ERR_LEN];
         out[i] = listener_open(o->nbind ? o->bind[i] : NULL, port, plain, keepalive, err);
         if (!out[i]) {
-            log_info("%s", err);
+            log_error("%s", err);
             while (i-- > 0)
                 listener_close(out[i]);
             return -1;
@@ -115,54 +281,86 @@ static int open_listeners(const struct options *o, const struct conn_profile *pl
 
 int main(int argc, char **argv)
 {
-    struct options o;
-    options_defaults(&o);
+    sigset_t sigs;
+    int sig_ok = block_signals(&sigs) == 0;
     argv[0] = (char *)"natterd"; /* getopt's messages name the program, not its path */
-    options_parse_argv(&o, argc, argv);
-    log_init("natterd", o.verbose);
+    options_parse_argv(argc, argv);
+    char err[512];
+    if (options_load(&S.o, err, sizeof err) < 0) {
+        fprintf(stderr, "natterd: %s\n", err);
+        options_forget_argv();
+        return 2;
+    }
+    struct options *o = &S.o;
+    log_init("natterd", o->verbose);
+    log_syslog(o->syslog);
     seed_hash();
+    if (o->config)
+        log_info("configuration from %s", o->config);
 
-    long fds = raise_fd_limit((long)o.max_clients);
+    long fds = raise_fd_limit((long)o->max_clients);
     long max_clients = fds - RESERVED_FDS;
-    if (o.max_clients > max_clients)
-        log_info("--max-clients %lld is more than %ld descriptors allow: expect 'server full' sooner",
-                 o.max_clients, fds);
-    if (o.max_clients > 0)
-        max_clients = (long)o.max_clients;
+    if (o->max_clients > max_clients)
+        log_warn("--max-clients %lld is more than %ld descriptors allow: expect 'server full' sooner",
+                 o->max_clients, fds);
+    if (o->max_clients > 0)
+        max_clients = (long)o->max_clients;
     if (max_clients < 1) {
-        log_info("descriptor limit %ld is too low to serve anyone", fds);
+        log_error("descriptor limit %ld is too low to serve anyone", fds);
         return 1;
     }
 
-    int signal_fd = setup_signals();
+    int signal_fd = sig_ok ? signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC) : -1;
     struct loop *loop = loop_new((int)fds);
     struct hub_limits hub_lim;
-    options_hub_limits(&o, &hub_lim);
-    struct hub *hub = hub_new(&hub_lim);
-    if (signal_fd < 0 || !loop || !hub || conn_init(loop, (int)fds) < 0 || listener_init(loop, max_clients) < 0) {
+    options_hub_limits(o, &hub_lim);
+    S.hub = hub_new(&hub_lim);
+    struct conn_profile plain = {.name = "plain", .codec = &line_codec, .hub = S.hub};
+    S.plain = &plain;
+    if (signal_fd < 0 || !loop || !S.hub || conn_init(loop, (int)fds) < 0 || listener_init(loop, max_clients) < 0 ||
+        make_motd(o->motd, &S.motd) < 0) {
         log_errno("startup");
         return 1;
     }
-    struct conn_profile plain = {.name = "plain", .codec = &line_codec, .hub = hub};
-    options_conn_limits(&o, &plain.lim);
+    apply(o);
     struct listener *listeners[OPT_MAX_BINDS];
-    int nlisteners = open_listeners(&o, &plain, listeners, max_clients);
+    int nlisteners = open_listeners(o, &plain, listeners, max_clients);
     int rc = nlisteners < 0;
-    loop_watch(loop, signal_fd, LOOP_READ, on_signal, NULL);
-    if (!rc && loop_run(loop) < 0) {
-        log_errno("epoll_wait");
-        rc = 1;
+    int pid_written = 0;
+    if (!rc && o->pid_file) {
+        rc = write_pid_file(o->pid_file) < 0;
+        pid_written = !rc;
     }
+    if (!rc && o->user)
+        rc = drop_privileges(o->user) < 0; /* never go on as root when asked not to */
+    else if (!rc && geteuid() == 0)
+        log_warn("running as root: --user NAME (or systemd's User=) drops it once the ports are open");
+    loop_watch(loop, signal_fd, LOOP_READ, on_signal, NULL);
+    if (!rc) {
+        notify("READY=1\nSTATUS=serving");
+        if (loop_run(loop) < 0) {
+            log_errno("epoll_wait");
+            rc = 1;
+        }
+    }
+    notify("STOPPING=1");
 
     for (int i = 0; i < nlisteners; i++)
         listener_close(listeners[i]);
-    hub_shutdown(hub);
+    hub_shutdown(S.hub);
     conn_shutdown();
-    hub_free(hub);
+    hub_free(S.hub);
     listener_done();
     loop_free(loop);
     close(signal_fd);
+    reload_clear();
+    if (pid_written && unlink(o->pid_file) < 0)
+        log_errno("--pid-file %s: cannot remove it", o->pid_file);
     if (nlisteners >= 0)
         log_info("stopped");
+    free(S.motd);
+    options_free(&S.o);
+    options_forget_argv();
+    log_syslog(0);
     return rc;
 }

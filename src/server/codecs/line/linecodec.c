@@ -158,6 +158,8 @@ static int lc_open(struct conn *c)
     if (hub_connect(h, &line_ops, c, NULL, &c->user) != HUB_OK)
         return -1;
     line_reply(c, "-- welcome to natter, %s! /nick NAME picks a name, /help lists commands", c->user->name);
+    if (c->profile->motd)
+        line_reply(c, "-- %s", c->profile->motd);
     const char *joined;
     enum hub_err err = hub_join(h, c->user, HUB_DEFAULT_ROOM, &joined);
     if (err == HUB_OK && line_set_current(c, joined) < 0)
