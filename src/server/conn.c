@@ -99,6 +99,19 @@ const char *conn_peer(const struct conn *c)
     return buf;
 }
 
+unsigned long long conn_log_id(const struct conn *c)
+{
+    return (unsigned long long)(c->id >> ID_FD_BITS);
+}
+
+const char *conn_describe(const struct conn *c)
+{
+    static char buf[64 + 160];
+    const char *who = c->codec && c->codec->who && (c->flags & CONN_OPEN) ? c->codec->who(c) : NULL;
+    snprintf(buf, sizeof buf, "#%llu %s%s%s", conn_log_id(c), conn_peer(c), who ? " " : "", who ? who : "");
+    return buf;
+}
+
 int conn_closing(const struct conn *c) { return (c->flags & CONN_CLOSING) != 0; }
 size_t conn_count(void) { return S.count; }
 
@@ -165,7 +178,7 @@ void conn_send(struct conn *c, struct msg *m)
     /* One message alone may pass the limit (a /who of a huge room): the limit is
      * on backlog, and an empty queue has none. */
     if (c->out.bytes > 0 && c->out.bytes + m->len > max) {
-        log_info("%s: output queue over %zu bytes, disconnecting", conn_peer(c), max);
+        log_warn("%s: output queue over %zu bytes, disconnecting", conn_describe(c), max);
         outq_clear(&c->out);
         conn_close(c, "too slow", 0);
         return;
@@ -228,7 +241,7 @@ static void retick(void)
 
 static void throttle(struct conn *c, uint32_t now)
 {
-    log_debug("%s: over its rate, reading paused", conn_peer(c));
+    log_debug("%s: over its rate, reading paused", conn_describe(c));
     /* A new bout unless it was paused again within a second of the last resume
      * (one that keeps flooding always is, however small its burst). */
     if (!(c->flags & CONN_FLOODING) || (uint32_t)(now - c->resumed) > 1000) {
@@ -247,7 +260,7 @@ static void unthrottle(struct conn *c, uint32_t now)
     c->flags &= ~CONN_THROTTLED;
     S.throttled--;
     c->resumed = now;
-    log_debug("%s: reading again", conn_peer(c));
+    log_debug("%s: reading again", conn_describe(c));
     watch(c);
 }
 
@@ -591,9 +604,9 @@ static void drain(struct conn *c)
 static void finish(struct conn *c)
 {
     if (c->close_errno)
-        log_info("disconnect %s: %s: %s", conn_peer(c), c->close_reason, strerror(c->close_errno));
+        log_info("disconnect %s: %s: %s", conn_describe(c), c->close_reason, strerror(c->close_errno));
     else
-        log_info("disconnect %s: %s", conn_peer(c), c->close_reason);
+        log_info("disconnect %s: %s", conn_describe(c), c->close_reason);
     if (c->flags & CONN_OPEN)
         c->codec->close(c, c->close_reason);
     /* At shutdown the goodbye gets one write: there is no loop left to linger in. */

@@ -107,6 +107,11 @@ static inline struct hub *conn_hub(const struct conn *c) { return c->profile->hu
 static inline const struct conn_limits *conn_limits(const struct conn *c) { return &c->profile->lim; }
 /* "address:port", for logs (a static buffer, overwritten by the next call). */
 const char *conn_peer(const struct conn *c);
+/* The connection's number for logs: "#12" in them, unique for the process's life. */
+unsigned long long conn_log_id(const struct conn *c);
+/* "#12 address:port name" (the name once the codec knows one), for logs (a
+ * static buffer, overwritten by the next call). */
+const char *conn_describe(const struct conn *c);
 int conn_closing(const struct conn *c);
 
 /* For codecs, from within codec->input: */

@@ -8,6 +8,7 @@
 
 #include "core/buf.h"
 #include "core/dict.h"
+#include "core/log.h"
 #include "core/text.h"
 
 struct room {
@@ -465,6 +466,9 @@ enum hub_err hub_nick(struct hub *h, struct user *u, const char *name)
     u->name = fresh;
     dict_add(&h->users, u); /* cannot fail: the table did not grow */
     u->guest_id = 0;
+    /* Logged (names only, never what is said): so an operator can tie a name to
+     * the connection's address in the connect line. */
+    log_info("rename #%llu %s -> %s", u->tag, old, u->name);
     struct hub_event ev = {.type = EV_NICK, .from = old, .to = u->name};
     to_neighbours(h, u, &ev, 1);
     free(old);

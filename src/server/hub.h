@@ -93,6 +93,7 @@ struct user {
     uint32_t variant;      /* which of its codec's encodings it gets (e.g. IRC capabilities) */
     uint32_t mark;         /* de-duplicates recipients of quit/nick notices */
     uint32_t guest_id;     /* non-zero while the user has a guest name */
+    unsigned long long tag; /* the codec's number for it in logs (its connection's), 0: none */
 };
 
 struct hub *hub_new(const struct hub_limits *lim);

@@ -84,8 +84,9 @@ static void on_accept(struct loop *l, int lfd, int mask, void *data)
         net_set_nodelay(fd); /* chat lines are small and latency matters */
         if (li->keepalive)
             net_set_keepalive(fd, li->keepalive); /* reaps peers that vanished without a FIN */
-        if (conn_new(fd, peer, li->profile))
-            log_info("connect %s (%zu client%s)", peer, conn_count(), conn_count() == 1 ? "" : "s");
+        struct conn *c = conn_new(fd, peer, li->profile);
+        if (c)
+            log_info("connect %s (%zu client%s)", conn_describe(c), conn_count(), conn_count() == 1 ? "" : "s");
     }
 }
 

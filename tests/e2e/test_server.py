@@ -139,7 +139,7 @@ def test_abrupt_disconnect_is_noticed(natterd, client):
     a.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     a.close()  # RST
     b.expect(r"^-- alice quit")
-    s.wait_log(r"disconnect 127\.0\.0\.1:\d+")
+    s.wait_log(r"disconnect #\d+ 127\.0\.0\.1:\d+")
 
 
 def test_quit_notice_once_for_shared_rooms(natterd, client):
@@ -274,7 +274,7 @@ def test_ipv6_loopback(natterd, client):
     a, b = client(s), client(s)
     a.send("over six")
     b.expect(r"over six$")
-    s.wait_log(r"connect \[::1\]:\d+")
+    s.wait_log(r"connect #\d+ \[::1\]:\d+")
 
 
 def test_usage_errors_and_version(binary):

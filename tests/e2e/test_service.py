@@ -184,3 +184,53 @@ def test_user_drops_root_after_binding(natterd, client, binary):
 def test_root_without_user_is_warned(natterd):
     s = natterd()
     s.wait_log(r"warning: running as root")
+
+
+def test_log_lines_have_time_level_ids_and_names(natterd, client):
+    """Connect and disconnect lines carry the connection's number and, once known, the
+    name; renames are logged; what people say never is."""
+    s = natterd()
+    a = client(s)
+    b = client(s)
+    m = s.wait_log(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) natterd: info: connect #(\d+) "
+                   r"127\.0\.0\.1:(\d+) %s \(\d clients?\)" % a.name)
+    ida = m.group(2)
+    a.nick("mallory")
+    s.wait_log(r"info: rename #%s %s -> mallory" % (ida, re.escape(m.group(0).split()[-3])))
+    a.send("the secret plan")
+    b.expect(r"the secret plan")
+    a.send("/msg %s psst private" % b.name)
+    b.expect(r"psst private")
+    a.close()
+    s.wait_log(r"info: disconnect #%s 127\.0\.0\.1:%s mallory: " % (ida, m.group(3)))
+    log = s.stop()
+    assert "secret plan" not in log and "psst" not in log, log
+    for line in log.splitlines():
+        assert re.match(r"\d{4}-\d\d-\d\dT[\d:.]+Z natterd: (info|warning|error|debug): ", line), line
+
+
+def test_log_under_the_journal_has_levels_and_no_time(binary):
+    """With stderr the journal's stream (JOURNAL_STREAM=dev:inode, as systemd sets it),
+    lines are '<level>message': the journal keeps the time and the level."""
+    r, w = os.pipe()
+    st = os.fstat(w)
+    env = natlib.sanitizer_env()
+    env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
+    p = subprocess.Popen([binary("natterd"), "-b", "127.0.0.1", "-p", "0", "--user", "root-is-not-a-user"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=w, env=env)
+    os.close(w)
+    try:
+        p.wait(timeout=30)
+        out = b""
+        while True:
+            chunk = os.read(r, 65536)
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        os.close(r)
+        natlib.close_quietly(p)
+    text = out.decode()
+    assert re.search(r"^<6>listening on 127\.0\.0\.1:\d+", text, re.M), text
+    assert re.search(r"^<3>--user root-is-not-a-user: no such user$", text, re.M), text
+    assert not re.search(r"\d{4}-\d\d-\d\dT", text), text

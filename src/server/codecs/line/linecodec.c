@@ -157,6 +157,7 @@ static int lc_open(struct conn *c)
     struct hub *h = conn_hub(c);
     if (hub_connect(h, &line_ops, c, NULL, &c->user) != HUB_OK)
         return -1;
+    c->user->tag = conn_log_id(c);
     line_reply(c, "-- welcome to natter, %s! /nick NAME picks a name, /help lists commands", c->user->name);
     if (c->profile->motd)
         line_reply(c, "-- %s", c->profile->motd);
@@ -208,6 +209,11 @@ static void lc_close(struct conn *c, const char *reason)
     clean_cap = 0;
 }
 
+static const char *lc_who(const struct conn *c)
+{
+    return c->user ? c->user->name : NULL;
+}
+
 const struct codec line_codec = {
     .name = "line",
     .open = lc_open,
@@ -215,4 +221,5 @@ const struct codec line_codec = {
     .limit = lc_limit,
     .refusal = lc_refusal,
     .close = lc_close,
+    .who = lc_who,
 };
