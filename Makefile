@@ -127,11 +127,29 @@ deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-pytest python3-pytest-timeout; \
 	  else echo "make test needs pytest for $(PYTHON): sudo apt-get install python3-pytest python3-pytest-timeout" >&2; exit 1; fi; }
 
+# make install: the programs, their man pages, a systemd unit (Type=notify,
+# hardened) and an example configuration file; make uninstall removes them again.
+BINDIR      ?= $(PREFIX)/bin
+MANDIR      ?= $(PREFIX)/share/man
+DOCDIR      ?= $(PREFIX)/share/doc/natter
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+INSTALLED   := $(BINDIR)/natterd $(BINDIR)/natter $(BINDIR)/natter-bench $(MANDIR)/man1/natter.1 \
+               $(MANDIR)/man1/natter-bench.1 $(MANDIR)/man8/natterd.8 $(UNITDIR)/natterd.service \
+               $(DOCDIR)/natterd.conf.example
+
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man8
-	install -m 755 $(BUILD)/natterd $(BUILD)/natter $(BUILD)/natter-bench $(DESTDIR)$(PREFIX)/bin/
-	install -m 644 man/natter.1 man/natter-bench.1 $(DESTDIR)$(PREFIX)/share/man/man1/
-	install -m 644 man/natterd.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)
+	install -m 755 $(BUILD)/natterd $(BUILD)/natter $(BUILD)/natter-bench $(DESTDIR)$(BINDIR)/
+	install -m 644 man/natter.1 man/natter-bench.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 man/natterd.8 $(DESTDIR)$(MANDIR)/man8/
+	sed 's|@BINDIR@|$(BINDIR)|g' dist/natterd.service.in > $(DESTDIR)$(UNITDIR)/natterd.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/natterd.service
+	install -m 644 dist/natterd.conf $(DESTDIR)$(DOCDIR)/natterd.conf.example
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null
 
 # Fuzzing with clang's libFuzzer (ASan+UBSan), built into build-fuzz/:
 #   make fuzz                       each target for FUZZ_SECONDS (default 60) seconds
@@ -185,4 +203,4 @@ soak: $(BUILD)/natterd
 clean:
 	rm -rf build build-asan build-fuzz
 
-.PHONY: all tests test test-e2e test-trees bench run deps install clean
+.PHONY: all tests test test-e2e test-trees bench run deps install uninstall clean

@@ -292,6 +292,12 @@ int main(int argc, char **argv)
         return 2;
     }
     struct options *o = &S.o;
+    if (o->check) {
+        printf("natterd: configuration %s%s is good\n", o->config ? "from " : "(no file)", o->config ? o->config : "");
+        options_free(&S.o);
+        options_forget_argv();
+        return 0;
+    }
     log_init("natterd", o->verbose);
     log_syslog(o->syslog);
     seed_hash();

@@ -67,6 +67,8 @@ static const struct spec specs[] = {
     /* Running as a service (issue 8): the file, reloading it, a greeting. */
     {"config", 'c', TEXT, ARGV_ONLY, AT(config), 0, 0, 0, "FILE", "read options from FILE first; SIGHUP rereads it",
      OPT_DEFAULT_CONFIG " when present"},
+    {"check", 0, FLAG, ARGV_ONLY, AT(check), 0, 0, 0, NULL, "read and check the configuration, then exit (0 good, 2 not)",
+     NULL},
     {"motd", 0, TEXT, LIVE, AT(motd), 0, 0, 0, "TEXT", "a line shown to each client after the welcome", "none"},
     /* Privileges and logs for a service (issue 8). */
     {"user", 'u', TEXT, 0, AT(user), 0, 0, 0, "NAME", "after opening the listeners, run as this user (from root)",

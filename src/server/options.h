@@ -29,6 +29,7 @@ struct options {
     int verbose;
     /* Running as a service (issue 8). */
     const char *config;   /* the file read, or NULL */
+    int check;            /* --check: only read the configuration */
     const char *motd;     /* a line after the welcome, or NULL */
     const char *user;     /* drop root to this user after binding, or NULL */
     const char *pid_file;

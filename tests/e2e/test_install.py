@@ -47,3 +47,52 @@ def test_builder_flags_are_honoured(tmp_path):
     assert "-Werror" not in dry.stdout, "-Werror for everyone, not only CI"
     ci = _make("-n", f"BUILD={out}", "-B", "WERROR=1", f"{out}/options.o")
     assert "-Werror" in ci.stdout, ci.stdout
+
+
+UNIT_DIR = "lib/systemd/system"
+
+
+def test_install_puts_a_unit_systemd_accepts_and_uninstall_removes_all(build, tmp_path):
+    import shutil
+    build = os.path.relpath(build, ROOT)
+    prefix = str(tmp_path / "usr")  # a real prefix (no DESTDIR): ExecStart must name a real file
+    p = _make(f"BUILD={build}", f"PREFIX={prefix}", "-o", "all", "install")
+    assert p.returncode == 0, p.stdout + p.stderr
+    unit = os.path.join(prefix, UNIT_DIR, "natterd.service")
+    example = os.path.join(prefix, "share/doc/natter/natterd.conf.example")
+    text = open(unit).read()
+    for want in ("Type=notify", f"ExecStart={prefix}/bin/natterd", "ExecReload=/bin/kill -HUP $MAINPID",
+                 "ProtectSystem=strict", "NoNewPrivileges=yes", "PrivateTmp=yes", "ProtectHome=yes",
+                 "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+                 "CapabilityBoundingSet=CAP_NET_BIND_SERVICE", "AmbientCapabilities=CAP_NET_BIND_SERVICE"):
+        assert want in text, f"{want} not in the unit"
+    if shutil.which("systemd-analyze"):
+        env = dict(os.environ, MANPATH=os.path.join(prefix, "share/man"))  # Documentation=man:natterd(8)
+        v = subprocess.run(["systemd-analyze", "verify", unit], capture_output=True, text=True, timeout=60,
+                           env=env)
+        assert v.returncode == 0 and not v.stderr.strip(), v.stdout + v.stderr
+        # (and it is a real check: a broken unit fails it)
+        bad = tmp_path / "natterd-bad.service"
+        bad.write_text(text.replace("Type=notify", "Type=notifyy"))
+        v = subprocess.run(["systemd-analyze", "verify", str(bad)], capture_output=True, text=True,
+                           timeout=60, env=env)
+        assert v.stderr.strip(), "systemd-analyze verify accepts anything"
+    # The example configuration parses, every option in it uncommented, and names every
+    # key of the options table.
+    natterd = os.path.join(prefix, "bin", "natterd")
+    conf = tmp_path / "all.conf"
+    with open(example) as f:
+        lines = f.read().splitlines()
+    conf.write_text("\n".join(l[1:] if l[1:2].isalpha() and l.startswith("#") else l for l in lines) + "\n")
+    c = subprocess.run([natterd, "--check", "--config", str(conf)], capture_output=True, text=True, timeout=10,
+                       env=natlib.sanitizer_env())
+    assert c.returncode == 0 and "is good" in c.stdout, c.stdout + c.stderr
+    h = subprocess.run([natterd, "--help"], capture_output=True, text=True, timeout=10, env=natlib.sanitizer_env())
+    import re
+    keys = set(re.findall(r"--([a-z-]+)", h.stdout)) - {"config", "check", "help", "version"}
+    missing = [k for k in sorted(keys) if not any(l.startswith((f"#{k} =", f"{k} =")) for l in lines)]
+    assert not missing, f"the example file lacks {missing}"
+    u = _make(f"PREFIX={prefix}", "uninstall")
+    assert u.returncode == 0, u.stdout + u.stderr
+    left = [os.path.join(d, f) for d, _, fs in os.walk(prefix) for f in fs]
+    assert not left, f"make uninstall left {left}"
