@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -19,6 +20,7 @@ struct listener {
     int keepalive;
     const struct conn_profile *profile;
     char addr[NET_ADDR_LEN];
+    char host[NET_ADDR_LEN]; /* as asked for: "" for every address */
 };
 
 static struct {
@@ -104,6 +106,7 @@ struct listener *listener_open(const char *host, int port, const struct conn_pro
     }
     li->keepalive = keepalive;
     li->profile = p;
+    snprintf(li->host, sizeof li->host, "%s", host ? host : "");
     net_local_addr(li->fd, li->addr, sizeof li->addr);
     if (loop_watch(L.loop, li->fd, LOOP_READ, on_accept, li) < 0) {
         snprintf(err, NET_ERR_LEN, "listen %s: cannot watch it", li->addr);
@@ -125,4 +128,14 @@ void listener_close(struct listener *li)
 const char *listener_addr(const struct listener *li)
 {
     return li->addr;
+}
+
+int listener_port(const struct listener *li)
+{
+    return net_local_port(li->fd);
+}
+
+int listener_host_is(const struct listener *li, const char *host)
+{
+    return strcmp(li->host, host) == 0;
 }

@@ -254,29 +254,53 @@ static void seed_hash(void)
 }
 
 /* Open a listener on each --bind address (or every address) for the plain
- * protocol; writes the ready line. Returns the number opened, or -1. */
+ * protocol: a name stands for all its addresses ("localhost": ::1 and
+ * 127.0.0.1), and with --port 0 the first listener's free port is used for the
+ * others too. Writes the ready line. Returns the number opened, or -1. */
 static int open_listeners(const struct options *o, const struct conn_profile *plain, struct listener **out,
                           long max_clients)
 {
-    int n = o->nbind ? o->nbind : 1;
-    int port = (int)o->port, keepalive = (int)o->keepalive;
+    int port = (int)o->port, keepalive = (int)o->keepalive, n = 0;
     char ready[1024] = "";
     size_t len = 0;
-    for (int i = 0; i < n; i++) {
-        char err[NET_ERR_LEN];
-        out[i] = listener_open(o->nbind ? o->bind[i] : NULL, port, plain, keepalive, err);
-        if (!out[i]) {
-            log_error("%s", err);
-            while (i-- > 0)
-                listener_close(out[i]);
-            return -1;
+    for (int b = 0; b < (o->nbind ? o->nbind : 1); b++) {
+        char addrs[OPT_MAX_BINDS][NET_ADDR_LEN], err[NET_ERR_LEN];
+        int na = 1;
+        const char *name = o->nbind ? o->bind[b] : NULL;
+        if (name && *name && (na = net_resolve_passive(name, addrs, OPT_MAX_BINDS, err)) < 0) {
+            log_error("--bind %s: %s", name, err);
+            goto fail;
         }
-        len += (size_t)snprintf(ready + len, sizeof ready - len, "%s%s", i ? ", " : "", listener_addr(out[i]));
-        if (len >= sizeof ready)
-            len = sizeof ready - 1;
+        for (int k = 0; k < na; k++) {
+            const char *host = name && *name ? addrs[k] : NULL;
+            if (n == OPT_MAX_BINDS) {
+                log_error("--bind: more than %d addresses in all", OPT_MAX_BINDS);
+                goto fail;
+            }
+            int dup = 0;
+            for (int i = 0; host && i < n; i++)
+                dup |= listener_host_is(out[i], host);
+            if (dup)
+                continue;
+            out[n] = listener_open(host, port, plain, keepalive, err);
+            if (!out[n]) {
+                log_error("%s", err);
+                goto fail;
+            }
+            if (port == 0)
+                port = listener_port(out[n]);
+            len += (size_t)snprintf(ready + len, sizeof ready - len, "%s%s", n ? ", " : "", listener_addr(out[n]));
+            if (len >= sizeof ready)
+                len = sizeof ready - 1;
+            n++;
+        }
     }
     log_info("listening on %s (max %ld clients)", ready, max_clients);
     return n;
+fail:
+    while (n-- > 0)
+        listener_close(out[n]);
+    return -1;
 }
 
 int main(int argc, char **argv)

@@ -1,5 +1,5 @@
 """End-to-end tests of natterd over 127.0.0.1 with raw sockets (what nc users see)."""
-import os, re, signal, socket, time
+import os, re, signal, socket, subprocess, time
 import pytest
 
 import natlib
@@ -326,3 +326,31 @@ def test_several_bind_addresses_each_listen(natterd, client, closing):
     b.send("over the second")
     a.expect(r"^#lobby <%s> over the second$" % b.name)
     s.wait_log(r"\(2 clients\)")
+
+
+def test_port_0_with_several_addresses_is_one_port(natterd):
+    s = natterd("--bind", "127.0.0.2")
+    m = s.wait_log(r"listening on 127\.0\.0\.1:(\d+), 127\.0\.0\.2:(\d+) ")
+    assert m.group(1) == m.group(2), m.group(0)
+
+
+def test_bind_a_name_listens_on_all_its_addresses(natterd, binary):
+    """-b localhost used to bind only the first address the name gave."""
+    addrs = sorted({ai[4][0] for ai in socket.getaddrinfo("localhost", None, 0, socket.SOCK_STREAM, 0,
+                                                           socket.AI_PASSIVE)})
+    s = natterd(bind="localhost")
+    m = s.wait_log(r"listening on (.*) \(max")
+    got = sorted(a.rsplit(":", 1)[0].strip("[]") for a in m.group(1).split(", "))
+    assert got == addrs, (got, addrs)
+    if len(addrs) < 2:
+        pytest.skip(f"localhost is only {addrs} here (/etc/hosts): one address checked")
+
+
+def test_listen_errors_write_addresses_as_the_ready_line_does(natterd, binary):
+    try:
+        s = natterd(bind="::1")
+    except AssertionError as e:
+        pytest.skip(f"no IPv6 loopback: {e}")
+    p = subprocess.run([binary("natterd"), "-b", "::1", "-p", str(s.port)], capture_output=True, text=True,
+                       timeout=10, env=natlib.sanitizer_env())
+    assert p.returncode == 1 and f"listen [::1]:{s.port}: Address already in use" in p.stderr, p.stderr
