@@ -31,6 +31,7 @@ CFLAGS_EDIT := $(shell pkg-config --cflags libedit 2>/dev/null)
 # src/core below everything, src/server (with transport/ and codecs/), src/client,
 # src/bench. Basenames are unique, so every object lands flat in $(BUILD)/.
 CORE     := loop net buf lineframe text dict log
+CORE     += num
 SERVER   := options listener conn tcp hub linecodec lineuser commands
 SERVER   += reload
 CLIENT   := lineedit session

@@ -28,6 +28,7 @@
 #include "core/lineframe.h"
 #include "client/lineedit.h"
 #include "core/net.h"
+#include "core/num.h"
 #include "client/session.h"
 #include "core/text.h"
 
@@ -707,9 +708,11 @@ static int usage_error(const char *what, const char *arg)
     return -1;
 }
 
-static int valid_port(const char *s)
+/* Ports by natterd's rules for numbers (core/num.h): figures only, in range. */
+static int valid_port(const char *s, long long min)
 {
-    return s[0] && strlen(s) <= 5 && strspn(s, "0123456789") == strlen(s) && atoi(s) <= 65535;
+    long long v;
+    return num_whole(s, min, 65535, &v) == 0;
 }
 
 /* Returns 1 to go on, 0 to exit successfully (--help, --version), -1 on misuse. */
@@ -738,8 +741,13 @@ static int parse_options(int argc, char **argv, struct options *o)
         char host[256], port[16];
         if (left > 0)
             return usage_error("--listen takes no HOST or PORT: ", argv[optind]);
-        if (net_split_hostport(o->listen, host, sizeof host, port, sizeof port) < 0 || !valid_port(port))
+        if (net_split_hostport(o->listen, host, sizeof host, port, sizeof port) < 0)
             return usage_error("bad --listen address: ", o->listen);
+        if (!valid_port(port, 0)) {
+            char what[128];
+            snprintf(what, sizeof what, "--listen: port '%.40s' is not a whole number from 0 to 65535", port);
+            return usage_error(what, "");
+        }
         return 1;
     }
     if (left > 2)
@@ -748,8 +756,11 @@ static int parse_options(int argc, char **argv, struct options *o)
         o->host = argv[optind];
     if (left == 2)
         o->port = argv[optind + 1];
-    if (!valid_port(o->port) || atoi(o->port) == 0) /* 0 only means "any" for --listen */
-        return usage_error("bad port: ", o->port);
+    if (!valid_port(o->port, 1)) { /* 0 only means "any" for --listen */
+        char what[128];
+        snprintf(what, sizeof what, "PORT '%.40s' is not a whole number from 1 to 65535", o->port);
+        return usage_error(what, "");
+    }
     if (!o->host[0])
         return usage_error("empty HOST", "");
     return 1;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/num.h"
 #include "server/conn.h"
 #include "server/hub.h"
 
@@ -104,21 +105,6 @@ static const struct spec *find(const char *name)
     return NULL;
 }
 
-/* Digits only: no sign, space, exponent or fraction ("1e3", " 5", "2.5", "nan"). */
-static int whole_number(const char *s, long long *out)
-{
-    if (!*s)
-        return -1;
-    for (const char *p = s; *p; p++)
-        if (*p < '0' || *p > '9')
-            return -1;
-    errno = 0;
-    long long v = strtoll(s, NULL, 10);
-    if (errno)
-        return -1;
-    *out = v;
-    return 0;
-}
 
 int options_set(struct options *o, const char *name, const char *value, char *err, size_t errlen)
 {
@@ -138,7 +124,7 @@ int options_set(struct options *o, const char *name, const char *value, char *er
         return 0;
     case NUMBER: {
         long long v;
-        if (whole_number(value, &v) < 0 || v < sp->min || v > sp->max) {
+        if (num_whole(value, sp->min, sp->max, &v) < 0) { /* digits only: no "1e3", " 5", "2.5", "nan" */
             snprintf(err, errlen, "--%s: '%s' is not a whole number from %lld to %lld", name, value, sp->min,
                      sp->max);
             return -1;

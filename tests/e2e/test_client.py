@@ -167,7 +167,21 @@ def test_client_port_zero_is_a_bad_port(binary):
         p = subprocess.run([exe, "127.0.0.1", port], capture_output=True, text=True, timeout=WAIT,
                            env=natlib.sanitizer_env(), stdin=subprocess.DEVNULL)
         assert p.returncode == 2, p
-        assert p.stderr.startswith(f"natter: bad port: {port}\n") and "usage:" in p.stderr, p.stderr
+        assert p.stderr.startswith(f"natter: PORT '{port}' is not a whole number from 1 to 65535\n") \
+            and "usage:" in p.stderr, p.stderr
+
+
+def test_client_numbers_are_strict_with_plain_ranges(binary):
+    exe = binary("natter")
+    for args, msg in ((["127.0.0.1", "1e3"], "PORT '1e3' is not a whole number from 1 to 65535"),
+                      (["127.0.0.1", "nan"], "PORT 'nan' is not a whole number from 1 to 65535"),
+                      (["127.0.0.1", " 80"], "PORT ' 80' is not a whole number from 1 to 65535"),
+                      (["127.0.0.1", "+80"], "PORT '+80' is not a whole number from 1 to 65535"),
+                      (["--listen", "99999"], "--listen: port '99999' is not a whole number from 0 to 65535"),
+                      (["--listen", "1e3"], "bad --listen address: 1e3")):
+        p = subprocess.run([exe] + args, capture_output=True, text=True, timeout=WAIT,
+                           env=natlib.sanitizer_env(), stdin=subprocess.DEVNULL)
+        assert p.returncode == 2 and p.stderr.startswith(f"natter: {msg}\n"), (args, p.stderr)
 
 
 # ==== Scripted mode against natterd ====
