@@ -16,10 +16,10 @@ ifeq ($(WERROR),1)
 WARN    += -Werror
 endif
 CFLAGS  ?= -O2 -g
-PKGS    := libutf8proc
+PKGS    := libutf8proc icu-uc
 PKGS_D  := inih libsystemd
 PKG_CPPFLAGS := $(shell pkg-config --cflags $(PKGS) $(PKGS_D) 2>/dev/null)
-LIBS_CORE := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lutf8proc)
+LIBS_CORE := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lutf8proc -licuuc)
 LIBS_D    := $(shell pkg-config --libs $(PKGS_D) 2>/dev/null || echo -linih -lsystemd)
 NATTER_CPPFLAGS = -Isrc -D_GNU_SOURCE -DNATTER_VERSION='"$(VERSION)"' $(PKG_CPPFLAGS)
 ALL_CPPFLAGS = $(NATTER_CPPFLAGS) $(CPPFLAGS)
@@ -32,6 +32,7 @@ CFLAGS_EDIT := $(shell pkg-config --cflags libedit 2>/dev/null)
 # src/bench. Basenames are unique, so every object lands flat in $(BUILD)/.
 CORE     := loop net buf lineframe text dict log
 CORE     += num
+CORE     += names
 SERVER   := options listener conn tcp hub linecodec lineuser commands
 SERVER   += reload
 CLIENT   := lineedit session
@@ -115,9 +116,9 @@ run: deps all
 	./$(BUILD)/natterd
 
 # Debian packages the build needs; installed when we may, asked for otherwise.
-DEB_LIBS := libedit-dev libinih-dev libsystemd-dev libutf8proc-dev pkg-config
+DEB_LIBS := libedit-dev libinih-dev libsystemd-dev libutf8proc-dev libicu-dev pkg-config
 deps:
-	@pkg-config --exists libedit inih libsystemd libutf8proc 2>/dev/null || { \
+	@pkg-config --exists libedit inih libsystemd libutf8proc icu-uc 2>/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing $(DEB_LIBS) (line editing, configuration files, systemd, Unicode)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_LIBS); \
@@ -168,9 +169,9 @@ FUZZ_FLAGS   := -std=c11 $(WARN) -g -O1 -fno-omit-frame-pointer \
 FUZZ_SERVER  := $(filter-out %/log.c,$(foreach f,$(CORE) $(SERVER),$(wildcard $(addsuffix /$(f).c,$(SRC_DIRS)))))
 HEADERS      := $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.h))
 
-build-fuzz/fuzz_sanitize: tests/fuzz/fuzz_sanitize.c tests/fuzz/fuzz_util.h src/core/text.c src/core/text.h
+build-fuzz/fuzz_sanitize: tests/fuzz/fuzz_sanitize.c tests/fuzz/fuzz_util.h src/core/text.c src/core/text.h src/core/names.c
 	@mkdir -p build-fuzz
-	$(FUZZ_CC) $(ALL_CPPFLAGS) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_sanitize.c src/core/text.c $(LIBS_CORE)
+	$(FUZZ_CC) $(ALL_CPPFLAGS) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_sanitize.c src/core/text.c src/core/names.c $(LIBS_CORE)
 
 build-fuzz/fuzz_framing: tests/fuzz/fuzz_framing.c tests/fuzz/fuzz_util.h $(FUZZ_SERVER) $(HEADERS)
 	@mkdir -p build-fuzz

@@ -354,3 +354,29 @@ def test_listen_errors_write_addresses_as_the_ready_line_does(natterd, binary):
     p = subprocess.run([binary("natterd"), "-b", "::1", "-p", str(s.port)], capture_output=True, text=True,
                        timeout=10, env=natlib.sanitizer_env())
     assert p.returncode == 1 and f"listen [::1]:{s.port}: Address already in use" in p.stderr, p.stderr
+
+
+def test_names_unicode_rules(natterd, client):
+    """A second 'alice' made with an invisible character (U+061C, U+1BCA0) or a Cyrillic
+    'а' used to pass; names are now NFC, single-script and unique by NFKC case folding."""
+    s = natterd()
+    a, b = client(s), client(s)
+    a.nick("alice")
+    for bad in ("alice\u061c", "alice\U0001bca0", "\u0430lice", "al\u200bice", "p\u03b1ypal", "alice\u3164"):
+        b.send("/nick " + bad)
+        b.expect(r"^!! invalid name: ")
+    for same in ("ALICE", "\uff41lice", "Alice"):
+        b.send("/nick " + same)
+        b.expect(r"^!! name taken: ")
+    b.nick("stra\u00dfe")
+    c = client(s)
+    c.send("/nick STRASSE")
+    c.expect(r"^!! name taken: STRASSE$")
+    c.send("/nick e\u0301cole")  # decomposed: kept in NFC
+    c.expect(r"^-- \S+ is now known as \u00e9cole$")
+    a.send("/nick \u00c9COLE")
+    a.expect(r"^!! name taken: ")
+    c.send("/msg ALICE hi there")
+    a.expect(r"hi there")
+    c.send("/nick \u0430\u043b\u0438\u0441\u0430")  # all Cyrillic: one script, fine
+    c.expect(r"is now known as \u0430\u043b\u0438\u0441\u0430$")
