@@ -27,6 +27,7 @@
 #include "core/buf.h"
 #include "core/lineframe.h"
 #include "client/lineedit.h"
+#include "core/names.h"
 #include "core/net.h"
 #include "core/num.h"
 #include "client/session.h"
@@ -35,6 +36,9 @@
 #define DEFAULT_HOST "127.0.0.1"
 #define DEFAULT_PORT "8888"
 #define NAME_MAX_CHARS 24          /* the server's default --max-name */
+#define NAME_MAX_EVER 31           /* the largest --max-name natterd takes */
+#define SERVER_LINE_MAX 4096       /* natterd's default --max-line, until it says otherwise */
+#define WELCOME_WAIT_MS 2000       /* scripted with --name: how long to wait for a natterd welcome */
 #define LINE_MAX_IN (64 * 1024)    /* longest line taken from the socket or stdin */
 #define OUT_HIGH (256 * 1024)      /* stop reading stdin while this much is unsent */
 #define QUIT_WAIT_MS 5000          /* after bye, how long the server gets to close */
@@ -69,6 +73,8 @@ static struct client {
     int shut_wr_pending; /* stdin ended: half-close once everything is sent */
     int leaving;         /* we said bye (or stdin ended): the server's close is expected */
     long long quit_deadline; /* ms; 0 = none */
+    long long hold_deadline; /* scripted --name: stdin waits for the name's answer until then; 0 = not */
+    size_t server_line_max;  /* longer typed lines are refused here, before any echo */
     int done, status;
 } c = {.fd = -1};
 
@@ -327,6 +333,11 @@ static void handle_input(const char *line, size_t len)
         finish(EXIT_OK);
         return;
     }
+    if (c.tty && !c.peer_mode && c.sess.name[0] && len > c.server_line_max) {
+        /* natterd would refuse it: say so now, rather than show it as if it went */
+        say("natter: line too long (%zu bytes, the server takes %zu at most): not sent", len, c.server_line_max);
+        return;
+    }
     send_line(line, len);
     if (!c.peer_mode && (is_bye(line, len) || is_quit(line, len)))
         start_leaving();
@@ -424,6 +435,13 @@ static void name_refused(const char *line)
                             strncmp(line, "!! invalid name: ", 17) != 0))
         return;
     c.name_pending = 0;
+    c.hold_deadline = 0;
+    if (!c.tty) { /* a script asked for this name: carrying on as a guest would be a lie */
+        fprintf(stderr, "natter: the server refused the name %s: %s\n", c.name ? c.name : "", line + 3);
+        c.leaving = 1;
+        finish(EXIT_FAIL);
+        return;
+    }
     c.asking_name = 1;
     lineedit_set_prompt("name: ");
 }
@@ -436,18 +454,24 @@ static void track_session(const char *line)
     memcpy(old, c.sess.name, sizeof old);
     if (!session_update(&c.sess, line))
         return;
-    if (old[0] && strcmp(old, c.sess.name) != 0)
-        c.name_pending = 0;
+    if ((old[0] && strcmp(old, c.sess.name) != 0) || (c.name && c.sess.name[0] && strcmp(c.sess.name, c.name) == 0)) {
+        c.name_pending = 0; /* the name is ours (renamed, or the welcome gave it already) */
+        c.hold_deadline = 0;
+    }
     update_prompt();
 }
 
 /* In a natterd room: keep track of our name and room, show, and notice goodbyes. */
 static void room_line(const char *line)
 {
+    if (c.hold_deadline && !c.sess.name[0] && strncmp(line, "-- welcome to natter, ", 22) != 0)
+        c.hold_deadline = 0; /* not natterd: nobody will answer the /nick */
     track_session(line);
     show(line);
-    if (c.tty)
-        name_refused(line);
+    name_refused(line);
+    unsigned long max;
+    if (sscanf(line, "!! line too long (max %lu bytes)", &max) == 1 && max > 0)
+        c.server_line_max = max; /* the server's own limit, from now on */
     if (strcmp(line, "bye") == 0)
         finish(EXIT_OK); /* a 1:1 peer (natter --listen or a person on nc) left */
     else if (session_is_goodbye(&c.sess, line))
@@ -579,9 +603,12 @@ static void suspend_self(void)
 
 static int poll_timeout(void)
 {
-    if (!c.quit_deadline)
+    long long next = c.quit_deadline;
+    if (c.hold_deadline && (!next || c.hold_deadline < next))
+        next = c.hold_deadline;
+    if (!next)
         return -1;
-    long long left = c.quit_deadline - now_ms();
+    long long left = next - now_ms();
     return left > 0 ? (int)left : 0;
 }
 
@@ -589,7 +616,9 @@ static void run(void)
 {
     while (!c.done) {
         struct pollfd p[2] = {{.fd = c.fd, .events = POLLIN}, {.fd = STDIN_FILENO, .events = POLLIN}};
-        int want_stdin = c.stdin_open && !c.leaving && c.out.bytes < OUT_HIGH;
+        if (c.hold_deadline && now_ms() >= c.hold_deadline)
+            c.hold_deadline = 0; /* no welcome came: a 1:1 peer, not natterd */
+        int want_stdin = c.stdin_open && !c.leaving && c.out.bytes < OUT_HIGH && !c.hold_deadline;
         if (c.out.bytes > 0)
             p[0].events |= POLLOUT;
         int r = poll(p, want_stdin ? 2 : 1, poll_timeout());
@@ -737,6 +766,14 @@ static int parse_options(int argc, char **argv, struct options *o)
         }
     }
     int left = argc - optind;
+    if (o->name) { /* checked here, not answered with a /nick usage line by the server */
+        char nfc[512], what[200];
+        enum name_verdict v = name_normalize(o->name, NAME_MAX_EVER, nfc, sizeof nfc);
+        if (v != NAME_OK) {
+            snprintf(what, sizeof what, "--name '%.64s': %s", o->name, name_why(v));
+            return usage_error(what, "");
+        }
+    }
     if (o->listen) {
         char host[256], port[16];
         if (left > 0)
@@ -783,12 +820,17 @@ static const char *unbracket(const char *host, char *buf, size_t len)
 static void start(const struct options *o)
 {
     c.stdin_open = 1;
-    snprintf(c.peer, sizeof c.peer, "peer");
+    snprintf(c.peer, sizeof c.peer, "%.100s", c.addr); /* until it names itself with /nick */
     if (o->name && !c.peer_mode) {
         char cmd[SESSION_NAME_LEN * 4 + 8];
         int n = snprintf(cmd, sizeof cmd, "/nick %s", o->name);
         send_line(cmd, (size_t)n);
         c.name_pending = 1;
+        /* A script's lines wait for the answer: sent before it, they would go out
+         * under a guest name when the name is taken. Only natterd answers, and it
+         * welcomes first; without a welcome the other end is a 1:1 peer. */
+        if (!c.tty)
+            c.hold_deadline = now_ms() + WELCOME_WAIT_MS;
     }
     if (!c.tty)
         return;
@@ -810,7 +852,9 @@ int main(int argc, char **argv)
     c.peer_mode = o.listen != NULL;
     c.tty = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
     const char *no_color = getenv("NO_COLOR");
-    c.color = c.tty && !o.no_color && !(no_color && no_color[0]);
+    const char *term = getenv("TERM");
+    c.color = c.tty && !o.no_color && !(no_color && no_color[0]) && term && *term && strcmp(term, "dumb") != 0;
+    c.server_line_max = SERVER_LINE_MAX;
     c.name = o.name ? strdup(o.name) : NULL;
     c.fd = c.peer_mode ? wait_for_peer(o.listen) : connect_to(unbracket(o.host, hostbuf, sizeof hostbuf), o.port);
     if (c.fd < 0 && got_signal) {
@@ -830,6 +874,7 @@ int main(int argc, char **argv)
     inbuf_clear(&c.sock_in);
     inbuf_clear(&c.stdin_in);
     free(c.name);
+    session_free(&c.sess);
     if (got_signal) { /* die of it, as the shell expects, now that the terminal is restored */
         signal(got_signal, SIG_DFL);
         raise(got_signal);
