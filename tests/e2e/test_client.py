@@ -852,3 +852,20 @@ def test_client_terminal_listener_names_a_nameless_peer(tmux, raw_peer):
     t.wait_line("^" + STAMP + "<zed> named now$")
     peer.sendall(b"bye\n")
     t.check_clean_exit()
+
+
+def test_readme_one_shot_receiver_with_debian_nc(listener):
+    """README's one-shot row: natter --listen, then echo hello | nc -N ... . Debian's
+    nc (netcat-openbsd) without -N never closes, so both sides waited forever."""
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md")).read()
+    assert "echo hello \\| nc -N 127.0.0.1 8998" in readme and "netcat-openbsd" in readme
+    nc = shutil.which("nc")
+    if not nc:
+        pytest.skip("nc is not installed (Debian: netcat-openbsd)")
+    lis, port = listener()
+    p = subprocess.run(f"echo hello | {nc} -N 127.0.0.1 {port}", shell=True, capture_output=True,
+                       timeout=WAIT)
+    assert p.returncode == 0, p
+    lis.wait_out(r"^hello$")
+    assert lis.wait_exit() == 0, lis.stderr()
+    assert "natter: connection closed by peer" in lis.stderr()

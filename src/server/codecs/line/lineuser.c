@@ -90,7 +90,7 @@ void line_error(struct conn *c, enum hub_err err, const char *arg)
         line_reply(c, "!! name taken: %s", arg);
         return;
     case HUB_EBADNICK:
-        line_reply(c, "!! invalid name: %s (1-%u printable characters, no spaces, no <>*,)", arg,
+        line_reply(c, "!! invalid name: %s (1-%u visible characters of one script, no spaces, no <>*,)", arg,
                    (unsigned)lim->max_name);
         return;
     case HUB_EBADROOM:
