@@ -256,13 +256,14 @@ static void seed_hash(void)
 /* Open a listener on each --bind address (or every address) for the plain
  * protocol: a name stands for all its addresses ("localhost": ::1 and
  * 127.0.0.1), and with --port 0 the first listener's free port is used for the
- * others too. Writes the ready line. Returns the number opened, or -1. */
+ * others too. Writes where into ready (the ready line's list). Returns the
+ * number opened, or -1. */
 static int open_listeners(const struct options *o, const struct conn_profile *plain, struct listener **out,
-                          long max_clients)
+                          char ready[1024])
 {
     int port = (int)o->port, keepalive = (int)o->keepalive, n = 0;
-    char ready[1024] = "";
     size_t len = 0;
+    ready[0] = '\0';
     for (int b = 0; b < (o->nbind ? o->nbind : 1); b++) {
         char addrs[OPT_MAX_BINDS][NET_ADDR_LEN], err[NET_ERR_LEN];
         int na = 1;
@@ -289,13 +290,12 @@ static int open_listeners(const struct options *o, const struct conn_profile *pl
             }
             if (port == 0)
                 port = listener_port(out[n]);
-            len += (size_t)snprintf(ready + len, sizeof ready - len, "%s%s", n ? ", " : "", listener_addr(out[n]));
-            if (len >= sizeof ready)
-                len = sizeof ready - 1;
+            len += (size_t)snprintf(ready + len, 1024 - len, "%s%s", n ? ", " : "", listener_addr(out[n]));
+            if (len >= 1024)
+                len = 1024 - 1;
             n++;
         }
     }
-    log_info("listening on %s (max %ld clients)", ready, max_clients);
     return n;
 fail:
     while (n-- > 0)
@@ -354,7 +354,8 @@ int main(int argc, char **argv)
     }
     apply(o);
     struct listener *listeners[OPT_MAX_BINDS];
-    int nlisteners = open_listeners(o, &plain, listeners, max_clients);
+    char ready[1024];
+    int nlisteners = open_listeners(o, &plain, listeners, ready);
     int rc = nlisteners < 0;
     int pid_written = 0;
     if (!rc && o->pid_file) {
@@ -367,6 +368,8 @@ int main(int argc, char **argv)
         log_warn("running as root: --user NAME (or systemd's User=) drops it once the ports are open");
     loop_watch(loop, signal_fd, LOOP_READ, on_signal, NULL);
     if (!rc) {
+        /* The ready line, once everything (pid file, privileges) is done. */
+        log_info("listening on %s (max %ld clients)", ready, max_clients);
         notify("READY=1\nSTATUS=serving");
         if (loop_run(loop) < 0) {
             log_errno("epoll_wait");

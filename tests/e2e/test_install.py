@@ -23,8 +23,10 @@ def test_install_prefix_and_destdir(build, tmp_path):
 
 
 def _make(*args, timeout=300):
+    # Not the outer make's variables (make WERROR=1 test passes WERROR down through MAKEFLAGS).
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "WERROR")}
     return subprocess.run(["make", "-s", "-C", ROOT] + list(args), capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, env=env)
 
 
 def test_builder_flags_are_honoured(tmp_path):

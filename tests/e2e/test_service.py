@@ -209,28 +209,38 @@ def test_log_lines_have_time_level_ids_and_names(natterd, client):
         assert re.match(r"\d{4}-\d\d-\d\dT[\d:.]+Z natterd: (info|warning|error|debug): ", line), line
 
 
-def test_log_under_the_journal_has_levels_and_no_time(binary):
-    """With stderr the journal's stream (JOURNAL_STREAM=dev:inode, as systemd sets it),
-    lines are '<level>message': the journal keeps the time and the level."""
+def _run_with_journal_stream(binary, args, stop_when=None):
+    """natterd with stderr a pipe that JOURNAL_STREAM names; SIGTERM once stop_when is seen."""
     r, w = os.pipe()
     st = os.fstat(w)
     env = natlib.sanitizer_env()
     env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
-    p = subprocess.Popen([binary("natterd"), "-b", "127.0.0.1", "-p", "0", "--user", "root-is-not-a-user"],
+    p = subprocess.Popen([binary("natterd"), "-b", "127.0.0.1", "-p", "0"] + args,
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=w, env=env)
     os.close(w)
+    out = b""
     try:
-        p.wait(timeout=30)
-        out = b""
         while True:
             chunk = os.read(r, 65536)
             if not chunk:
                 break
             out += chunk
+            if stop_when and stop_when in out and p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        p.wait(timeout=30)
     finally:
         os.close(r)
         natlib.close_quietly(p)
-    text = out.decode()
-    assert re.search(r"^<6>listening on 127\.0\.0\.1:\d+", text, re.M), text
-    assert re.search(r"^<3>--user root-is-not-a-user: no such user$", text, re.M), text
+    return p.returncode, out.decode()
+
+
+def test_log_under_the_journal_has_levels_and_no_time(binary):
+    """With stderr the journal's stream (JOURNAL_STREAM=dev:inode, as systemd sets it),
+    lines are '<level>message': the journal keeps the time and the level."""
+    rc, text = _run_with_journal_stream(binary, [], stop_when=b"listening on")
+    assert rc == 0, text
+    assert re.search(r"^<6>listening on 127\.0\.0\.1:\d+ \(max \d+ clients\)$", text, re.M), text
+    assert re.search(r"^<6>stopped$", text, re.M), text
+    rc, text = _run_with_journal_stream(binary, ["--user", "root-is-not-a-user"])
+    assert rc == 1 and re.search(r"^<3>--user root-is-not-a-user: no such user$", text, re.M), text
     assert not re.search(r"\d{4}-\d\d-\d\dT", text), text
