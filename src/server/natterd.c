@@ -158,8 +158,7 @@ static void on_signal(struct loop *l, int fd, int mask, void *data)
             continue;
         }
         log_info("%s received, shutting down", strsignal((int)si.ssi_signo));
-        notify("STOPPING=1");
-        loop_stop(l);
+        loop_stop(l); /* main says STOPPING=1 as soon as the loop returns */
     }
 }
 
