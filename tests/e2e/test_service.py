@@ -1,6 +1,6 @@
 """natterd as a service: the configuration file, SIGHUP reloads, privileges, the pid
 file, systemd's notification protocol, logs."""
-import os, pwd, re, signal, socket, subprocess
+import os, pwd, re, signal, socket, subprocess, sys
 import pytest
 
 import natlib
@@ -244,3 +244,46 @@ def test_log_under_the_journal_has_levels_and_no_time(binary):
     rc, text = _run_with_journal_stream(binary, ["--user", "root-is-not-a-user"])
     assert rc == 1 and re.search(r"^<3>--user root-is-not-a-user: no such user$", text, re.M), text
     assert not re.search(r"\d{4}-\d\d-\d\dT", text), text
+
+
+SYSLOG_PROBE = r'''
+import os, socket, subprocess, sys
+os.makedirs("/dev", exist_ok=True)
+subprocess.run(["mount", "-t", "tmpfs", "none", "/dev"], check=True)   # this namespace's /dev only
+os.mknod("/dev/null", 0o20666, os.makedev(1, 3))
+os.mknod("/dev/urandom", 0o20666, os.makedev(1, 9))
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind("/dev/log")
+s.settimeout(20)
+p = subprocess.Popen(sys.argv[1:], stderr=subprocess.PIPE)
+got = []
+while not any(b"listening on" in g for g in got):
+    got.append(s.recv(4096))
+p.terminate()
+rc = p.wait(timeout=30)
+while not any(b"stopped" in g for g in got):
+    got.append(s.recv(4096))
+sys.stdout.write(repr((rc, got, p.stderr.read())))
+'''
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a private /dev/log needs a mount namespace (root)")
+def test_syslog(binary):
+    """--syslog: facility daemon, the levels, the pid; nothing on stderr. Run in a mount
+    namespace of its own, with /dev/log a socket of the test's."""
+    import shutil, ast
+    if not shutil.which("unshare"):
+        pytest.skip("no unshare(1)")
+    p = subprocess.run(["unshare", "-m", sys.executable, "-c", SYSLOG_PROBE, binary("natterd"), "--syslog",
+                        "-b", "127.0.0.1", "-p", "0"], capture_output=True, text=True, timeout=60,
+                       env=natlib.sanitizer_env())
+    if p.returncode != 0 and ("unshare" in p.stderr or "mount" in p.stderr):
+        pytest.skip(f"no private mount namespace here: {p.stderr.strip()[-200:]}")
+    rc, got, err = ast.literal_eval(p.stdout)
+    assert rc == 0, (got, err)
+    text = b"\n".join(got).decode()
+    pid = r"natterd\[\d+\]: "
+    assert re.search(r"^<30>.*" + pid + r"listening on 127\.0\.0\.1:\d+", text, re.M), text  # daemon.info
+    assert re.search(r"^<28>.*" + pid + r"running as root", text, re.M), text               # daemon.warning
+    assert re.search(r"^<30>.*" + pid + r"stopped", text, re.M), text
+    assert err == b"", err  # (nothing on stderr)
