@@ -35,8 +35,16 @@ CORE     += num
 CORE     += names
 SERVER   := options listener conn tcp hub linecodec lineuser commands
 SERVER   += reload
+# TLS (issue 11), with Debian's OpenSSL: the server's transport, and the client's
+# side (core/tlsclient.c), linked only into natter and natter-bench.
+SERVER   += tls
+CLIENT_TLS := tlsclient
+LDLIBS_SSL := $(shell pkg-config --libs openssl 2>/dev/null || echo -lssl -lcrypto)
+CFLAGS_SSL := $(shell pkg-config --cflags openssl 2>/dev/null)
 CLIENT   := lineedit session
+CLIENT   += $(CLIENT_TLS)
 BENCH    := bench bench_worker bench_shared bench_hist
+BENCH    += $(CLIENT_TLS)
 SRC_DIRS := src/core src/server src/server/transport src/server/codecs \
             src/server/codecs/line src/client src/bench
 vpath %.c $(SRC_DIRS)
@@ -52,22 +60,23 @@ TEST_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(wildcard tests/tools/*
 all: $(BUILD)/natterd $(BUILD)/natter $(BUILD)/natter-bench
 
 $(BUILD)/natterd: $(BUILD)/natterd.o $(SERVER_O) $(CORE_O)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LIBS_D) $(LIBS_CORE)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LIBS_D) $(LIBS_CORE) $(LDLIBS_SSL)
 
 $(BUILD)/natter: $(BUILD)/natter.o $(CLIENT_O) $(CORE_O)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS_EDIT) $(LIBS_CORE)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS_EDIT) $(LIBS_CORE) $(LDLIBS_SSL)
 
 $(BUILD)/natter-bench: $(BENCH_O) $(CORE_O)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LIBS_CORE) -lpthread -lm
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LIBS_CORE) -lpthread -lm $(LDLIBS_SSL)
 
 $(BUILD)/lineedit.o $(BUILD)/natter.o: NATTER_CPPFLAGS += $(CFLAGS_EDIT)
+$(BUILD)/tls.o $(BUILD)/tlsclient.o: NATTER_CPPFLAGS += $(CFLAGS_SSL)
 
 $(BUILD)/%.o: %.c | $(BUILD)
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 
 # $(filter ...): the .d files add headers to $^, which must not reach the compiler.
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(SERVER_O) $(CORE_O) | $(BUILD)/tests
-	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDFLAGS) $(LIBS_D) $(LIBS_CORE)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDFLAGS) $(LIBS_D) $(LIBS_CORE) $(LDLIBS_SSL)
 
 $(BUILD)/tests/%: tests/tools/%.c $(CORE_O) | $(BUILD)/tests
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDFLAGS) $(LIBS_CORE)
@@ -123,6 +132,11 @@ deps:
 	    echo "installing $(DEB_LIBS) (line editing, configuration files, systemd, Unicode)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_LIBS); \
 	  else echo "natter needs Debian packages: sudo apt-get install $(DEB_LIBS) python3 python3-pytest python3-pytest-timeout" >&2; exit 1; fi; }
+	@pkg-config --exists openssl 2>/dev/null && command -v openssl >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing libssl-dev openssl (TLS, and certificates for its tests)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libssl-dev openssl; \
+	  else echo "natter needs Debian packages: sudo apt-get install libssl-dev openssl" >&2; exit 1; fi; }
 	@$(PYTHON) -c 'import pytest, pytest_timeout' 2>/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing python3-pytest python3-pytest-timeout (make test runs under pytest)"; \
@@ -175,7 +189,7 @@ build-fuzz/fuzz_sanitize: tests/fuzz/fuzz_sanitize.c tests/fuzz/fuzz_util.h src/
 
 build-fuzz/fuzz_framing: tests/fuzz/fuzz_framing.c tests/fuzz/fuzz_util.h $(FUZZ_SERVER) $(HEADERS)
 	@mkdir -p build-fuzz
-	$(FUZZ_CC) $(ALL_CPPFLAGS) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_framing.c $(FUZZ_SERVER) $(LIBS_D) $(LIBS_CORE)
+	$(FUZZ_CC) $(ALL_CPPFLAGS) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_framing.c $(FUZZ_SERVER) $(LIBS_D) $(LIBS_CORE) $(LDLIBS_SSL)
 
 fuzz-build: build-fuzz/fuzz_sanitize build-fuzz/fuzz_framing
 

@@ -36,7 +36,8 @@ static const char usage_text[] =
     "every receiver checks it got every message exactly once and in order, and times it.\n"
     "\n"
     "  -H, --host HOST          server address (default 127.0.0.1)\n"
-    "  -p, --port PORT          server port (default 8888)\n"
+    "  -p, --port PORT          server port (default 8888; 8889 with --tls)\n"
+    "      --tls                TLS to every connection (the certificate is not checked)\n"
     "  -c, --clients N          connections to open (default 100)\n"
     "  -r, --rooms R            rooms #r0..#rR-1 of N/R clients each; 1 = everyone in #lobby (default 1)\n"
     "  -s, --senders S          senders per room, the first S members (default: all; 0 = nobody)\n"
@@ -162,7 +163,7 @@ static void resolve_server(struct bench_cfg *c)
 }
 
 enum { O_RATE = 256, O_SIZE, O_IDLE, O_DRAIN, O_SETUP, O_SRC, O_PROCS, O_THREADS, O_BATCH,
-       O_PREFIX, O_PID, O_REFUSED, O_JSON };
+       O_PREFIX, O_PID, O_REFUSED, O_JSON, O_TLS };
 
 static const struct option long_opts[] = {
     {"host", required_argument, 0, 'H'},        {"port", required_argument, 0, 'p'},
@@ -176,13 +177,14 @@ static const struct option long_opts[] = {
     {"connect-batch", required_argument, 0, O_BATCH}, {"prefix", required_argument, 0, O_PREFIX},
     {"server-pid", required_argument, 0, O_PID}, {"expect-refused", required_argument, 0, O_REFUSED},
     {"json", no_argument, 0, O_JSON},           {"verbose", no_argument, 0, 'v'},
+    {"tls", no_argument, 0, O_TLS},
     {"help", no_argument, 0, 'h'},              {"version", no_argument, 0, 'V'},
     {0, 0, 0, 0}};
 
 static void parse_options(struct bench_cfg *c, int argc, char **argv)
 {
     long senders = -1;
-    int duration_given = 0, opt;
+    int duration_given = 0, port_given = 0, opt;
     snprintf(c->host, sizeof c->host, "127.0.0.1");
     snprintf(c->port, sizeof c->port, "8888");
     snprintf(c->prefix, sizeof c->prefix, "b");
@@ -191,7 +193,11 @@ static void parse_options(struct bench_cfg *c, int argc, char **argv)
     while ((opt = getopt_long(argc, argv, "H:p:c:r:s:w:d:m:vhV", long_opts, NULL)) != -1) {
         switch (opt) {
         case 'H': snprintf(c->host, sizeof c->host, "%s", optarg); break;
-        case 'p': snprintf(c->port, sizeof c->port, "%d", (int)parse_whole("--port", optarg, 1, 65535)); break;
+        case 'p':
+            snprintf(c->port, sizeof c->port, "%d", (int)parse_whole("--port", optarg, 1, 65535));
+            port_given = 1;
+            break;
+        case O_TLS: c->tls = 1; break;
         case 'c': c->clients = (uint32_t)parse_whole("--clients", optarg, 1, 10000000); break;
         case 'r': c->rooms = (uint32_t)parse_whole("--rooms", optarg, 1, 10000000); break;
         case 's': senders = (long)parse_whole("--senders", optarg, 0, 10000000); break;
@@ -229,6 +235,10 @@ static void parse_options(struct bench_cfg *c, int argc, char **argv)
     c->senders = senders < 0 ? c->room_size : (uint32_t)senders;
     if (c->senders > c->room_size)
         die_usage("--senders is per room and cannot exceed the room size (%s)", "clients / rooms");
+    if (c->tls && !port_given)
+        snprintf(c->port, sizeof c->port, "8889");
+    if (c->tls && c->rate > 0)
+        die_usage("--tls does not go with --rate (%s)", "a TLS connection cannot be written by one thread while another reads it");
     if (c->messages && !duration_given)
         c->duration = 60; /* with --messages, the duration is only a bound */
     resolve_server(c);
@@ -309,8 +319,8 @@ struct run {
     struct bench_shared *sh;
     pid_t *pids;
     int worker_died;
-    struct server_stat before, held, run0, end;
-    uint64_t start_ns, stop_ns, hold_s_ns, hold_e_ns;
+    struct server_stat before, held, run0, end, setup;
+    uint64_t start_ns, stop_ns, hold_s_ns, hold_e_ns, setup_s_ns, setup_e_ns;
     uint32_t held_after_idle;
     int setup_timed_out, drain_timed_out;
 };
@@ -522,8 +532,13 @@ static void print_text(struct run *r, struct totals *t)
         printf(", %llu messages each\n", (unsigned long long)c->messages);
     else
         printf(", %.1f s\n", c->duration);
-    printf("connections  held %u of %u (refused %u, failed %u, lost %u)\n", t->held, c->clients, t->refused,
-           t->failed, t->lost);
+    printf("connections  held %u of %u (refused %u, failed %u, lost %u)%s\n", t->held, c->clients, t->refused,
+           t->failed, t->lost, c->tls ? ", over TLS" : "");
+    double setup_s = (double)(r->setup_e_ns - r->setup_s_ns) / 1e9;
+    printf("setup        %.2f s: %.0f connections set up per second", setup_s, setup_s > 0 ? t->ready / setup_s : 0);
+    if (r->before.ok && r->setup.ok && t->ready)
+        printf(", %.0f us of server cpu each", (r->setup.cpu_s - r->before.cpu_s) * 1e6 / t->ready);
+    printf("\n");
     if (c->idle > 0) {
         printf("idle         %u of %u survived %.1f s", r->held_after_idle, t->ready,
                (double)(r->hold_e_ns - r->hold_s_ns) / 1e9);
@@ -603,6 +618,9 @@ static void print_json(struct run *r, struct totals *t)
            t->server_cpu_s, t->server_ns_per_msg, r->before.rss_kb, r->held.rss_kb, r->end.rss_kb,
            t->rss_per_conn);
     printf("\"bench_cpu_s\":%.3f,\"procs\":%u,\"threads\":%u", t->bench_cpu_s, c->procs, c->threads);
+    printf(",\"tls\":%s,\"setup_s\":%.3f,\"server_setup_cpu_s\":%.3f", c->tls ? "true" : "false",
+           (double)(r->setup_e_ns - r->setup_s_ns) / 1e9,
+           r->before.ok && r->setup.ok ? r->setup.cpu_s - r->before.cpu_s : 0.0);
     json_str("problem", t->problem ? t->problem : "");
     json_str("failure", r->sh->first_failure);
     printf("}\n");
@@ -634,8 +652,11 @@ int main(int argc, char **argv)
         free(r.pids);
         return 2;
     }
+    r.setup_s_ns = bench_now_ns();
     if (!wait_for(&r, all_settled, bench_now_ns() + secs_ns(cfg.setup_timeout)))
         r.setup_timed_out = !r.worker_died;
+    r.setup_e_ns = bench_now_ns();
+    r.setup = server_sample(cfg.server_pid);
     if (!r.worker_died && !r.setup_timed_out && atomic_load(&sh->ready) == 0 && atomic_load(&sh->refused) == 0) {
         stop_workers(&r, PH_ABORT);
         fprintf(stderr, "natter-bench: no connection could be set up: %s\n", sh->first_failure);

@@ -35,6 +35,7 @@ struct bench_cfg {
     uint32_t procs, threads, connect_batch;
     char prefix[16];
     int server_pid, json, verbose;
+    int tls; /* --tls: every connection over TLS (not verified: a load generator trusts anyone) */
     long expect_refused;
 };
 

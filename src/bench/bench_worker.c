@@ -21,6 +21,7 @@
  */
 #include "bench/bench_worker.h"
 #include "core/net.h"
+#include "core/tlsclient.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -38,7 +39,7 @@
 #define MAX_OUT (64u << 20)     /* bytes a sender may have queued that the socket did not take */
 #define MAX_EVENTS 512
 
-enum cstate { C_NEW, C_CONNECTING, C_WELCOME, C_SETUP, C_READY, C_DEAD };
+enum cstate { C_NEW, C_CONNECTING, C_HANDSHAKE, C_WELCOME, C_SETUP, C_READY, C_DEAD };
 
 /* What a receiver knows of one sender of its room. */
 struct pair {
@@ -48,6 +49,7 @@ struct pair {
 
 struct conn {
     int fd;
+    struct tlsc_conn *tls; /* --tls: the session over fd */
     uint32_t gid;      /* global client number */
     uint8_t state;     /* enum cstate; only the receiving thread touches it */
     uint8_t usable;    /* set once, before the run: the connection completed setup */
@@ -68,6 +70,7 @@ struct conn {
 
 struct proc {
     const struct bench_cfg *cfg;
+    struct tlsc *tls; /* --tls: shared by this process's threads */
     struct bench_shared *sh;
     struct conn *conns;
     uint32_t lo, n; /* clients [lo, lo+n) */
@@ -91,6 +94,17 @@ struct worker {
 };
 
 /* ==== Small helpers ==== */
+
+/* A connection's bytes: straight on the socket, or through its TLS session. */
+static ssize_t conn_read(struct conn *c, void *buf, size_t len)
+{
+    return c->tls ? tlsc_read(c->tls, buf, len) : read(c->fd, buf, len);
+}
+
+static ssize_t conn_write(struct conn *c, const void *buf, size_t len)
+{
+    return c->tls ? tlsc_write(c->tls, buf, len) : send(c->fd, buf, len, MSG_NOSIGNAL);
+}
 
 static char *put_u64(char *p, uint64_t v)
 {
@@ -245,6 +259,36 @@ static void connect_done(struct worker *w, struct conn *c)
     struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)(c - w->p->conns)};
     epoll_ctl(w->ep, EPOLL_CTL_MOD, c->fd, &ev);
     c->state = C_WELCOME;
+    if (w->p->tls) {
+        char why[300];
+        if (!(c->tls = tlsc_conn_new(w->p->tls, c->fd, w->cfg->host, why, sizeof why))) {
+            setup_failed(w, c, why);
+            return;
+        }
+        c->state = C_HANDSHAKE;
+    }
+}
+
+/* Drive the TLS handshake; the welcome follows it. */
+static void handshake(struct worker *w, struct conn *c)
+{
+    char why[300];
+    int rc = tlsc_handshake(c->tls, why, sizeof why);
+    if (rc == -2 && w->cfg->expect_refused) { /* natterd's TLS port refuses by closing */
+        atomic_fetch_add(&w->sh->refused, 1);
+        epoll_ctl(w->ep, EPOLL_CTL_DEL, c->fd, NULL);
+        conn_settle(w, c, C_DEAD);
+        return;
+    }
+    if (rc < 0) {
+        setup_failed(w, c, why);
+        return;
+    }
+    struct epoll_event ev = {.events = rc == 0 && tlsc_wants_write(c->tls) ? EPOLLOUT : EPOLLIN,
+                             .data.u32 = (uint32_t)(c - w->p->conns)};
+    epoll_ctl(w->ep, EPOLL_CTL_MOD, c->fd, &ev);
+    if (rc == 1)
+        c->state = C_WELCOME;
 }
 
 /* The welcome names our guest; answer it with the commands that put this client
@@ -289,7 +333,7 @@ static void on_welcome(struct worker *w, struct conn *c, const char *line, size_
     else
         snprintf(expect, sizeof expect, "-- %.*s joined #lobby", nlen, name);
     c->expect = strdup(expect);
-    if (!c->expect || (n > 0 && send(c->fd, cmd, (size_t)n, MSG_NOSIGNAL) != n)) {
+    if (!c->expect || (n > 0 && conn_write(c, cmd, (size_t)n) != n)) {
         setup_failed(w, c, "could not send the setup commands");
         return;
     }
@@ -457,7 +501,7 @@ static void take_lines(struct worker *w, struct conn *c, const char *p, const ch
 static void read_conn(struct worker *w, struct conn *c)
 {
     for (;;) {
-        ssize_t r = read(c->fd, w->rbuf + MAX_PART, READ_CHUNK);
+        ssize_t r = conn_read(c, w->rbuf + MAX_PART, READ_CHUNK);
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0 && errno == EAGAIN)
@@ -473,7 +517,9 @@ static void read_conn(struct worker *w, struct conn *c)
             memcpy(start, c->part, c->partlen);
         c->partlen = 0;
         take_lines(w, c, start, w->rbuf + MAX_PART + r);
-        if (r < READ_CHUNK || c->state == C_DEAD)
+        /* A TLS read returns a record at most: go on until it says EAGAIN, or
+         * what it decrypted already would wait for the next event. */
+        if ((r < READ_CHUNK && !c->tls) || c->state == C_DEAD)
             return;
     }
 }
@@ -501,7 +547,7 @@ static int out_keep(struct conn *s, const char *p, size_t n)
 static int out_flush(struct conn *s)
 {
     while (s->outlen) {
-        ssize_t r = send(s->fd, s->out, s->outlen, MSG_NOSIGNAL);
+        ssize_t r = conn_write(s, s->out, s->outlen);
         if (r < 0)
             return errno == EAGAIN || errno == EINTR ? 0 : -1;
         memmove(s->out, s->out + r, s->outlen - (size_t)r);
@@ -518,7 +564,7 @@ static int send_bytes(struct conn *s, const char *p, size_t n)
             return -1;
         return out_flush(s);
     }
-    ssize_t r = send(s->fd, p, n, MSG_NOSIGNAL);
+    ssize_t r = conn_write(s, p, n);
     if (r < 0) {
         if (errno != EAGAIN && errno != EINTR)
             return -1;
@@ -585,6 +631,12 @@ static void handle_events(struct worker *w, int timeout_ms)
             if (!(ev[i].events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
                 continue;
             connect_done(w, c);
+        }
+        if (c->state == C_HANDSHAKE) {
+            handshake(w, c);
+            if (c->state == C_WELCOME)
+                read_conn(w, c); /* (EAGAIN, most likely: the welcome follows) */
+            continue;
         }
         if (c->state != C_DEAD && c->state != C_CONNECTING && (ev[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
             read_conn(w, c);
@@ -860,6 +912,7 @@ static void free_conns(struct proc *p)
 {
     for (uint32_t i = 0; i < p->n; i++) {
         struct conn *c = &p->conns[i];
+        tlsc_conn_free(c->tls);
         if (c->fd >= 0)
             close(c->fd);
         free(c->part);
@@ -884,6 +937,13 @@ int bench_worker_main(const struct bench_cfg *cfg, struct bench_shared *sh, uint
     if (!p.conns || !ws || !tids || !rs.idx || !rs.buf) {
         fprintf(stderr, "natter-bench: worker %u: out of memory\n", proc_no);
         return 2;
+    }
+    if (cfg->tls) {
+        char why[300];
+        if (!(p.tls = tlsc_new(0, NULL, why, sizeof why))) {
+            fprintf(stderr, "natter-bench: worker %u: %s\n", proc_no, why);
+            return 2;
+        }
     }
     for (uint32_t i = 0; i < p.n; i++) {
         p.conns[i].fd = -1;
@@ -922,6 +982,7 @@ int bench_worker_main(const struct bench_cfg *cfg, struct bench_shared *sh, uint
     for (uint32_t t = 0; t < cfg->threads; t++)
         free_worker(&ws[t]);
     free_conns(&p);
+    tlsc_free(p.tls);
     free(ws);
     free(tids);
     free(rs.idx);

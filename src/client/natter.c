@@ -32,9 +32,12 @@
 #include "core/num.h"
 #include "client/session.h"
 #include "core/text.h"
+#include "core/tlsclient.h"
 
 #define DEFAULT_HOST "127.0.0.1"
 #define DEFAULT_PORT "8888"
+#define DEFAULT_TLS_PORT "8889"
+#define HANDSHAKE_MS 30000         /* how long a TLS handshake may take */
 #define NAME_MAX_CHARS 24          /* the server's default --max-name */
 #define NAME_MAX_EVER 31           /* the largest --max-name natterd takes */
 #define SERVER_LINE_MAX 4096       /* natterd's default --max-line, until it says otherwise */
@@ -52,11 +55,15 @@ struct options {
     const char *host;
     const char *port;
     int no_color;
+    int tls, insecure;  /* --tls, --insecure */
+    const char *ca;     /* --ca FILE */
 };
 
 /* The one client this process is. */
 static struct client {
     int fd;
+    struct tlsc *tls_ctx;          /* --tls: the settings, and the session over fd */
+    struct tlsc_conn *tls;
     char addr[NET_ADDR_LEN + 256]; /* the other end, for messages */
     int peer_mode;                 /* 1:1 chat (--listen) rather than a natterd room */
     int tty;                       /* interactive: line editing, timestamps */
@@ -228,18 +235,40 @@ static void update_prompt(void)
     lineedit_set_prompt(prompt);
 }
 
-/* ==== Sending ==== */
+/* ==== The connection: the socket, or TLS over it ==== */
+
+static ssize_t sock_read(void *buf, size_t len)
+{
+    return c.tls ? tlsc_read(c.tls, buf, len) : read(c.fd, buf, len);
+}
 
 static ssize_t write_fd(void *ctx, const void *buf, size_t len)
 {
-    return write(*(int *)ctx, buf, len);
+    (void)ctx;
+    return c.tls ? tlsc_write(c.tls, buf, len) : write(c.fd, buf, len);
 }
+
+/* "Protocol error" says nothing: name what TLS found wrong. */
+static const char *sock_error(int e)
+{
+    return c.tls && e == EPROTO ? tlsc_error(c.tls) : strerror(e);
+}
+
+/* Half-close: TLS says close_notify first, then the socket its FIN. */
+static void sock_shut_wr(void)
+{
+    if (c.tls)
+        tlsc_close_notify(c.tls);
+    shutdown(c.fd, SHUT_WR);
+}
+
+/* ==== Sending ==== */
 
 static void flush_out(void)
 {
     if (c.out.bytes > 0 && outq_write(&c.out, write_fd, &c.fd) < 0) {
         if (!c.leaving) {
-            say("natter: write %s: %s", c.addr, strerror(errno));
+            say("natter: write %s: %s", c.addr, sock_error(errno));
             finish(EXIT_FAIL);
         } else {
             finish(EXIT_OK);
@@ -249,7 +278,7 @@ static void flush_out(void)
     }
     if (c.out.bytes == 0 && c.shut_wr_pending) {
         c.shut_wr_pending = 0;
-        shutdown(c.fd, SHUT_WR);
+        sock_shut_wr();
     }
 }
 
@@ -523,7 +552,10 @@ static int on_socket_line(void *ctx, char *line, size_t len)
 
 static void connection_closed(void)
 {
-    if (c.sock_in.len > 0) /* a last line without a newline */
+    /* A last line without a newline; not over TLS, where natterd sends only
+     * whole lines and a cut one means the stream was cut (natter accepts an
+     * end without close_notify as the end, like a plain one). */
+    if (c.sock_in.len > 0 && !c.tls)
         on_socket_line(NULL, c.sock_in.data, c.sock_in.len);
     inbuf_clear(&c.sock_in);
     if (c.done)
@@ -536,24 +568,27 @@ static void connection_closed(void)
     finish(EXIT_OK);
 }
 
+/* One read; with TLS, also what it decrypted beyond that (no poll announces it). */
 static void read_socket(void)
 {
     char buf[65536];
-    ssize_t n = read(c.fd, buf, sizeof buf);
-    if (n > 0) {
-        if (lineframe_feed(&c.sock_in, &c.sock_skip, buf, (size_t)n, LINE_MAX_IN, on_socket_line, NULL) < 0) {
-            fprintf(stderr, "natter: out of memory\n");
-            finish(EXIT_FAIL);
+    do {
+        ssize_t n = sock_read(buf, sizeof buf);
+        if (n > 0) {
+            if (lineframe_feed(&c.sock_in, &c.sock_skip, buf, (size_t)n, LINE_MAX_IN, on_socket_line, NULL) < 0) {
+                fprintf(stderr, "natter: out of memory\n");
+                finish(EXIT_FAIL);
+            }
+        } else if (n == 0) {
+            connection_closed();
+        } else if (errno != EINTR && errno != EAGAIN) {
+            int e = errno;
+            if (c.tty)
+                lineedit_stop();
+            fprintf(stderr, "natter: read %s: %s\n", c.addr, sock_error(e));
+            finish(c.leaving ? EXIT_OK : EXIT_FAIL);
         }
-    } else if (n == 0) {
-        connection_closed();
-    } else if (errno != EINTR && errno != EAGAIN) {
-        int e = errno;
-        if (c.tty)
-            lineedit_stop();
-        fprintf(stderr, "natter: read %s: %s\n", c.addr, strerror(e));
-        finish(c.leaving ? EXIT_OK : EXIT_FAIL);
-    }
+    } while (c.tls && !c.done && tlsc_pending(c.tls));
 }
 
 /* ==== Signals ==== */
@@ -619,7 +654,9 @@ static void run(void)
         if (c.hold_deadline && now_ms() >= c.hold_deadline)
             c.hold_deadline = 0; /* no welcome came: a 1:1 peer, not natterd */
         int want_stdin = c.stdin_open && !c.leaving && c.out.bytes < OUT_HIGH && !c.hold_deadline;
-        if (c.out.bytes > 0)
+        /* TLS may need to write to read (or to read to write): any event retries both. */
+        int tls_wants_out = c.tls && tlsc_wants_write(c.tls);
+        if (c.out.bytes > 0 || tls_wants_out)
             p[0].events |= POLLOUT;
         int r = poll(p, want_stdin ? 2 : 1, poll_timeout());
         if (r < 0 && errno != EINTR) {
@@ -638,9 +675,9 @@ static void run(void)
             finish(EXIT_OK); /* the server never closed: leave anyway */
         if (r <= 0)
             continue;
-        if (p[0].revents & POLLOUT)
+        if (p[0].revents & (c.tls ? POLLIN | POLLOUT | POLLHUP | POLLERR : POLLOUT))
             flush_out();
-        if (p[0].revents & (POLLIN | POLLHUP | POLLERR))
+        if (p[0].revents & (POLLIN | POLLHUP | POLLERR | (tls_wants_out ? POLLOUT : 0)))
             read_socket();
         if (!c.done && want_stdin && (p[1].revents & (POLLIN | POLLHUP | POLLERR)))
             read_stdin(p[1].revents);
@@ -658,12 +695,15 @@ static void close_connection(void)
         if (poll(&p, 1, (int)(deadline - now_ms())) <= 0 || outq_write(&c.out, write_fd, &c.fd) < 0)
             break;
     }
-    shutdown(c.fd, SHUT_WR);
+    sock_shut_wr();
     char sink[4096];
     while (read(c.fd, sink, sizeof sink) > 0)
         ;
     close(c.fd);
     c.fd = -1;
+    tlsc_conn_free(c.tls);
+    tlsc_free(c.tls_ctx);
+    c.tls = NULL, c.tls_ctx = NULL;
 }
 
 /* ==== Connecting and listening ==== */
@@ -678,6 +718,43 @@ static int connect_to(const char *host, const char *port)
     }
     snprintf(c.addr, sizeof c.addr, strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, port);
     return fd;
+}
+
+/* TLS over the connected socket: verify (unless --insecure), with the handshake
+ * done before anything is sent. Returns 0, or -1 having said why. */
+static int start_tls(const struct options *o, const char *host)
+{
+    char err[768];
+    if (o->insecure)
+        fprintf(stderr, "natter: warning: --insecure: the server's certificate is not checked, so anyone "
+                        "in the middle can read and change this chat\n");
+    if (!(c.tls_ctx = tlsc_new(!o->insecure, o->ca, err, sizeof err)) ||
+        !(c.tls = tlsc_conn_new(c.tls_ctx, c.fd, host, err, sizeof err))) {
+        fprintf(stderr, "natter: %s\n", err);
+        return -1;
+    }
+    long long deadline = now_ms() + HANDSHAKE_MS;
+    int rc;
+    while ((rc = tlsc_handshake(c.tls, err, sizeof err)) == 0 && !got_signal) {
+        struct pollfd p = {.fd = c.fd, .events = tlsc_wants_write(c.tls) ? POLLOUT : POLLIN};
+        long long left = deadline - now_ms();
+        if (left <= 0) {
+            snprintf(err, sizeof err, "no TLS handshake within %d seconds", HANDSHAKE_MS / 1000);
+            rc = -1;
+            break;
+        }
+        if (poll(&p, 1, (int)left) < 0 && errno != EINTR) {
+            snprintf(err, sizeof err, "poll: %s", strerror(errno));
+            rc = -1;
+            break;
+        }
+    }
+    if (rc != 1) { /* (-2, closed without a word, is a failure like any other here) */
+        if (!got_signal)
+            fprintf(stderr, "natter: %s: %s\n", c.addr, err);
+        return -1;
+    }
+    return 0;
 }
 
 /* The lesson's 1:1 server: bind, wait for one peer, say who it is. */
@@ -714,25 +791,28 @@ static int wait_for_peer(const char *spec)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: natter [--name NAME] [--no-color] [HOST [PORT]]\n"
+            "usage: natter [--name NAME] [--no-color] [--tls [--ca FILE] [--insecure]] [HOST [PORT]]\n"
             "       natter --listen [ADDR:]PORT [--name NAME] [--no-color]\n"
             "\n"
-            "Chat in natterd's rooms (default %s %s), or 1:1 with --listen.\n"
+            "Chat in natterd's rooms (default %s %s, with --tls %s), or 1:1 with --listen.\n"
             "\n"
             "  -n, --name NAME           your name (asked for on a terminal when not given)\n"
             "  -l, --listen [ADDR:]PORT  wait for one peer on PORT and chat with it 1:1\n"
+            "      --tls                 connect with TLS, checking the server's certificate\n"
+            "      --ca FILE             with --tls: also trust the authorities in FILE (PEM)\n"
+            "      --insecure            with --tls: do not check the certificate (not safe)\n"
             "      --no-color            no colours (also when NO_COLOR is set)\n"
             "  -h, --help                this help\n"
             "  -V, --version             print the version\n"
             "\n"
             "Type bye or /quit (or Ctrl-D) to leave. See natter(1).\n",
-            DEFAULT_HOST, DEFAULT_PORT);
+            DEFAULT_HOST, DEFAULT_PORT, DEFAULT_TLS_PORT);
 }
 
 static int usage_error(const char *what, const char *arg)
 {
     fprintf(stderr, "natter: %s%s\n", what, arg);
-    fprintf(stderr, "usage: natter [--name NAME] [--no-color] [HOST [PORT]]\n"
+    fprintf(stderr, "usage: natter [--name NAME] [--no-color] [--tls [--ca FILE] [--insecure]] [HOST [PORT]]\n"
                     "       natter --listen [ADDR:]PORT   (natter --help for more)\n");
     return -1;
 }
@@ -750,7 +830,9 @@ static int parse_options(int argc, char **argv, struct options *o)
     static const struct option longs[] = {
         {"name", required_argument, NULL, 'n'}, {"listen", required_argument, NULL, 'l'},
         {"no-color", no_argument, NULL, 'C'},   {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},    {NULL, 0, NULL, 0}};
+        {"version", no_argument, NULL, 'V'},    {"tls", no_argument, NULL, 'T'},
+        {"ca", required_argument, NULL, 'A'},   {"insecure", no_argument, NULL, 'K'},
+        {NULL, 0, NULL, 0}};
     int ch;
     o->host = DEFAULT_HOST, o->port = DEFAULT_PORT;
     opterr = 0; /* our own messages, named "natter" */
@@ -759,6 +841,9 @@ static int parse_options(int argc, char **argv, struct options *o)
         case 'n': o->name = optarg; break;
         case 'l': o->listen = optarg; break;
         case 'C': o->no_color = 1; break;
+        case 'T': o->tls = 1; break;
+        case 'A': o->ca = optarg; break;
+        case 'K': o->insecure = 1; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("natter %s\n", NATTER_VERSION); return 0;
         case ':': return usage_error("option needs an argument: ", argv[optind - 1]);
@@ -774,7 +859,15 @@ static int parse_options(int argc, char **argv, struct options *o)
             return usage_error(what, "");
         }
     }
+    if ((o->ca || o->insecure) && !o->tls)
+        return usage_error(o->ca ? "--ca" : "--insecure", " goes with --tls");
+    if (o->ca && o->insecure)
+        return usage_error("--ca and --insecure", " contradict each other");
+    if (o->tls)
+        o->port = DEFAULT_TLS_PORT;
     if (o->listen) {
+        if (o->tls)
+            return usage_error("--listen", " does not speak TLS");
         char host[256], port[16];
         if (left > 0)
             return usage_error("--listen takes no HOST or PORT: ", argv[optind]);
@@ -856,15 +949,25 @@ int main(int argc, char **argv)
     c.color = c.tty && !o.no_color && !(no_color && no_color[0]) && term && *term && strcmp(term, "dumb") != 0;
     c.server_line_max = SERVER_LINE_MAX;
     c.name = o.name ? strdup(o.name) : NULL;
-    c.fd = c.peer_mode ? wait_for_peer(o.listen) : connect_to(unbracket(o.host, hostbuf, sizeof hostbuf), o.port);
+    const char *host = unbracket(o.host, hostbuf, sizeof hostbuf);
+    c.fd = c.peer_mode ? wait_for_peer(o.listen) : connect_to(host, o.port);
+    if (c.fd >= 0) {
+        net_set_nonblock(c.fd, 1);
+        net_set_nodelay(c.fd);
+        if (o.tls && start_tls(&o, host) < 0) {
+            tlsc_conn_free(c.tls);
+            tlsc_free(c.tls_ctx);
+            close(c.fd);
+            free(c.name);
+            c.fd = -1;
+        }
+    }
     if (c.fd < 0 && got_signal) {
         signal(got_signal, SIG_DFL);
         raise(got_signal);
     }
     if (c.fd < 0)
         return EXIT_FAIL;
-    net_set_nonblock(c.fd, 1);
-    net_set_nodelay(c.fd);
     start(&o);
     run();
     if (c.tty)

@@ -603,7 +603,10 @@ static void drain(struct conn *c)
  * at shutdown), else lingering until the last words are out (see drain). */
 static void finish(struct conn *c)
 {
-    if (c->close_errno)
+    const char *why = c->close_errno && c->t->ops->error ? c->t->ops->error(c->t) : NULL;
+    if (why)
+        log_info("disconnect %s: %s: %s: %s", conn_describe(c), c->close_reason, c->t->ops->name, why);
+    else if (c->close_errno)
         log_info("disconnect %s: %s: %s", conn_describe(c), c->close_reason, strerror(c->close_errno));
     else
         log_info("disconnect %s: %s", conn_describe(c), c->close_reason);
@@ -696,10 +699,19 @@ static void tick_one(struct conn *c, uint32_t now)
         c->last_input = now;
         if (c->tokens >= 1) {
             unthrottle(c, now);
-            reoffer_kept(c, now);
+            /* Input inside the transport (decrypted TLS records) comes after
+             * what was kept, and no descriptor will announce it: both are
+             * offered before the loop sleeps (reoffer_input). */
+            if (c->t->ops->pending && c->t->ops->pending(c->t))
+                mark_reoffer(c);
+            else
+                reoffer_kept(c, now);
         }
     }
-    if (flooded_too_long(c, now)) {
+    if (!(c->flags & CONN_OPEN) && lim->handshake_timeout &&
+        (uint32_t)(now - c->connected) > (uint32_t)lim->handshake_timeout * 1000) {
+        conn_close(c, "handshake timeout", 0); /* nothing can be said: the transport is not up */
+    } else if (flooded_too_long(c, now)) {
         c->codec->limit(c, LIMIT_FLOOD, lim->flood_timeout);
         conn_close(c, "flooding", 1);
     } else if (!(c->flags & CONN_SPOKE) && lim->login_timeout &&

@@ -42,6 +42,7 @@ struct conn_limits {
     int idle_timeout;   /* seconds without input before a client is dropped; 0 = never */
     int login_timeout;  /* seconds a new client may stay without saying anything; 0 = forever */
     int flood_timeout;  /* seconds a client may stay over its rate before it is dropped */
+    int handshake_timeout; /* seconds a transport's handshake (TLS) may take; 0 = no limit of its own */
     unsigned max_per_ip; /* connections from one address; 0 = unlimited */
 };
 

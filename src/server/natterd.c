@@ -31,8 +31,10 @@
 #include "server/listener.h"
 #include "server/options.h"
 #include "server/reload.h"
+#include "server/transport/tls.h"
 
 #define RESERVED_FDS 16 /* listeners, epoll, signalfd, stdio, the spare, logs */
+#define TLS_DEFAULT_PORT 8889
 
 /* ==== Descriptors ==== */
 
@@ -61,7 +63,7 @@ static long raise_fd_limit(long max_clients)
 static struct {
     struct options o;          /* in force */
     struct hub *hub;
-    struct conn_profile *plain;
+    struct conn_profile *plain, *plain_tls; /* every profile gets the limits of a reload */
     char *motd;                /* o.motd, sanitised */
 } S;
 
@@ -96,12 +98,31 @@ static int make_motd(const char *text, char **out)
 
 static void apply(const struct options *o)
 {
-    options_conn_limits(o, &S.plain->lim); /* in place: existing connections too */
+    struct conn_profile *profiles[] = {S.plain, S.plain_tls};
+    for (size_t i = 0; i < sizeof profiles / sizeof profiles[0]; i++) {
+        if (!profiles[i])
+            continue;
+        options_conn_limits(o, &profiles[i]->lim); /* in place: existing connections too */
+        profiles[i]->motd = S.motd;
+    }
     struct hub_limits hl;
     options_hub_limits(o, &hl);
     hub_set_limits(S.hub, &hl);
-    S.plain->motd = S.motd;
     log_set_verbose(o->verbose);
+}
+
+/* A reload hook (reload.h): read the certificate and key again; new connections
+ * get them, and a file that does not load leaves the one in use. */
+static int reload_tls(const struct options *o, void *arg)
+{
+    (void)o;
+    char msg[512];
+    if (tls_reload(arg, msg, sizeof msg) < 0) {
+        log_error("%s; keeping the certificate in use", msg);
+        return -1;
+    }
+    log_info("TLS certificate reloaded: %s", tls_ctx_describe(arg, msg, sizeof msg));
+    return 0;
 }
 
 static void note_change(const char *name, int live, void *arg)
@@ -252,15 +273,15 @@ static void seed_hash(void)
     text_hash_key(key);
 }
 
-/* Open a listener on each --bind address (or every address) for the plain
- * protocol: a name stands for all its addresses ("localhost": ::1 and
- * 127.0.0.1), and with --port 0 the first listener's free port is used for the
- * others too. Writes where into ready (the ready line's list). Returns the
- * number opened, or -1. */
-static int open_listeners(const struct options *o, const struct conn_profile *plain, struct listener **out,
-                          char ready[1024])
+/* Open a listener on each --bind address (or every address) at port for the
+ * connections of profile p: a name stands for all its addresses ("localhost":
+ * ::1 and 127.0.0.1), and with port 0 the first listener's free port is used for
+ * the others too. Writes where into ready (the ready line's list). Returns the
+ * number opened (at out), or -1. */
+static int open_listeners(const struct options *o, int port, const struct conn_profile *plain,
+                          struct listener **out, char ready[1024])
 {
-    int port = (int)o->port, keepalive = (int)o->keepalive, n = 0;
+    int keepalive = (int)o->keepalive, n = 0;
     size_t len = 0;
     ready[0] = '\0';
     for (int b = 0; b < (o->nbind ? o->nbind : 1); b++) {
@@ -302,6 +323,18 @@ fail:
     return -1;
 }
 
+/* A TLS profile: the same terms as plain (its codec, limits and hub) over
+ * TLS. The IRC listeners get theirs the same way (--irc-tls-port: the IRC
+ * profile through this, then open_listeners). */
+static struct conn_profile tls_profile(const struct conn_profile *plain, const char *name, struct tls_ctx *tls)
+{
+    struct conn_profile p = *plain;
+    p.name = name;
+    p.wrap = tls_wrap;
+    p.wrap_arg = tls;
+    return p;
+}
+
 int main(int argc, char **argv)
 {
     sigset_t sigs;
@@ -326,6 +359,19 @@ int main(int argc, char **argv)
     seed_hash();
     if (o->config)
         log_info("configuration from %s", o->config);
+    /* The certificate first: a bad one stops natterd before it listens anywhere. */
+    struct tls_ctx *tls = NULL;
+    if (o->tls_cert) {
+        if (!(tls = tls_ctx_new(o->tls_cert, o->tls_key, err, sizeof err))) {
+            log_error("%s", err);
+            return 1;
+        }
+        log_info("TLS certificate %s", tls_ctx_describe(tls, err, sizeof err));
+        if (reload_add(reload_tls, tls) < 0) {
+            log_errno("startup");
+            return 1;
+        }
+    }
 
     long fds = raise_fd_limit((long)o->max_clients);
     long max_clients = fds - RESERVED_FDS;
@@ -346,15 +392,27 @@ int main(int argc, char **argv)
     S.hub = hub_new(&hub_lim);
     struct conn_profile plain = {.name = "plain", .codec = &line_codec, .hub = S.hub};
     S.plain = &plain;
+    struct conn_profile plain_tls = tls_profile(&plain, "tls", tls);
+    S.plain_tls = tls ? &plain_tls : NULL;
     if (signal_fd < 0 || !loop || !S.hub || conn_init(loop, (int)fds) < 0 || listener_init(loop, max_clients) < 0 ||
         make_motd(o->motd, &S.motd) < 0) {
         log_errno("startup");
         return 1;
     }
     apply(o);
-    struct listener *listeners[OPT_MAX_BINDS];
-    char ready[1024];
-    int nlisteners = open_listeners(o, &plain, listeners, ready);
+    plain_tls = tls_profile(&plain, "tls", tls); /* (with the limits apply set) */
+    struct listener *listeners[2 * OPT_MAX_BINDS];
+    char ready[1024], ready_tls[1024] = "";
+    int nlisteners = open_listeners(o, (int)o->port, &plain, listeners, ready);
+    if (nlisteners >= 0 && tls) {
+        int port = o->tls_port >= 0 ? (int)o->tls_port : TLS_DEFAULT_PORT;
+        int n = open_listeners(o, port, &plain_tls, listeners + nlisteners, ready_tls);
+        if (n < 0)
+            while (nlisteners-- > 0)
+                listener_close(listeners[nlisteners]);
+        else
+            nlisteners += n;
+    }
     int rc = nlisteners < 0;
     int pid_written = 0;
     if (!rc && o->pid_file) {
@@ -368,6 +426,8 @@ int main(int argc, char **argv)
     loop_watch(loop, signal_fd, LOOP_READ, on_signal, NULL);
     if (!rc) {
         /* The ready line, once everything (pid file, privileges) is done. */
+        if (tls)
+            log_info("listening for TLS on %s", ready_tls);
         log_info("listening on %s (max %ld clients)", ready, max_clients);
         notify("READY=1\nSTATUS=serving");
         if (loop_run(loop) < 0) {
@@ -381,6 +441,7 @@ int main(int argc, char **argv)
         listener_close(listeners[i]);
     hub_shutdown(S.hub);
     conn_shutdown();
+    tls_ctx_free(tls);
     hub_free(S.hub);
     listener_done();
     loop_free(loop);

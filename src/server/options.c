@@ -64,6 +64,14 @@ static const struct spec specs[] = {
      NULL},
     {"keepalive", 0, NUMBER, 0, AT(keepalive), 0, 0, 1000000, "SECS", "TCP keepalive idle time to find dead peers, 0 = off",
      NULL},
+    /* TLS (issue 11; transport/tls.c): the listener exists only with a certificate and a key.
+     * A reload rereads the files (a reload_add hook); other paths need a restart. */
+    {"tls-cert", 0, TEXT, 0, AT(tls_cert), 0, 0, 0, "FILE", "TLS certificate chain (PEM), reread on SIGHUP", "none: no TLS"},
+    {"tls-key", 0, TEXT, 0, AT(tls_key), 0, 0, 0, "FILE", "its private key (PEM, unencrypted), reread on SIGHUP", "none"},
+    {"tls-port", 0, NUMBER, 0, AT(tls_port), 0, 0, 65535, "PORT", "TLS port for the plain protocol; 0 picks a free one",
+     "8889"},
+    {"tls-handshake-timeout", 0, NUMBER, LIVE, AT(tls_handshake_timeout), 0, 0, 1000000, "SECS",
+     "drop clients whose TLS handshake takes this long, 0 = never", NULL},
     {"verbose", 'v', FLAG, LIVE, AT(verbose), 0, 0, 0, NULL, "log more", NULL},
     /* Running as a service (issue 8): the file, reloading it, a greeting. */
     {"config", 'c', TEXT, ARGV_ONLY, AT(config), 0, 0, 0, "FILE", "read options from FILE first; SIGHUP rereads it",
@@ -94,6 +102,8 @@ void options_defaults(struct options *o)
         .max_name = 24,
         .max_rooms = 16,
         .max_announce = 200,
+        .tls_port = -1,
+        .tls_handshake_timeout = 10,
     };
 }
 
@@ -441,6 +451,14 @@ int options_check(const struct options *o, char *err, size_t errlen)
                  o->max_line);
         return -1;
     }
+    if (!o->tls_cert != !o->tls_key) {
+        snprintf(err, errlen, "--tls-cert and --tls-key go together");
+        return -1;
+    }
+    if (o->tls_port >= 0 && !o->tls_cert) {
+        snprintf(err, errlen, "--tls-port needs --tls-cert and --tls-key");
+        return -1;
+    }
     return 0;
 }
 
@@ -454,6 +472,7 @@ void options_conn_limits(const struct options *o, struct conn_limits *lim)
         .idle_timeout = (int)o->idle_timeout,
         .login_timeout = (int)o->login_timeout,
         .flood_timeout = (int)o->flood_timeout,
+        .handshake_timeout = (int)o->tls_handshake_timeout,
         .max_per_ip = (unsigned)o->max_per_ip,
     };
 }

@@ -26,6 +26,10 @@ struct options {
     long long max_line, max_outbuf, rate, burst;
     long long idle_timeout, login_timeout, flood_timeout, max_per_ip;
     long long max_name, max_rooms, max_announce;
+    /* TLS (issue 11): a listener for the plain protocol over TLS when both
+     * files are given; tls_port -1 = the default, 8889. */
+    const char *tls_cert, *tls_key;
+    long long tls_port, tls_handshake_timeout;
     int verbose;
     /* Running as a service (issue 8). */
     const char *config;   /* the file read, or NULL */

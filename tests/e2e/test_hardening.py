@@ -231,7 +231,7 @@ def test_last_words_reach_a_reader_that_is_behind(natterd, client, closing):
         b.send("%d %s" % (i, payload))
     s.wait_log(r"disconnect #\d+ 127\.0\.0\.1:\d+ guest\d+: idle timeout", timeout=20)
     a.settimeout(10)
-    data = b""
+    data = bytearray()  # (+= on bytes copies it all each time: megabytes, quadratic)
     while True:
         chunk = a.recv(1 << 20)
         if not chunk:
@@ -262,7 +262,7 @@ def test_a_dropped_flooder_still_reads_why(natterd, closing):
     s.wait_log(r"disconnect #\d+ 127\.0\.0\.1:\d+ \S+: flooding")
     a.setblocking(True)
     a.settimeout(10)
-    data = b""
+    data = bytearray()
     while True:
         chunk = a.recv(1 << 20)  # a reset would raise ConnectionResetError here
         if not chunk:

@@ -409,6 +409,41 @@ static void test_transport(void)
     CHECK(gotlen[fd2] == 0, "a transport that is not ready is sent nothing");
     close(fd2);
 
+    /* Flood control over a transport that holds input: the throttled reader's
+     * lines wait inside the transport, and come out once it may read again
+     * although the socket has nothing more to announce. */
+    reset_record();
+    p.lim.rate = 20;
+    p.lim.burst = 3;
+    int fd3 = client(&p, "10.0.0.2:3", &c);
+    write(fd3, "HI", 2);
+    write(fd3, "1\n2\n3\n4\n5\n6\n", 12);
+    have_lines_n = 3;
+    spin(have_lines);
+    CHECK(nlines == 3 && limits[LIMIT_RATE] == 1, "a throttled reader over a holding transport is paused");
+    have_lines_n = 6;
+    CHECK(spin(have_lines) && strcmp(lines[5], "A:6") == 0,
+          "once resumed, the input held inside the transport is offered without the socket waking");
+    close(fd3);
+    spin(no_conns);
+    forget_output(fd3);
+    p.lim.rate = 0;
+
+    /* A handshake that never finishes is cut off by the handshake timeout,
+     * with nothing said and the codec never opened. */
+    reset_record();
+    p.lim.handshake_timeout = 1;
+    int fd4 = client(&p, "10.0.0.2:4", &c);
+    for (int i = 0; i < 5; i++)
+        loop_turn(L, 10);
+    CHECK(c && conn_count() == 1, "a handshake that has not finished is waited for");
+    CHECK(spin(no_conns) && opens == 0 && last_close_reason == NULL, "a stalled handshake is dropped at the handshake timeout");
+    drain(fd4);
+    CHECK(gotlen[fd4] == 0 && eof[fd4], "and hears nothing but the close");
+    close(fd4);
+    forget_output(fd4);
+    p.lim.handshake_timeout = 0;
+
     /* A refusal on a wrapped transport says nothing in clear. */
     p.lim.max_per_ip = 1;
     int fa = client(&p, "10.0.0.3:1", NULL);

@@ -51,6 +51,10 @@ struct transport_ops {
     /* Free what it holds and close what is under it; the socket's transport
      * closes the descriptor. */
     void (*close)(struct transport *t);
+    /* After a call failed with errno EPROTO or the like: what went wrong, in
+     * words, for the log ("TLS: wrong version number"). NULL: strerror says it.
+     * The op itself may be NULL. */
+    const char *(*error)(struct transport *t);
 };
 
 struct transport {
