@@ -108,6 +108,8 @@ const char *conn_describe(const struct conn *c)
 {
     static char buf[64 + 160];
     const char *who = c->codec && c->codec->who && (c->flags & CONN_OPEN) ? c->codec->who(c) : NULL;
+    if (!who)
+        who = c->closing_who; /* gone from the hub already (bye), as it was called then */
     snprintf(buf, sizeof buf, "#%llu %s%s%s", conn_log_id(c), conn_peer(c), who ? " " : "", who ? who : "");
     return buf;
 }
@@ -556,6 +558,8 @@ void conn_close(struct conn *c, const char *reason, int flush_first)
 {
     if (c->flags & CONN_CLOSING)
         return;
+    const char *who = c->codec && c->codec->who && (c->flags & CONN_OPEN) ? c->codec->who(c) : NULL;
+    c->closing_who = who ? strdup(who) : NULL; /* (NULL when out of memory: the line just lacks it) */
     c->flags |= CONN_CLOSING | (flush_first ? CONN_FLUSH : 0);
     c->close_reason = reason;
     list_push(&S.closing, c);
@@ -573,6 +577,8 @@ static void close_now(struct conn *c)
     if (c->flags & CONN_THROTTLED)
         S.throttled--;
     ip_release(c->ip);
+    free(c->closing_who);
+    c->closing_who = NULL;
     outq_clear(&c->out);
     inbuf_clear(&c->in);
     list_push(&S.dead, c);

@@ -69,6 +69,7 @@ struct conn {
     struct inbuf in;            /* input the codec has not consumed yet */
     struct outq out;
     const char *close_reason;
+    char *closing_who;          /* the user's name when conn_close was called, for the disconnect line */
     int close_errno;
     float tokens;               /* flood control: units this client may still spend */
     /* Times in ms since conn_init (32 bits: intervals up to 49 days). */

@@ -203,6 +203,10 @@ def test_log_lines_have_time_level_ids_and_names(natterd, client):
     b.expect(r"psst private")
     a.close()
     s.wait_log(r"info: disconnect #%s 127\.0\.0\.1:%s mallory: " % (ida, m.group(3)))
+    b.nick("bobby")
+    b.send("bye")
+    b.expect(r"^-- bye bobby$")
+    s.wait_log(r"(?m)info: disconnect #\d+ 127\.0\.0\.1:\d+ bobby: quit$")  # gone from the hub at bye, still named
     log = s.stop()
     assert "secret plan" not in log and "psst" not in log, log
     for line in log.splitlines():

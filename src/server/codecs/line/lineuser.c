@@ -113,11 +113,13 @@ void line_error(struct conn *c, enum hub_err err, const char *arg)
 
 int line_quit(struct conn *c, const char *reason)
 {
-    if (c->user) {
-        line_reply(c, "-- bye %s", c->user->name);
-        hub_disconnect(conn_hub(c), c->user, reason && *reason ? reason : NULL);
-        c->user = NULL;
+    if (!c->user) {
+        conn_close(c, "quit", 1);
+        return 1;
     }
-    conn_close(c, "quit", 1);
+    line_reply(c, "-- bye %s", c->user->name);
+    conn_close(c, "quit", 1); /* (after the goodbye is queued, before the user leaves: the log names it) */
+    hub_disconnect(conn_hub(c), c->user, reason && *reason ? reason : NULL);
+    c->user = NULL;
     return 1;
 }
