@@ -531,3 +531,20 @@ def test_natter_tls_on_a_terminal(natterd, client, certs, binary, closing, tmp_p
     t.check_clean_exit()
     carol.expect(r"^-- bob quit$")
     assert t.errors() == ""
+
+
+def test_reload_applies_limits_to_tls_connections_too(natterd, tls_client, certs, tmp_path):
+    """The TLS profile is a copy of the plain one: a reload must change both."""
+    conf = tmp_path / "natterd.conf"
+    conf.write_text("max-line = 4096\n")
+    s = tls_server(natterd, certs["good"], "--config", str(conf))
+    a = tls_client(s)
+    conf.write_text("max-line = 100\nmotd = over tls too\n")
+    mark = len(s.drain_log())
+    s.proc.send_signal(signal.SIGHUP)
+    s.wait_log(r"TLS certificate reloaded: ", start=mark)
+    s.wait_log(r"reloaded .*natterd\.conf: 2 live changes", start=mark)
+    a.send("x" * 200)
+    a.expect(r"^!! line too long \(max 100 bytes\)")
+    b = tls_client(s)
+    assert "-- over tls too" in b.lines, b.lines
