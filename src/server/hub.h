@@ -134,6 +134,7 @@ struct user {
     uint32_t guest_id;     /* non-zero while the user has a guest name */
     uint8_t echo;          /* gets its own room messages back too (IRC echo-message) */
     char *away;            /* why it is away (hub_away), or NULL */
+    unsigned long long tag; /* the codec's number for it in logs (its connection's), 0: none */
 };
 
 struct hub *hub_new(const struct hub_limits *lim);
@@ -213,6 +214,9 @@ void hub_shutdown(struct hub *h);
 
 size_t hub_user_count(const struct hub *h);
 const struct hub_limits *hub_limits(const struct hub *h);
+/* New limits (a reload): they apply from the next call on; nobody already over
+ * one (a longer name, more rooms) is pushed out. */
+void hub_set_limits(struct hub *h, const struct hub_limits *lim);
 struct user *hub_find_user(const struct hub *h, const char *name);
 /* 1 if name follows the name rules (every protocol's: see hub.c). */
 int hub_valid_name(const struct hub *h, const char *name);

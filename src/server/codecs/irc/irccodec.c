@@ -22,17 +22,24 @@
 #define MOTD_LINES_MAX 100
 #define MOTD_LINE_MAX 400
 
+static void free_lines(char **lines)
+{
+    if (!lines)
+        return;
+    for (char **l = lines; *l; l++)
+        free(*l);
+    free(lines);
+}
+
 static void free_motd(void)
 {
-    if (!irc_conf.motd)
-        return;
-    for (char **l = irc_conf.motd; *l; l++)
-        free(*l);
-    free(irc_conf.motd);
+    free_lines(irc_conf.motd);
     irc_conf.motd = NULL;
 }
 
-/* The MOTD is read once, at startup: no file is read on the loop. */
+/* The MOTD is read at startup and on a reload (SIGHUP), never for a client: no
+ * file is read on the loop while it serves. A file that cannot be read leaves
+ * the MOTD in use. */
 static int read_motd(const char *path)
 {
     FILE *f = fopen(path, "r");
@@ -56,8 +63,18 @@ static int read_motd(const char *path)
         errno = ENOMEM;
         return -1;
     }
+    free_motd();
     irc_conf.motd = lines;
     return 0;
+}
+
+int irc_reload_motd(const char *motd_path)
+{
+    if (!motd_path) {
+        free_motd();
+        return 0;
+    }
+    return read_motd(motd_path);
 }
 
 int irc_setup(const char *server_name, const char *network, const char *password, const char *motd_path)
@@ -69,8 +86,7 @@ int irc_setup(const char *server_name, const char *network, const char *password
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(irc_conf.created, sizeof irc_conf.created, "%Y-%m-%d %H:%M:%S UTC", &tm);
-    free_motd();
-    return motd_path ? read_motd(motd_path) : 0;
+    return irc_reload_motd(motd_path);
 }
 
 void irc_teardown(void)

@@ -12,6 +12,9 @@ extern const struct codec irc_codec;
  * server message), network, a server password (NULL: none) and the MOTD file
  * (NULL: none). Returns 0, or -1 with errno set when the MOTD cannot be read. */
 int irc_setup(const char *server_name, const char *network, const char *password, const char *motd_path);
+/* A reload: read the MOTD file again (NULL: no MOTD file). Returns 0, or -1
+ * with errno set, keeping the MOTD in use. */
+int irc_reload_motd(const char *motd_path);
 void irc_teardown(void);
 
 #endif
