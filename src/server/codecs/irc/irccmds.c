@@ -248,6 +248,7 @@ static int try_register(struct conn *c)
         irc_error_close(c, "out of memory", "Closing link: (Server out of memory)");
         return 1;
     }
+    c->user->tag = conn_log_id(c); /* renames are logged with the connection's number */
     conn_spoke(c);
     st->signon = time(NULL);
     apply_caps(c);

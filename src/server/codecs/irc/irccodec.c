@@ -215,6 +215,12 @@ static const char *ic_refusal(enum conn_limit what)
     }
 }
 
+/* The name in natterd's log lines (connect, disconnect): once registered. */
+static const char *ic_who(const struct conn *c)
+{
+    return c->user ? c->user->name : NULL;
+}
+
 static void ic_close(struct conn *c, const char *reason)
 {
     struct irc_state *st = c->state;
@@ -245,4 +251,5 @@ const struct codec irc_codec = {
     .limit = ic_limit,
     .refusal = ic_refusal,
     .close = ic_close,
+    .who = ic_who,
 };
