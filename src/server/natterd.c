@@ -409,7 +409,7 @@ static int setup_irc(const struct options *o)
             name = host;
     }
     if (irc_setup(name, o->network, o->irc_password, o->irc_motd) < 0) {
-        log_errno("--irc-motd %s", o->irc_motd);
+        log_errno("--irc-motd %s", o->irc_motd ? o->irc_motd : "(none)");
         return -1;
     }
     if (reload_add(reload_irc_motd, NULL) < 0) {

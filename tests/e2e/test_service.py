@@ -37,6 +37,33 @@ def test_sighup_reloads_and_never_kills(natterd, client, tmp_path):
     assert not a.eof
 
 
+def test_reload_reaches_irc_and_keeps_what_needs_a_restart(natterd, irc, tmp_path):
+    """A reload's limits reach the IRC connections too; IRC names, ports and history
+    keys are logged as needing a restart and keep working as they were (the running
+    values outlive the configuration they came from: checked under ASan too)."""
+    path = conf(tmp_path, "rate = 0\nmax-line = 4096\nserver-name = irc.file\nnetwork = FileNet\n"
+                          "irc-password = sesame\nhistory = 50\n")
+    s = natterd("--config", path)
+    c = irc(s).register("ivy", password="sesame")
+    c.send("JOIN #lobby")
+    c.expect(r"^:irc\.file 366 ivy #lobby ")
+    c.send("PRIVMSG #lobby :" + "y" * 300)
+    c.send("PING :one")
+    c.expect(r"PONG .*one$")
+    assert not any(" 417 " in l for l in c.lines), c.lines
+    with open(path, "w") as f:
+        f.write("rate = 0\nmax-line = 100\nserver-name = irc.other\nnetwork = OtherNet\n"
+                "irc-password = other\nhistory = 0\nno-irc = yes\n")
+    log = hup(s)
+    for name in ("server-name", "network", "irc-password", "history", "no-irc"):
+        assert "--%s changed: needs a restart" % name in log, log
+    assert "--max-line changed" in log, log
+    c.send("PRIVMSG #lobby :" + "y" * 300)  # the connection already up gets the new limit
+    c.expect(r"^:irc\.file 417 ivy :Input line was too long$")
+    d = irc(s).register("zed", password="sesame")  # the running name, network and password
+    assert any(l.startswith(":irc.file 001 zed :Welcome to the FileNet IRC Network") for l in d.lines), d.lines
+
+
 def test_sighup_without_a_file(natterd, client):
     s = natterd()
     a = client(s)

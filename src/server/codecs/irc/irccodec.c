@@ -77,11 +77,33 @@ int irc_reload_motd(const char *motd_path)
     return read_motd(motd_path);
 }
 
+/* Our own copies: the options' strings go with the configuration a reload replaces. */
+static char *own[3];
+
+static void free_own(void)
+{
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) {
+        free(own[i]);
+        own[i] = NULL;
+    }
+}
+
+static const char *keep(int i, const char *s)
+{
+    free(own[i]);
+    own[i] = s ? strdup(s) : NULL;
+    return own[i];
+}
+
 int irc_setup(const char *server_name, const char *network, const char *password, const char *motd_path)
 {
-    irc_conf.server_name = server_name;
-    irc_conf.network = network;
-    irc_conf.password = password;
+    irc_conf.server_name = keep(0, server_name);
+    irc_conf.network = keep(1, network);
+    irc_conf.password = keep(2, password);
+    if ((server_name && !irc_conf.server_name) || (network && !irc_conf.network) || (password && !irc_conf.password)) {
+        errno = ENOMEM;
+        return -1;
+    }
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
@@ -91,6 +113,7 @@ int irc_setup(const char *server_name, const char *network, const char *password
 
 void irc_teardown(void)
 {
+    free_own();
     free_motd();
 }
 
