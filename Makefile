@@ -8,9 +8,21 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 VERSION := 0.1.0
 
-WARN    := -Wall -Wextra -Wpedantic -Werror -Wshadow -Wstrict-prototypes
+# CFLAGS, CPPFLAGS and LDFLAGS are the builder's (make CFLAGS=..., dpkg-buildflags):
+# ours are added to them, never replaced by them. Warnings are errors only when
+# asked for (WERROR=1, as .ci/run does), so a newer compiler cannot break a user's build.
+WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes
+ifeq ($(WERROR),1)
+WARN    += -Werror
+endif
 CFLAGS  ?= -O2 -g
-CPPFLAGS += -D_GNU_SOURCE -DNATTER_VERSION='"$(VERSION)"'
+PKGS    := libutf8proc icu-uc
+PKGS_D  := inih libsystemd
+PKG_CPPFLAGS := $(shell pkg-config --cflags $(PKGS) $(PKGS_D) 2>/dev/null)
+LIBS_CORE := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lutf8proc -licuuc)
+LIBS_D    := $(shell pkg-config --libs $(PKGS_D) 2>/dev/null || echo -linih -lsystemd)
+NATTER_CPPFLAGS = -Isrc -D_GNU_SOURCE -DNATTER_VERSION='"$(VERSION)"' $(PKG_CPPFLAGS)
+ALL_CPPFLAGS = $(NATTER_CPPFLAGS) $(CPPFLAGS)
 ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) $(SANFLAGS) -MMD -MP
 LDLIBS_EDIT := $(shell pkg-config --libs libedit 2>/dev/null || echo -ledit)
 CFLAGS_EDIT := $(shell pkg-config --cflags libedit 2>/dev/null)
@@ -19,8 +31,11 @@ CFLAGS_EDIT := $(shell pkg-config --cflags libedit 2>/dev/null)
 # src/core below everything, src/server (with transport/ and codecs/), src/client,
 # src/bench. Basenames are unique, so every object lands flat in $(BUILD)/.
 CORE     := loop net buf lineframe text dict log
+CORE     += num
+CORE     += names
 SERVER   := options listener conn tcp hub linecodec lineuser commands
 SERVER   += addr
+SERVER   += reload
 # TLS (issue 11), with Debian's OpenSSL: the server's transport, and the client's
 # side (core/tlsclient.c), linked only into natter and natter-bench.
 SERVER   += tls
@@ -49,7 +64,6 @@ CORE_O   := $(CORE:%=$(BUILD)/%.o)
 SERVER_O := $(SERVER:%=$(BUILD)/%.o)
 CLIENT_O := $(CLIENT:%=$(BUILD)/%.o)
 BENCH_O  := $(BENCH:%=$(BUILD)/%.o)
-CPPFLAGS += -Isrc
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -58,31 +72,31 @@ TEST_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(wildcard tests/tools/*
 all: $(BUILD)/natterd $(BUILD)/natter $(BUILD)/natter-bench
 
 $(BUILD)/natterd: $(BUILD)/natterd.o $(SERVER_O) $(CORE_O)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS_SSL) $(LDLIBS_SQLITE) $(LDLIBS_SODIUM) -lpthread
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LIBS_D) $(LIBS_CORE) $(LDLIBS_SSL) $(LDLIBS_SQLITE) $(LDLIBS_SODIUM) -lpthread
 
 $(BUILD)/natter: $(BUILD)/natter.o $(CLIENT_O) $(CORE_O)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS_EDIT) $(LDLIBS_SSL)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS_EDIT) $(LIBS_CORE) $(LDLIBS_SSL)
 
 $(BUILD)/natter-bench: $(BENCH_O) $(CORE_O)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) -lpthread -lm $(LDLIBS_SSL)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LIBS_CORE) -lpthread -lm $(LDLIBS_SSL)
 
-$(BUILD)/lineedit.o $(BUILD)/natter.o: CPPFLAGS += $(CFLAGS_EDIT)
-$(BUILD)/tls.o $(BUILD)/tlsclient.o: CPPFLAGS += $(CFLAGS_SSL)
-$(BUILD)/history.o: CPPFLAGS += $(CFLAGS_SQLITE)
+$(BUILD)/lineedit.o $(BUILD)/natter.o: NATTER_CPPFLAGS += $(CFLAGS_EDIT)
+$(BUILD)/tls.o $(BUILD)/tlsclient.o: NATTER_CPPFLAGS += $(CFLAGS_SSL)
+$(BUILD)/history.o: NATTER_CPPFLAGS += $(CFLAGS_SQLITE)
 
 $(BUILD)/%.o: %.c | $(BUILD)
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 
 # $(filter ...): the .d files add headers to $^, which must not reach the compiler.
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(SERVER_O) $(CORE_O) | $(BUILD)/tests
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDFLAGS) $(LDLIBS_SSL) $(LDLIBS_SQLITE) $(LDLIBS_SODIUM) -lpthread
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDFLAGS) $(LIBS_D) $(LIBS_CORE) $(LDLIBS_SSL) $(LDLIBS_SQLITE) $(LDLIBS_SODIUM) -lpthread
 
 # The history module's own benchmark (docs/PERFORMANCE.md): history and the hub, no sockets.
 $(BUILD)/tests/history-bench: tests/tools/history-bench.c $(BUILD)/history.o $(BUILD)/hub.o $(BUILD)/hubmodes.o $(BUILD)/roommodes.o $(CORE_O) | $(BUILD)/tests
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDFLAGS) $(LDLIBS_SQLITE) -lpthread
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDFLAGS) $(LIBS_CORE) $(LDLIBS_SQLITE) -lpthread
 
 $(BUILD)/tests/%: tests/tools/%.c $(CORE_O) | $(BUILD)/tests
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDFLAGS)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDFLAGS) $(LIBS_CORE)
 
 $(BUILD) $(BUILD)/tests:
 	mkdir -p $@
@@ -128,17 +142,18 @@ run: deps all
 	./$(BUILD)/natterd
 
 # Debian packages the build needs; installed when we may, asked for otherwise.
+DEB_LIBS := libedit-dev libinih-dev libsystemd-dev libutf8proc-dev libicu-dev pkg-config
 deps:
 	@pkg-config --exists sqlite3 2>/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing libsqlite3-dev (natterd keeps room history in SQLite)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libsqlite3-dev sqlite3 pkg-config; \
 	  else echo "natterd needs Debian packages: sudo apt-get install libsqlite3-dev sqlite3 pkg-config" >&2; exit 1; fi; }
-	@pkg-config --exists libedit 2>/dev/null || { \
+	@pkg-config --exists libedit inih libsystemd libutf8proc icu-uc 2>/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing libedit-dev (line editing for the natter client)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libedit-dev pkg-config; \
-	  else echo "natter needs Debian packages: sudo apt-get install libedit-dev pkg-config python3 python3-pytest python3-pytest-timeout" >&2; exit 1; fi; }
+	    echo "installing $(DEB_LIBS) (line editing, configuration files, systemd, Unicode)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_LIBS); \
+	  else echo "natter needs Debian packages: sudo apt-get install $(DEB_LIBS) python3 python3-pytest python3-pytest-timeout" >&2; exit 1; fi; }
 	@pkg-config --exists openssl 2>/dev/null && command -v openssl >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing libssl-dev openssl (TLS, and certificates for its tests)"; \
@@ -150,11 +165,29 @@ deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-pytest python3-pytest-timeout; \
 	  else echo "make test needs pytest for $(PYTHON): sudo apt-get install python3-pytest python3-pytest-timeout" >&2; exit 1; fi; }
 
+# make install: the programs, their man pages, a systemd unit (Type=notify,
+# hardened) and an example configuration file; make uninstall removes them again.
+BINDIR      ?= $(PREFIX)/bin
+MANDIR      ?= $(PREFIX)/share/man
+DOCDIR      ?= $(PREFIX)/share/doc/natter
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+INSTALLED   := $(BINDIR)/natterd $(BINDIR)/natter $(BINDIR)/natter-bench $(MANDIR)/man1/natter.1 \
+               $(MANDIR)/man1/natter-bench.1 $(MANDIR)/man8/natterd.8 $(UNITDIR)/natterd.service \
+               $(DOCDIR)/natterd.conf.example
+
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man8
-	install -m 755 $(BUILD)/natterd $(BUILD)/natter $(BUILD)/natter-bench $(DESTDIR)$(PREFIX)/bin/
-	install -m 644 man/natter.1 man/natter-bench.1 $(DESTDIR)$(PREFIX)/share/man/man1/
-	install -m 644 man/natterd.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)
+	install -m 755 $(BUILD)/natterd $(BUILD)/natter $(BUILD)/natter-bench $(DESTDIR)$(BINDIR)/
+	install -m 644 man/natter.1 man/natter-bench.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 man/natterd.8 $(DESTDIR)$(MANDIR)/man8/
+	sed 's|@BINDIR@|$(BINDIR)|g' dist/natterd.service.in > $(DESTDIR)$(UNITDIR)/natterd.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/natterd.service
+	install -m 644 dist/natterd.conf $(DESTDIR)$(DOCDIR)/natterd.conf.example
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null
 
 # Fuzzing with clang's libFuzzer (ASan+UBSan), built into build-fuzz/:
 #   make fuzz                       each target for FUZZ_SECONDS (default 60) seconds
@@ -172,17 +205,17 @@ FUZZ_FLAGS   := -std=c11 $(WARN) -g -O1 -fno-omit-frame-pointer \
 FUZZ_SERVER  := $(filter-out %/log.c,$(foreach f,$(CORE) $(SERVER),$(wildcard $(addsuffix /$(f).c,$(SRC_DIRS)))))
 HEADERS      := $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.h))
 
-build-fuzz/fuzz_sanitize: tests/fuzz/fuzz_sanitize.c tests/fuzz/fuzz_util.h src/core/text.c src/core/text.h
+build-fuzz/fuzz_sanitize: tests/fuzz/fuzz_sanitize.c tests/fuzz/fuzz_util.h src/core/text.c src/core/text.h src/core/names.c
 	@mkdir -p build-fuzz
-	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_sanitize.c src/core/text.c
+	$(FUZZ_CC) $(ALL_CPPFLAGS) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_sanitize.c src/core/text.c src/core/names.c $(LIBS_CORE)
 
 build-fuzz/fuzz_framing: tests/fuzz/fuzz_framing.c tests/fuzz/fuzz_util.h $(FUZZ_SERVER) $(HEADERS)
 	@mkdir -p build-fuzz
-	$(FUZZ_CC) $(CPPFLAGS) $(CFLAGS_SQLITE) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_framing.c $(FUZZ_SERVER) $(LDLIBS_SSL) $(LDLIBS_SQLITE) $(LDLIBS_SODIUM) -lpthread
+	$(FUZZ_CC) $(ALL_CPPFLAGS) $(CFLAGS_SQLITE) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_framing.c $(FUZZ_SERVER) $(LIBS_D) $(LIBS_CORE) $(LDLIBS_SSL) $(LDLIBS_SQLITE) $(LDLIBS_SODIUM) -lpthread
 
 build-fuzz/fuzz_irc: tests/fuzz/fuzz_irc.c tests/fuzz/fuzz_util.h $(FUZZ_SERVER) $(HEADERS)
 	@mkdir -p build-fuzz
-	$(FUZZ_CC) $(CPPFLAGS) $(CFLAGS_SQLITE) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_irc.c $(FUZZ_SERVER) $(LDLIBS_SSL) $(LDLIBS_SQLITE) $(LDLIBS_SODIUM) -lpthread
+	$(FUZZ_CC) $(ALL_CPPFLAGS) $(CFLAGS_SQLITE) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_irc.c $(FUZZ_SERVER) $(LIBS_D) $(LIBS_CORE) $(LDLIBS_SSL) $(LDLIBS_SQLITE) $(LDLIBS_SODIUM) -lpthread
 
 fuzz-build: build-fuzz/fuzz_sanitize build-fuzz/fuzz_framing build-fuzz/fuzz_irc
 
@@ -212,4 +245,4 @@ soak: $(BUILD)/natterd
 clean:
 	rm -rf build build-asan build-fuzz
 
-.PHONY: all tests test test-e2e test-trees bench run deps install clean
+.PHONY: all tests test test-e2e test-trees bench run deps install uninstall clean

@@ -82,7 +82,7 @@ QUIT = re.compile(r"-- (\S+) quit(?: \((.*)\))?\Z")
 RENAMED = re.compile(r"-- (\S+) is now known as (\S+)\Z")
 WHO = re.compile(r"-- (#\S+): (.*) \((\d+) users?\)\Z")
 MAX_ANNOUNCE = 200  # natterd's default: no join/part/quit notices in bigger rooms
-LOG_DISCONNECT = re.compile(r"disconnect (\S+): (.*)$")
+LOG_DISCONNECT = re.compile(r"disconnect #\d+ (\S+)(?: \S+)?: (.*)$")  # #id peer [name]: reason
 QUIT_REASONS = {None, "connection closed", "read error", "write error", "too slow"}
 ERRORS = [("!! name taken: ", "taken"), ("!! invalid name: ", "badnick"),
           ("!! too many rooms", "toomany"), ("!! you are not in ", "notin"),
@@ -861,7 +861,8 @@ class Soak:
             for mark in natlib.SANITIZER_MARKS:
                 if mark in line:
                     self.fail("sanitizer report from natterd: " + line)
-            body = line.split(": ", 1)[1] if ": " in line else line
+            # "TIME natterd: info: connect #1 ..." (or "<6>connect ..." under the journal)
+            body = re.sub(r"^(<\d>|.*?natterd: (\w+: )?)", "", line)
             if body.startswith("connect "):
                 self.log_counts["connect"] += 1
             elif body.startswith("disconnect "):
@@ -878,7 +879,8 @@ class Soak:
                 if not waiting:
                     del self.by_peer[peer]
                 c.reason = short
-            elif not body.startswith(("listening on", "listening for ", "Terminated received", "stopped")) and line:
+            elif not body.startswith(("listening on", "listening for ", "Terminated received", "stopped", "rename #",
+                                       "running as root")) and line:
                 self.fail(f"natterd logged: {line}")  # epoll_ctl, accept, refused...
 
     # ---- the loop ----
@@ -1089,7 +1091,8 @@ class Soak:
         self.say(f"soak: seed {self.seed}, {self.seconds} s, {self.nclients} clients, "
                  f"natterd from {self.build}{' (ASan)' if asan else ''}")
         self.sel = selectors.DefaultSelector()
-        self.server = natlib.Server("--notice-storm", "0", build=self.build)  # every notice is checked one by one
+        # every notice is checked one by one; natterd's log is read here (pump=False)
+        self.server = natlib.Server("--notice-storm", "0", build=self.build, pump=False)
         try:
             os.set_blocking(self.server.proc.stderr.fileno(), False)
             self.sel.register(self.server.proc.stderr, selectors.EVENT_READ, None)

@@ -9,6 +9,7 @@
  */
 #include "bench/bench_shared.h"
 #include "bench/bench_worker.h"
+#include "core/num.h"
 #include "core/net.h"
 
 #include <arpa/inet.h>
@@ -81,14 +82,27 @@ static void die_usage(const char *fmt, const char *arg)
     exit(2);
 }
 
-static double parse_num(const char *opt, const char *s, double min, double max)
+/* The rules of natterd's options (core/num.h): figures only, in range, and the
+ * range said in plain figures. */
+static long long parse_whole(const char *opt, const char *s, long long min, long long max)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || v < min || v > max) {
+    long long v;
+    if (num_whole(s, min, max, &v) < 0) {
         char msg[200];
-        snprintf(msg, sizeof msg, "%s: not a number from %g to %g: %%s", opt, min, max);
+        snprintf(msg, sizeof msg, "%s: '%%s' is not a whole number from %lld to %lld", opt, min, max);
+        die_usage(msg, s);
+    }
+    return v;
+}
+
+/* Seconds and rates may have a fraction: "0.5". */
+static double parse_decimal(const char *opt, const char *s, double min, double max)
+{
+    double v;
+    if (num_decimal(s, min, max, &v) < 0) {
+        char msg[200], a[40], b[40];
+        snprintf(msg, sizeof msg, "%s: '%%s' is not a number from %s to %s", opt, num_plain(min, a),
+                 num_plain(max, b));
         die_usage(msg, s);
     }
     return v;
@@ -193,37 +207,37 @@ static void parse_options(struct bench_cfg *c, int argc, char **argv)
         switch (opt) {
         case 'H': snprintf(c->host, sizeof c->host, "%s", optarg); break;
         case 'p':
-            snprintf(c->port, sizeof c->port, "%d", (int)parse_num("--port", optarg, 1, 65535));
+            snprintf(c->port, sizeof c->port, "%d", (int)parse_whole("--port", optarg, 1, 65535));
             port_given = 1;
             break;
         case O_TLS: c->tls = 1; break;
-        case 'c': c->clients = (uint32_t)parse_num("--clients", optarg, 1, 10000000); break;
-        case 'r': c->rooms = (uint32_t)parse_num("--rooms", optarg, 1, 10000000); break;
-        case 's': senders = (long)parse_num("--senders", optarg, 0, 10000000); break;
-        case 'w': c->window = (uint32_t)parse_num("--window", optarg, 1, 65536); break;
-        case O_RATE: c->rate = parse_num("--rate", optarg, 0.001, 1e9); break;
-        case 'd': c->duration = parse_num("--duration", optarg, 0.001, 86400); duration_given = 1; break;
-        case 'm': c->messages = (uint64_t)parse_num("--messages", optarg, 1, 1e15); break;
-        case O_SIZE: c->size = (uint32_t)parse_num("--size", optarg, 0, 4000); break;
-        case O_IDLE: c->idle = parse_num("--idle", optarg, 0, 86400); break;
-        case O_DRAIN: c->drain = parse_num("--drain", optarg, 0, 86400); break;
-        case O_SETUP: c->setup_timeout = parse_num("--setup-timeout", optarg, 0.1, 86400); break;
+        case 'c': c->clients = (uint32_t)parse_whole("--clients", optarg, 1, 10000000); break;
+        case 'r': c->rooms = (uint32_t)parse_whole("--rooms", optarg, 1, 10000000); break;
+        case 's': senders = (long)parse_whole("--senders", optarg, 0, 10000000); break;
+        case 'w': c->window = (uint32_t)parse_whole("--window", optarg, 1, 65536); break;
+        case O_RATE: c->rate = parse_decimal("--rate", optarg, 0.001, 1e9); break;
+        case 'd': c->duration = parse_decimal("--duration", optarg, 0.001, 86400); duration_given = 1; break;
+        case 'm': c->messages = (uint64_t)parse_whole("--messages", optarg, 1, 1000000000000000LL); break;
+        case O_SIZE: c->size = (uint32_t)parse_whole("--size", optarg, 0, 4000); break;
+        case O_IDLE: c->idle = parse_decimal("--idle", optarg, 0, 86400); break;
+        case O_DRAIN: c->drain = parse_decimal("--drain", optarg, 0, 86400); break;
+        case O_SETUP: c->setup_timeout = parse_decimal("--setup-timeout", optarg, 0.1, 86400); break;
         case O_SRC: parse_sources(c, optarg); break;
-        case O_PROCS: c->procs = (uint32_t)parse_num("--procs", optarg, 1, 256); break;
-        case O_THREADS: c->threads = (uint32_t)parse_num("--threads", optarg, 1, 256); break;
-        case O_BATCH: c->connect_batch = (uint32_t)parse_num("--connect-batch", optarg, 1, 1000000); break;
+        case O_PROCS: c->procs = (uint32_t)parse_whole("--procs", optarg, 1, 256); break;
+        case O_THREADS: c->threads = (uint32_t)parse_whole("--threads", optarg, 1, 256); break;
+        case O_BATCH: c->connect_batch = (uint32_t)parse_whole("--connect-batch", optarg, 1, 1000000); break;
         case O_PREFIX:
             if (!*optarg || strlen(optarg) > 8 || strpbrk(optarg, " <>*,0123456789") || strchr("#/*-!<>", optarg[0]))
                 die_usage("--prefix: 1 to 8 name characters, no digits: %s", optarg);
             snprintf(c->prefix, sizeof c->prefix, "%s", optarg);
             break;
-        case O_PID: c->server_pid = (int)parse_num("--server-pid", optarg, 1, 1 << 30); break;
-        case O_REFUSED: c->expect_refused = (long)parse_num("--expect-refused", optarg, 0, 10000000); break;
+        case O_PID: c->server_pid = (int)parse_whole("--server-pid", optarg, 1, 1LL << 30); break;
+        case O_REFUSED: c->expect_refused = (long)parse_whole("--expect-refused", optarg, 0, 10000000); break;
         case O_JSON: c->json = 1; break;
         case O_IRC: c->irc_every = 1; break;
-        case O_IRC_EVERY: c->irc_every = (uint32_t)parse_num("--irc-every", optarg, 1, 10000000); break;
+        case O_IRC_EVERY: c->irc_every = (uint32_t)parse_whole("--irc-every", optarg, 1, 10000000); break;
         case O_IRC_PORT:
-            snprintf(c->irc_port, sizeof c->irc_port, "%d", (int)parse_num("--irc-port", optarg, 1, 65535));
+            snprintf(c->irc_port, sizeof c->irc_port, "%d", (int)parse_whole("--irc-port", optarg, 1, 65535));
             break;
         case 'v': c->verbose = 1; break;
         case 'h': fputs(usage_text, stdout); exit(0);

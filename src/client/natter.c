@@ -27,7 +27,9 @@
 #include "core/buf.h"
 #include "core/lineframe.h"
 #include "client/lineedit.h"
+#include "core/names.h"
 #include "core/net.h"
+#include "core/num.h"
 #include "client/session.h"
 #include "core/text.h"
 #include "core/tlsclient.h"
@@ -37,6 +39,9 @@
 #define DEFAULT_TLS_PORT "8889"
 #define HANDSHAKE_MS 30000         /* how long a TLS handshake may take */
 #define NAME_MAX_CHARS 24          /* the server's default --max-name */
+#define NAME_MAX_EVER 31           /* the largest --max-name natterd takes */
+#define SERVER_LINE_MAX 4096       /* natterd's default --max-line, until it says otherwise */
+#define WELCOME_WAIT_MS 2000       /* scripted with --name: how long to wait for a natterd welcome */
 #define LINE_MAX_IN (64 * 1024)    /* longest line taken from the socket or stdin */
 #define OUT_HIGH (256 * 1024)      /* stop reading stdin while this much is unsent */
 #define QUIT_WAIT_MS 5000          /* after bye, how long the server gets to close */
@@ -75,6 +80,8 @@ static struct client {
     int shut_wr_pending; /* stdin ended: half-close once everything is sent */
     int leaving;         /* we said bye (or stdin ended): the server's close is expected */
     long long quit_deadline; /* ms; 0 = none */
+    long long hold_deadline; /* scripted --name: stdin waits for the name's answer until then; 0 = not */
+    size_t server_line_max;  /* longer typed lines are refused here, before any echo */
     int done, status;
 } c = {.fd = -1};
 
@@ -355,6 +362,11 @@ static void handle_input(const char *line, size_t len)
         finish(EXIT_OK);
         return;
     }
+    if (c.tty && !c.peer_mode && c.sess.name[0] && len > c.server_line_max) {
+        /* natterd would refuse it: say so now, rather than show it as if it went */
+        say("natter: line too long (%zu bytes, the server takes %zu at most): not sent", len, c.server_line_max);
+        return;
+    }
     send_line(line, len);
     if (!c.peer_mode && (is_bye(line, len) || is_quit(line, len)))
         start_leaving();
@@ -454,6 +466,13 @@ static void name_refused(const char *line)
                             strncmp(line, "!! invalid name: ", 17) != 0))
         return;
     c.name_pending = 0;
+    c.hold_deadline = 0;
+    if (!c.tty) { /* a script asked for this name: carrying on as a guest would be a lie */
+        fprintf(stderr, "natter: the server refused the name %s: %s\n", c.name ? c.name : "", line + 3);
+        c.leaving = 1;
+        finish(EXIT_FAIL);
+        return;
+    }
     c.asking_name = 1;
     lineedit_set_prompt("name: ");
 }
@@ -466,18 +485,24 @@ static void track_session(const char *line)
     memcpy(old, c.sess.name, sizeof old);
     if (!session_update(&c.sess, line))
         return;
-    if (old[0] && strcmp(old, c.sess.name) != 0)
-        c.name_pending = 0;
+    if ((old[0] && strcmp(old, c.sess.name) != 0) || (c.name && c.sess.name[0] && strcmp(c.sess.name, c.name) == 0)) {
+        c.name_pending = 0; /* the name is ours (renamed, or the welcome gave it already) */
+        c.hold_deadline = 0;
+    }
     update_prompt();
 }
 
 /* In a natterd room: keep track of our name and room, show, and notice goodbyes. */
 static void room_line(const char *line)
 {
+    if (c.hold_deadline && !c.sess.name[0] && strncmp(line, "-- welcome to natter, ", 22) != 0)
+        c.hold_deadline = 0; /* not natterd: nobody will answer the /nick */
     track_session(line);
     show(line);
-    if (c.tty)
-        name_refused(line);
+    name_refused(line);
+    unsigned long max;
+    if (sscanf(line, "!! line too long (max %lu bytes)", &max) == 1 && max > 0)
+        c.server_line_max = max; /* the server's own limit, from now on */
     if (strcmp(line, "bye") == 0)
         finish(EXIT_OK); /* a 1:1 peer (natter --listen or a person on nc) left */
     else if (session_is_goodbye(&c.sess, line))
@@ -615,9 +640,12 @@ static void suspend_self(void)
 
 static int poll_timeout(void)
 {
-    if (!c.quit_deadline)
+    long long next = c.quit_deadline;
+    if (c.hold_deadline && (!next || c.hold_deadline < next))
+        next = c.hold_deadline;
+    if (!next)
         return -1;
-    long long left = c.quit_deadline - now_ms();
+    long long left = next - now_ms();
     return left > 0 ? (int)left : 0;
 }
 
@@ -625,7 +653,9 @@ static void run(void)
 {
     while (!c.done) {
         struct pollfd p[2] = {{.fd = c.fd, .events = POLLIN}, {.fd = STDIN_FILENO, .events = POLLIN}};
-        int want_stdin = c.stdin_open && !c.leaving && c.out.bytes < OUT_HIGH;
+        if (c.hold_deadline && now_ms() >= c.hold_deadline)
+            c.hold_deadline = 0; /* no welcome came: a 1:1 peer, not natterd */
+        int want_stdin = c.stdin_open && !c.leaving && c.out.bytes < OUT_HIGH && !c.hold_deadline;
         /* TLS may need to write to read (or to read to write): any event retries both. */
         int tls_wants_out = c.tls && tlsc_wants_write(c.tls);
         if (c.out.bytes > 0 || tls_wants_out)
@@ -789,9 +819,11 @@ static int usage_error(const char *what, const char *arg)
     return -1;
 }
 
-static int valid_port(const char *s)
+/* Ports by natterd's rules for numbers (core/num.h): figures only, in range. */
+static int valid_port(const char *s, long long min)
 {
-    return s[0] && strlen(s) <= 5 && strspn(s, "0123456789") == strlen(s) && atoi(s) <= 65535;
+    long long v;
+    return num_whole(s, min, 65535, &v) == 0;
 }
 
 /* Returns 1 to go on, 0 to exit successfully (--help, --version), -1 on misuse. */
@@ -821,6 +853,14 @@ static int parse_options(int argc, char **argv, struct options *o)
         }
     }
     int left = argc - optind;
+    if (o->name) { /* checked here, not answered with a /nick usage line by the server */
+        char nfc[512], what[200];
+        enum name_verdict v = name_normalize(o->name, NAME_MAX_EVER, nfc, sizeof nfc);
+        if (v != NAME_OK) {
+            snprintf(what, sizeof what, "--name '%.64s': %s", o->name, name_why(v));
+            return usage_error(what, "");
+        }
+    }
     if ((o->ca || o->insecure) && !o->tls)
         return usage_error(o->ca ? "--ca" : "--insecure", " goes with --tls");
     if (o->ca && o->insecure)
@@ -833,8 +873,13 @@ static int parse_options(int argc, char **argv, struct options *o)
         char host[256], port[16];
         if (left > 0)
             return usage_error("--listen takes no HOST or PORT: ", argv[optind]);
-        if (net_split_hostport(o->listen, host, sizeof host, port, sizeof port) < 0 || !valid_port(port))
+        if (net_split_hostport(o->listen, host, sizeof host, port, sizeof port) < 0)
             return usage_error("bad --listen address: ", o->listen);
+        if (!valid_port(port, 0)) {
+            char what[128];
+            snprintf(what, sizeof what, "--listen: port '%.40s' is not a whole number from 0 to 65535", port);
+            return usage_error(what, "");
+        }
         return 1;
     }
     if (left > 2)
@@ -843,8 +888,11 @@ static int parse_options(int argc, char **argv, struct options *o)
         o->host = argv[optind];
     if (left == 2)
         o->port = argv[optind + 1];
-    if (!valid_port(o->port) || atoi(o->port) == 0) /* 0 only means "any" for --listen */
-        return usage_error("bad port: ", o->port);
+    if (!valid_port(o->port, 1)) { /* 0 only means "any" for --listen */
+        char what[128];
+        snprintf(what, sizeof what, "PORT '%.40s' is not a whole number from 1 to 65535", o->port);
+        return usage_error(what, "");
+    }
     if (!o->host[0])
         return usage_error("empty HOST", "");
     return 1;
@@ -867,12 +915,17 @@ static const char *unbracket(const char *host, char *buf, size_t len)
 static void start(const struct options *o)
 {
     c.stdin_open = 1;
-    snprintf(c.peer, sizeof c.peer, "peer");
+    snprintf(c.peer, sizeof c.peer, "%.100s", c.addr); /* until it names itself with /nick */
     if (o->name && !c.peer_mode) {
         char cmd[SESSION_NAME_LEN * 4 + 8];
         int n = snprintf(cmd, sizeof cmd, "/nick %s", o->name);
         send_line(cmd, (size_t)n);
         c.name_pending = 1;
+        /* A script's lines wait for the answer: sent before it, they would go out
+         * under a guest name when the name is taken. Only natterd answers, and it
+         * welcomes first; without a welcome the other end is a 1:1 peer. */
+        if (!c.tty)
+            c.hold_deadline = now_ms() + WELCOME_WAIT_MS;
     }
     if (!c.tty)
         return;
@@ -894,7 +947,9 @@ int main(int argc, char **argv)
     c.peer_mode = o.listen != NULL;
     c.tty = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
     const char *no_color = getenv("NO_COLOR");
-    c.color = c.tty && !o.no_color && !(no_color && no_color[0]);
+    const char *term = getenv("TERM");
+    c.color = c.tty && !o.no_color && !(no_color && no_color[0]) && term && *term && strcmp(term, "dumb") != 0;
+    c.server_line_max = SERVER_LINE_MAX;
     c.name = o.name ? strdup(o.name) : NULL;
     const char *host = unbracket(o.host, hostbuf, sizeof hostbuf);
     c.fd = c.peer_mode ? wait_for_peer(o.listen) : connect_to(host, o.port);
@@ -924,6 +979,7 @@ int main(int argc, char **argv)
     inbuf_clear(&c.sock_in);
     inbuf_clear(&c.stdin_in);
     free(c.name);
+    session_free(&c.sess);
     if (got_signal) { /* die of it, as the shell expects, now that the terminal is restored */
         signal(got_signal, SIG_DFL);
         raise(got_signal);

@@ -2,6 +2,7 @@
 #include "client/session.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/text.h"
@@ -42,11 +43,30 @@ static void set_current(struct session *s, const char *room)
     snprintf(s->current, sizeof s->current, "%s", room);
 }
 
+/* Every room joined is kept (a fixed 64 used to lose the 65th, and with it which
+ * room becomes current when one is left). */
 static void joined(struct session *s, const char *room)
 {
-    if (find_room(s, room) < 0 && s->nrooms < SESSION_ROOMS)
-        snprintf(s->rooms[s->nrooms++], SESSION_ROOM_LEN, "%s", room);
+    if (find_room(s, room) < 0 && s->nrooms < SESSION_ROOMS) {
+        if (s->nrooms == s->caprooms) {
+            int cap = s->caprooms ? 2 * s->caprooms : 8;
+            void *p = realloc(s->rooms, (size_t)cap * SESSION_ROOM_LEN);
+            if (p) {
+                s->rooms = p;
+                s->caprooms = cap;
+            }
+        }
+        if (s->nrooms < s->caprooms)
+            snprintf(s->rooms[s->nrooms++], SESSION_ROOM_LEN, "%s", room);
+    }
     set_current(s, room);
+}
+
+void session_free(struct session *s)
+{
+    free(s->rooms);
+    s->rooms = NULL;
+    s->nrooms = s->caprooms = 0;
 }
 
 /* The server makes the most recently joined remaining room current when the

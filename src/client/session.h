@@ -10,14 +10,16 @@
 
 #define SESSION_NAME_LEN 128 /* names are at most 24 code points (--max-name) */
 #define SESSION_ROOM_LEN 136 /* '#' and 32 code points of up to 4 bytes */
-#define SESSION_ROOMS 64     /* more than any server's --max-rooms needs */
+#define SESSION_ROOMS 1000   /* natterd's largest --max-rooms: all are kept */
 
 struct session {
-    char name[SESSION_NAME_LEN];                 /* "" until the welcome */
-    char rooms[SESSION_ROOMS][SESSION_ROOM_LEN]; /* in the order joined */
-    int nrooms;
+    char name[SESSION_NAME_LEN];          /* "" until the welcome */
+    char (*rooms)[SESSION_ROOM_LEN];      /* in the order joined; grown as needed */
+    int nrooms, caprooms;
     char current[SESSION_ROOM_LEN]; /* "" when in no room */
 };
+
+void session_free(struct session *s);
 
 /* Learn from one sanitised server line. Returns 1 if the name or the current
  * room changed, 0 otherwise. */

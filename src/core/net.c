@@ -147,10 +147,39 @@ int net_listen(const char *host, int port, int backlog, char *err)
     }
     freeaddrinfo(res);
     if (fd < 0) {
-        set_err(err, "listen %s:%s", host ? host : "*", portstr, strerror(saved));
+        /* "[::1]:8888", as the ready line writes addresses */
+        set_err(err, host && strchr(host, ':') ? "listen [%s]:%s" : "listen %s:%s", host ? host : "*", portstr,
+                strerror(saved));
         return -1;
     }
     return fd;
+}
+
+int net_resolve_passive(const char *host, char (*addrs)[NET_ADDR_LEN], int max, char *err)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;
+    int rc = getaddrinfo(host, NULL, &hints, &res);
+    if (rc != 0) {
+        set_err(err, "resolve %s%s", host, "", gai_strerror(rc));
+        return -1;
+    }
+    int n = 0;
+    for (struct addrinfo *ai = res; ai && n < max; ai = ai->ai_next) {
+        char a[NET_ADDR_LEN];
+        const void *p = ai->ai_family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr
+                                                  : (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr;
+        if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) || !inet_ntop(ai->ai_family, p, a, sizeof a))
+            continue;
+        int dup = 0;
+        for (int i = 0; i < n; i++)
+            dup |= strcmp(addrs[i], a) == 0;
+        if (!dup)
+            memcpy(addrs[n++], a, sizeof a);
+    }
+    freeaddrinfo(res);
+    if (n == 0)
+        set_err(err, "resolve %s%s", host, "", "no IPv4 or IPv6 address");
+    return n ? n : -1;
 }
 
 int net_accept(int lfd, char *addr)

@@ -16,6 +16,11 @@
  * port 0 = any free port). Returns a non-blocking listening fd or -1 with err set. */
 int net_listen(const char *host, int port, int backlog, char *err);
 
+/* The numeric addresses a name to listen on stands for ("localhost": "::1" and
+ * "127.0.0.1"), without duplicates, at most max. Returns how many, or -1 with
+ * err set. */
+int net_resolve_passive(const char *host, char (*addrs)[NET_ADDR_LEN], int max, char *err);
+
 /* Accept one connection: returns a non-blocking, close-on-exec fd, or -1 with errno
  * set (EAGAIN when there is none; EMFILE/ENFILE when out of descriptors). The peer
  * address is formatted into addr (NET_ADDR_LEN) when addr is not NULL. */

@@ -9,6 +9,9 @@
 
 #include <stdint.h>
 #include <string.h>
+#include <utf8proc.h>
+
+#include "core/names.h"
 
 static const char replacement[] = "\xEF\xBF\xBD"; /* U+FFFD */
 
@@ -83,34 +86,20 @@ size_t text_utf8_len(const char *s)
     return n;
 }
 
-/* Characters that show as nothing or as a space: in a name they would let
- * "alice" plus an invisible character pose as alice. */
-static int is_invisible(unsigned long cp)
-{
-    return cp == 0xA0 || cp == 0xAD || cp == 0x34F || cp == 0x115F || cp == 0x1160 ||
-           cp == 0x17B4 || cp == 0x17B5 || (cp >= 0x180B && cp <= 0x180E) ||
-           (cp >= 0x2000 && cp <= 0x200F) || (cp >= 0x2028 && cp <= 0x202F) ||
-           (cp >= 0x205F && cp <= 0x206F) || cp == 0x2800 || cp == 0x3000 || cp == 0x3164 ||
-           (cp >= 0xFE00 && cp <= 0xFE0F) || cp == 0xFEFF || cp == 0xFFA0 ||
-           (cp >= 0xFFF9 && cp <= 0xFFFB) || (cp >= 0x1D173 && cp <= 0x1D17A) ||
-           (cp >= 0xE0000 && cp <= 0xE01EF);
-}
-
 int text_valid_name(const char *s, size_t max_chars)
 {
-    size_t n = text_utf8_len(s), len = strlen(s);
-    if (n == 0 || n > max_chars || strchr("#/*-!<>", s[0]))
-        return 0;
-    const unsigned char *p = (const unsigned char *)s;
-    for (size_t i = 0; i < len;) {
-        unsigned long cp;
-        size_t k = utf8_decode(p + i, len - i, &cp);
-        if (k == 0 || cp <= ' ' || cp == 0x7F || (cp < 0x80 && strchr("<>*,", (int)cp)) ||
-            is_dropped(cp) || is_invisible(cp))
-            return 0;
-        i += k;
-    }
-    return 1;
+    char nfc[512];
+    return name_normalize(s, max_chars, nfc, sizeof nfc) == NAME_OK;
+}
+
+/* Shows nothing, or is not a character: utf8proc's Unicode data, not a list. */
+static int is_invisible(unsigned long cp)
+{
+    const utf8proc_property_t *p = utf8proc_get_property((utf8proc_int32_t)cp);
+    return p->ignorable || cp == 0x2800 || p->category == UTF8PROC_CATEGORY_CN ||
+           p->category == UTF8PROC_CATEGORY_CF || p->category == UTF8PROC_CATEGORY_CO ||
+           p->category == UTF8PROC_CATEGORY_ZS || p->category == UTF8PROC_CATEGORY_ZL ||
+           p->category == UTF8PROC_CATEGORY_ZP;
 }
 
 int text_valid_room(const char *s)

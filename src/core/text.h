@@ -14,9 +14,8 @@ size_t text_sanitize(char *dst, const char *src, size_t len);
 /* Number of code points in valid UTF-8 s. */
 size_t text_utf8_len(const char *s);
 
-/* Names: 1..max_chars code points of valid UTF-8, no space, TAB, control or
- * invisible/space-like character (NBSP, zero-width, U+3000, ...), none of
- * "<>*," anywhere, not starting with any of # / * - ! < >. Returns 1 if valid. */
+/* Names: the rules of core/names.h (NFC, no invisible characters, one script,
+ * ...), up to max_chars code points. Returns 1 if valid. */
 int text_valid_name(const char *s, size_t max_chars);
 
 /* Rooms: '#' then 1..32 code points of ASCII letters, digits, '_', '-', '.', or any
@@ -27,8 +26,6 @@ int text_valid_room(const char *s);
  * the lowercased bytes). The key is all zeros until text_hash_key sets a secret
  * one; a server must, so that nobody can choose names that collide. */
 int text_ieq(const char *a, const char *b);
-/* What text_ieq folds, as IRC's ISUPPORT CASEMAPPING names it: change it with text_ieq. */
-#define TEXT_CASEMAPPING "ascii"
 unsigned long text_ihash(const char *s);
 void text_hash_key(const unsigned char key[16]);
 

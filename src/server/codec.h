@@ -56,6 +56,9 @@ struct codec {
      * see, is NULL when the connection only switches to another codec) and free
      * c->state. Called once per open, also when open failed. */
     void (*close)(struct conn *c, const char *reason);
+    /* Optional (NULL: none): the name the connection's user goes by now, for the
+     * logs' connect and disconnect lines; NULL while it has none. */
+    const char *(*who)(const struct conn *c);
 };
 
 #endif

@@ -106,6 +106,21 @@ const char *conn_peer(const struct conn *c)
     return buf;
 }
 
+unsigned long long conn_log_id(const struct conn *c)
+{
+    return (unsigned long long)(c->id >> ID_FD_BITS);
+}
+
+const char *conn_describe(const struct conn *c)
+{
+    static char buf[64 + 160];
+    const char *who = c->codec && c->codec->who && (c->flags & CONN_OPEN) ? c->codec->who(c) : NULL;
+    if (!who)
+        who = c->closing_who; /* gone from the hub already (bye), as it was called then */
+    snprintf(buf, sizeof buf, "#%llu %s%s%s", conn_log_id(c), conn_peer(c), who ? " " : "", who ? who : "");
+    return buf;
+}
+
 int conn_closing(const struct conn *c) { return (c->flags & CONN_CLOSING) != 0; }
 size_t conn_count(void) { return S.count; }
 struct loop *conn_loop(void) { return S.loop; }
@@ -162,8 +177,8 @@ static void mark_pending(struct conn *c)
  * kernel still holds for it is thrown away at once, not kept for minutes. */
 static void drop_too_slow(struct conn *c, size_t cost)
 {
-    log_info("%s: output queue over %zu bytes, disconnecting", conn_peer(c), c->profile->lim.max_outbuf);
-    log_debug("%s: %zu bytes queued, costing %zu", conn_peer(c), c->out.bytes, cost);
+    log_warn("%s: output queue over %zu bytes, disconnecting", conn_describe(c), c->profile->lim.max_outbuf);
+    log_debug("%s: %zu bytes queued, costing %zu", conn_describe(c), c->out.bytes, cost);
     struct linger lg = {1, 0};
     setsockopt(c->sock.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     outq_clear(&c->out);
@@ -278,7 +293,7 @@ static void retick(void)
 
 static void throttle(struct conn *c, uint32_t now)
 {
-    log_debug("%s: over its rate, reading paused", conn_peer(c));
+    log_debug("%s: over its rate, reading paused", conn_describe(c));
     /* A new bout unless it was paused again within a second of the last resume
      * (one that keeps flooding always is, however small its burst). */
     if (!(c->flags & CONN_FLOODING) || (uint32_t)(now - c->resumed) > 1000) {
@@ -304,7 +319,7 @@ static void unthrottle(struct conn *c, uint32_t now)
     c->flags &= ~CONN_THROTTLED;
     S.throttled--;
     c->resumed = now;
-    log_debug("%s: reading again", conn_peer(c));
+    log_debug("%s: reading again", conn_describe(c));
     watch(c);
 }
 
@@ -547,7 +562,7 @@ struct conn *conn_new(int fd, const char *peer, const struct conn_profile *p)
         conn_refuse(fd, log_it ? peer : NULL, p, LIMIT_CONNECT_RATE, "connecting too fast from its address");
         return NULL;
     case ADDR_NOMEM:
-        log_info("%s: cannot take the connection: out of memory", peer);
+        log_error("%s: cannot take the connection: out of memory", peer);
         close(fd);
         return NULL;
     }
@@ -594,6 +609,8 @@ void conn_close(struct conn *c, const char *reason, int flush_first)
 {
     if (c->flags & CONN_CLOSING)
         return;
+    const char *who = c->codec && c->codec->who && (c->flags & CONN_OPEN) ? c->codec->who(c) : NULL;
+    c->closing_who = who ? strdup(who) : NULL; /* (NULL when out of memory: the line just lacks it) */
     c->flags |= CONN_CLOSING | (flush_first ? CONN_FLUSH : 0);
     c->close_reason = reason;
     list_push(&S.closing, c);
@@ -675,6 +692,8 @@ static void close_now(struct conn *c)
     if (c->flags & CONN_YIELDED)
         unyield(c);
     addr_release(c->addr);
+    free(c->closing_who);
+    c->closing_who = NULL;
     outq_clear(&c->out);
     inbuf_clear(&c->in);
     list_push(&S.dead, c);
@@ -713,11 +732,11 @@ static void finish(struct conn *c)
 {
     const char *why = c->close_errno && c->t->ops->error ? c->t->ops->error(c->t) : NULL;
     if (why)
-        log_info("disconnect %s: %s: %s: %s", conn_peer(c), c->close_reason, c->t->ops->name, why);
+        log_info("disconnect %s: %s: %s: %s", conn_describe(c), c->close_reason, c->t->ops->name, why);
     else if (c->close_errno)
-        log_info("disconnect %s: %s: %s", conn_peer(c), c->close_reason, strerror(c->close_errno));
+        log_info("disconnect %s: %s: %s", conn_describe(c), c->close_reason, strerror(c->close_errno));
     else
-        log_info("disconnect %s: %s", conn_peer(c), c->close_reason);
+        log_info("disconnect %s: %s", conn_describe(c), c->close_reason);
     if (c->flags & CONN_OPEN)
         c->codec->close(c, c->close_reason);
     /* At shutdown the goodbye gets one write: there is no loop left to linger in. */

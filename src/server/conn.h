@@ -60,6 +60,7 @@ struct conn_profile {
     struct hub *hub;           /* for the codecs: where their users live */
     struct history *history;   /* for the codecs: room history (history.h); NULL when off */
     struct conn_limits lim;
+    const char *motd;          /* a line for the codec to greet with after its welcome, or NULL */
 };
 
 struct conn {
@@ -73,6 +74,7 @@ struct conn {
     struct inbuf in;            /* input the codec has not consumed yet */
     struct outq out;
     const char *close_reason;
+    char *closing_who;          /* the user's name when conn_close was called, for the disconnect line */
     int close_errno;
     float tokens;               /* flood control: units this client may still spend */
     /* Times in ms since conn_init (32 bits: intervals up to 49 days). */
@@ -117,6 +119,11 @@ static inline struct history *conn_history(const struct conn *c) { return c->pro
 static inline const struct conn_limits *conn_limits(const struct conn *c) { return &c->profile->lim; }
 /* "address:port", for logs (a static buffer, overwritten by the next call). */
 const char *conn_peer(const struct conn *c);
+/* The connection's number for logs: "#12" in them, unique for the process's life. */
+unsigned long long conn_log_id(const struct conn *c);
+/* "#12 address:port name" (the name once the codec knows one), for logs (a
+ * static buffer, overwritten by the next call). */
+const char *conn_describe(const struct conn *c);
 int conn_closing(const struct conn *c);
 
 /* For codecs, from within codec->input: */

@@ -8,6 +8,8 @@
 
 #include "core/buf.h"
 #include "core/dict.h"
+#include "core/log.h"
+#include "core/names.h"
 #include "core/text.h"
 #include "server/hubroom.h"
 
@@ -17,7 +19,26 @@
  * before an id runs ahead of its time. */
 #define ID_SEQ_BITS 16
 
-static const char *user_key(const void *p) { return ((const struct user *)p)->name; }
+/* A user's name and its key share one allocation, "Alice\0alice\0": the key (NFKC,
+ * case folded: core/names.h) is what the users table compares. */
+static const char *user_key(const void *p)
+{
+    const char *n = ((const struct user *)p)->name;
+    return n + strlen(n) + 1;
+}
+
+#define KEY_MAX 1024 /* NFKC may grow a name a lot (U+FDFA is 18 characters); longer is refused */
+
+static char *name_and_key(const char *nfc, const char *key)
+{
+    size_t a = strlen(nfc) + 1, b = strlen(key) + 1;
+    char *p = malloc(a + b);
+    if (p) {
+        memcpy(p, nfc, a);
+        memcpy(p + a, key, b);
+    }
+    return p;
+}
 static const char *room_key(const void *p) { return ((const struct room *)p)->name; }
 
 struct hub *hub_new(const struct hub_limits *lim)
@@ -59,8 +80,14 @@ void hub_free(struct hub *h)
 size_t hub_user_count(const struct hub *h) { return h->users.count; }
 const char *hub_room_name(const struct room *r) { return r->name; }
 const struct hub_limits *hub_limits(const struct hub *h) { return &h->lim; }
+void hub_set_limits(struct hub *h, const struct hub_limits *lim) { h->lim = *lim; }
 
-struct user *hub_find_user(const struct hub *h, const char *name) { return dict_get(&h->users, name); }
+struct user *hub_find_user(const struct hub *h, const char *name)
+{
+    char key[KEY_MAX];
+    return name_key(name, key, sizeof key) == 0 ? dict_get(&h->users, key) : NULL;
+}
+
 uint32_t hub_room_size(const struct room *r) { return r->count; }
 size_t hub_room_count(const struct hub *h) { return h->rooms.count; }
 
@@ -582,25 +609,27 @@ static void guest_name(struct hub *h, struct user *u, char *out, size_t len)
     } while (dict_get(&h->users, out));
 }
 
-/* The name rules of text_valid_name, and what every protocol can carry: IRC
- * prefixes are nick!user@host and NAMES marks members with + % & ~, so no '!'
- * or '@' anywhere and none of ": + % & ~ $" first. */
-static int valid_name(const struct hub *h, const char *name)
+/* The rules of core/names.h (name's NFC form and its key, or not a name), and
+ * what every protocol can carry: IRC prefixes are nick!user@host and NAMES marks
+ * members with + % & ~, so no '!' or '@' anywhere and none of ": + % & ~ $" first. */
+static int checked_name(const struct hub *h, const char *name, char nfc[HUB_NAME_MAX], char key[KEY_MAX])
 {
-    return strlen(name) < HUB_NAME_MAX && !strpbrk(name, "!@") && !strchr(":+%&~$", name[0]) &&
-           text_valid_name(name, h->lim.max_name);
+    return !strpbrk(name, "!@") && !strchr(":+%&~$", name[0]) &&
+           name_normalize(name, h->lim.max_name, nfc, HUB_NAME_MAX) == NAME_OK && name_key(nfc, key, KEY_MAX) == 0;
 }
 
 int hub_valid_name(const struct hub *h, const char *name)
 {
-    return valid_name(h, name);
+    char nfc[HUB_NAME_MAX], key[KEY_MAX];
+    return checked_name(h, name, nfc, key);
 }
 
 enum hub_err hub_connect(struct hub *h, const struct user_ops *ops, void *ctx, const char *name, struct user **out)
 {
-    if (name && !valid_name(h, name))
+    char nfc[HUB_NAME_MAX], key[KEY_MAX];
+    if (name && !checked_name(h, name, nfc, key))
         return HUB_EBADNICK;
-    if (name && dict_get(&h->users, name))
+    if (name && dict_get(&h->users, key))
         return HUB_ENICKTAKEN;
     struct user *u = calloc(1, sizeof *u);
     if (!u)
@@ -610,7 +639,7 @@ enum hub_err hub_connect(struct hub *h, const struct user_ops *ops, void *ctx, c
     char guest[32];
     if (!name)
         guest_name(h, u, guest, sizeof guest);
-    if (!(u->name = strdup(name ? name : guest)) || dict_add(&h->users, u) < 0) {
+    if (!(u->name = name ? name_and_key(nfc, key) : name_and_key(guest, guest)) || dict_add(&h->users, u) < 0) {
         free(u->name);
         free(u);
         return HUB_ENOMEM;
@@ -633,14 +662,15 @@ void hub_disconnect(struct hub *h, struct user *u, const char *reason)
 
 enum hub_err hub_nick(struct hub *h, struct user *u, const char *name)
 {
-    if (!valid_name(h, name))
+    char nfc[HUB_NAME_MAX], key[KEY_MAX];
+    if (!checked_name(h, name, nfc, key))
         return HUB_EBADNICK;
-    struct user *other = dict_get(&h->users, name);
+    struct user *other = dict_get(&h->users, key);
     if (other && other != u)
         return HUB_ENICKTAKEN;
-    if (strcmp(u->name, name) == 0)
+    if (strcmp(u->name, nfc) == 0)
         return HUB_OK; /* nothing changes */
-    char *fresh = strdup(name);
+    char *fresh = name_and_key(nfc, key);
     if (!fresh)
         return HUB_ENOMEM;
     char *old = u->name;
@@ -648,6 +678,9 @@ enum hub_err hub_nick(struct hub *h, struct user *u, const char *name)
     u->name = fresh;
     dict_add(&h->users, u); /* cannot fail: the table did not grow */
     u->guest_id = 0;
+    /* Logged (names only, never what is said): so an operator can tie a name to
+     * the connection's address in the connect line. */
+    log_info("rename #%llu %s -> %s", u->tag, old, u->name);
     struct hub_event ev = {.type = EV_NICK, .from = old, .user = u, .to = u->name};
     to_neighbours(h, u, &ev, 1);
     free(old);
@@ -691,7 +724,7 @@ enum hub_err hub_notice(struct hub *h, struct user *u, const char *room, const c
 static enum hub_err privmsg(struct hub *h, struct user *u, unsigned flags, const char *to, const char *text,
                             const char *tags)
 {
-    struct user *r = dict_get(&h->users, to);
+    struct user *r = hub_find_user(h, to); /* by its key: /msg ALICE reaches alice */
     if (!r)
         return HUB_ENOUSER;
     hub_count_message(h);

@@ -160,6 +160,7 @@ struct user {
     uint8_t echo;          /* gets its own room messages back too (IRC echo-message) */
     char *away;            /* why it is away (hub_away), or NULL */
     uint8_t oper;          /* a server operator (hub_set_oper): overrides room modes */
+    unsigned long long tag; /* the codec's number for it in logs (its connection's), 0: none */
 };
 
 struct hub *hub_new(const struct hub_limits *lim);
@@ -239,6 +240,9 @@ void hub_shutdown(struct hub *h);
 
 size_t hub_user_count(const struct hub *h);
 const struct hub_limits *hub_limits(const struct hub *h);
+/* New limits (a reload): they apply from the next call on; nobody already over
+ * one (a longer name, more rooms) is pushed out. */
+void hub_set_limits(struct hub *h, const struct hub_limits *lim);
 struct user *hub_find_user(const struct hub *h, const char *name);
 /* 1 if name follows the name rules (every protocol's: see hub.c). */
 int hub_valid_name(const struct hub *h, const char *name);

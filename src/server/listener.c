@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -19,6 +20,7 @@ struct listener {
     int keepalive;
     const struct conn_profile *profile;
     char addr[NET_ADDR_LEN];
+    char host[NET_ADDR_LEN]; /* as asked for: "" for every address */
 };
 
 static struct {
@@ -84,8 +86,9 @@ static void on_accept(struct loop *l, int lfd, int mask, void *data)
         net_set_nodelay(fd); /* chat lines are small and latency matters */
         if (li->keepalive)
             net_set_keepalive(fd, li->keepalive); /* reaps peers that vanished without a FIN */
-        if (conn_new(fd, peer, li->profile))
-            log_info("connect %s (%zu client%s)", peer, conn_count(), conn_count() == 1 ? "" : "s");
+        struct conn *c = conn_new(fd, peer, li->profile);
+        if (c)
+            log_info("connect %s (%zu client%s)", conn_describe(c), conn_count(), conn_count() == 1 ? "" : "s");
     }
 }
 
@@ -103,6 +106,7 @@ struct listener *listener_open(const char *host, int port, const struct conn_pro
     }
     li->keepalive = keepalive;
     li->profile = p;
+    snprintf(li->host, sizeof li->host, "%s", host ? host : "");
     net_local_addr(li->fd, li->addr, sizeof li->addr);
     if (loop_watch(L.loop, li->fd, LOOP_READ, on_accept, li) < 0) {
         snprintf(err, NET_ERR_LEN, "listen %s: cannot watch it", li->addr);
@@ -124,4 +128,14 @@ void listener_close(struct listener *li)
 const char *listener_addr(const struct listener *li)
 {
     return li->addr;
+}
+
+int listener_port(const struct listener *li)
+{
+    return net_local_port(li->fd);
+}
+
+int listener_host_is(const struct listener *li, const char *host)
+{
+    return strcmp(li->host, host) == 0;
 }

@@ -21,5 +21,8 @@ struct listener *listener_open(const char *host, int port, const struct conn_pro
 void listener_close(struct listener *li);
 /* Where it listens: "127.0.0.1:8888", "[::]:8888". */
 const char *listener_addr(const struct listener *li);
+int listener_port(const struct listener *li);
+/* Whether it was opened for this numeric host. */
+int listener_host_is(const struct listener *li, const char *host);
 
 #endif

@@ -1,4 +1,5 @@
-/* natterd.c - the chat server: options, listeners, signals, the main loop.
+/* natterd.c - the chat server: options, listeners, signals, reloading,
+ * privileges, service manager notifications, the main loop.
  *
  * One thread, one epoll loop. Connections (conn.c) read bytes through their
  * transport and offer them to their codec (codecs/line/), which turns them into
@@ -6,6 +7,9 @@
  * recipients. See docs/architecture.md.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +17,8 @@
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -27,6 +33,7 @@
 #include "server/hub.h"
 #include "server/listener.h"
 #include "server/options.h"
+#include "server/reload.h"
 #include "server/transport/tls.h"
 
 #define RESERVED_FDS 16 /* listeners, epoll, signalfd, stdio, the spare, logs, the history database */
@@ -56,48 +63,204 @@ static long raise_fd_limit(long max_clients)
     return rl.rlim_cur > cap ? (long)cap : (long)rl.rlim_cur;
 }
 
-/* ==== Signals ==== */
+/* ==== What runs, and reloading it ==== */
 
-/* SIGHUP: read the certificates again (new connections get them; a file that
- * does not load is logged and the old one kept). The general reload of the
- * configuration calls tls_reload the same way. */
-static void reload_tls(struct tls_ctx *tls)
+static struct {
+    struct options o;          /* in force */
+    struct hub *hub;
+    struct conn_profile *profiles[4]; /* plain, TLS, IRC, IRC/TLS: each gets the limits of a reload */
+    char *motd;                /* o.motd, sanitised */
+} S;
+
+static unsigned long long monotonic_usec(void)
 {
-    char msg[512];
-    if (!tls) {
-        log_info("SIGHUP received: no TLS certificate to reload");
-    } else if (tls_reload(tls, msg, sizeof msg) < 0) {
-        log_info("SIGHUP received: %s; keeping the certificate in use", msg);
-    } else {
-        log_info("SIGHUP received: TLS certificate reloaded: %s", tls_ctx_describe(tls, msg, sizeof msg));
-    }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000;
 }
+
+/* Tell a service manager (systemd, Type=notify) how we are; nothing without one. */
+static void notify(const char *state)
+{
+    if (getenv("NOTIFY_SOCKET"))
+        sd_notify(0, state);
+}
+
+/* The MOTD as it may reach terminals: one line, valid UTF-8, no controls. */
+static int make_motd(const char *text, char **out)
+{
+    *out = NULL;
+    if (!text || !*text)
+        return 0;
+    size_t len = strlen(text);
+    char *m = malloc(3 * len + 1);
+    if (!m)
+        return -1;
+    text_sanitize(m, text, len);
+    *out = m;
+    return 0;
+}
+
+static void apply(const struct options *o)
+{
+    for (size_t i = 0; i < sizeof S.profiles / sizeof S.profiles[0]; i++) {
+        if (!S.profiles[i])
+            continue;
+        options_conn_limits(o, &S.profiles[i]->lim); /* in place: existing connections too */
+        S.profiles[i]->motd = S.motd;
+    }
+    struct hub_limits hl;
+    options_hub_limits(o, &hl);
+    hub_set_limits(S.hub, &hl);
+    log_set_verbose(o->verbose);
+}
+
+/* A reload hook (reload.h): read the certificate and key again; new connections
+ * get them, and a file that does not load leaves the one in use. */
+static int reload_tls(const struct options *o, void *arg)
+{
+    (void)o;
+    char msg[512];
+    if (tls_reload(arg, msg, sizeof msg) < 0) {
+        log_error("%s; keeping the certificate in use", msg);
+        return -1;
+    }
+    log_info("TLS certificate reloaded: %s", tls_ctx_describe(arg, msg, sizeof msg));
+    return 0;
+}
+
+static void note_change(const char *name, int live, void *arg)
+{
+    (void)arg;
+    if (live)
+        log_info("reload: --%s changed", name);
+    else
+        log_warn("reload: --%s changed: needs a restart (the running value stays)", name);
+}
+
+/* SIGHUP: read the file again and apply what can change while running. A file
+ * that does not parse changes nothing. */
+static void reload(void)
+{
+    char state[64], err[512];
+    snprintf(state, sizeof state, "RELOADING=1\nMONOTONIC_USEC=%llu", monotonic_usec());
+    notify(state);
+    struct options next;
+    char *motd = NULL;
+    int live = -1;
+    if (options_load(&next, err, sizeof err) < 0) {
+        log_error("reload: %s; the running configuration stays", err);
+        notify("READY=1");
+        return;
+    }
+    if ((live = options_changes(&S.o, &next, note_change, NULL)) < 0 || make_motd(next.motd, &motd) < 0) {
+        log_error("reload: out of memory; the running configuration stays");
+        options_free(&next);
+        notify("READY=1");
+        return;
+    }
+    free(S.motd);
+    S.motd = motd;
+    options_free(&S.o);
+    S.o = next;
+    apply(&S.o);
+    int failed = reload_run(&S.o);
+    log_info("reloaded %s: %d live change%s%s", S.o.config ? S.o.config : "(no configuration file)", live,
+             live == 1 ? "" : "s", failed ? ", some parts failed (see above)" : "");
+    notify("READY=1");
+}
+
+/* ==== Signals ==== */
 
 static void on_signal(struct loop *l, int fd, int mask, void *data)
 {
-    (void)mask;
+    (void)mask, (void)data;
     struct signalfd_siginfo si;
-    if (read(fd, &si, sizeof si) != (ssize_t)sizeof si)
-        return;
-    if (si.ssi_signo == SIGHUP) {
-        reload_tls(data);
-        return;
+    while (read(fd, &si, sizeof si) == (ssize_t)sizeof si) {
+        if (si.ssi_signo == SIGHUP) {
+            log_info("SIGHUP received, reloading");
+            reload();
+            continue;
+        }
+        log_info("%s received, shutting down", strsignal((int)si.ssi_signo));
+        loop_stop(l); /* main says STOPPING=1 as soon as the loop returns */
     }
-    log_info("%s received, shutting down", strsignal((int)si.ssi_signo));
-    loop_stop(l);
 }
 
-static int setup_signals(void)
+/* Blocked from the very start, so a SIGHUP or SIGTERM during startup waits for
+ * the loop instead of killing the process. */
+static int block_signals(sigset_t *set)
 {
     signal(SIGPIPE, SIG_IGN); /* a write to a closed socket is an error return, not death */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGHUP);
-    if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGHUP);
+    return sigprocmask(SIG_BLOCK, set, NULL);
+}
+
+/* ==== Privileges ==== */
+
+/* --user: become that user once the listeners are open (ports below 1024 need
+ * root or CAP_NET_BIND_SERVICE only for bind). Every step is checked, and the
+ * result too: a server that meant to drop root must not go on as root. */
+static int drop_privileges(const char *name)
+{
+    errno = 0;
+    struct passwd *pw = getpwnam(name);
+    if (!pw) {
+        if (errno)
+            log_errno("--user %s", name);
+        else
+            log_error("--user %s: no such user", name);
         return -1;
-    return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    }
+    uid_t uid = pw->pw_uid;
+    gid_t gid = pw->pw_gid;
+    if (geteuid() != 0) {
+        if (uid == geteuid() && uid == getuid())
+            return 0; /* already that user */
+        log_error("--user %s: only root can switch users (running as uid %u)", name, (unsigned)geteuid());
+        return -1;
+    }
+    if (uid == 0) {
+        log_error("--user %s: that is root; name an unprivileged user", name);
+        return -1;
+    }
+    if (setgroups(1, &gid) < 0) {
+        log_errno("--user %s: setgroups", name);
+        return -1;
+    }
+    if (setgid(gid) < 0) {
+        log_errno("--user %s: setgid %u", name, (unsigned)gid);
+        return -1;
+    }
+    if (setuid(uid) < 0) {
+        log_errno("--user %s: setuid %u", name, (unsigned)uid);
+        return -1;
+    }
+    if (setuid(0) == 0 || geteuid() == 0 || getuid() == 0 || getegid() != gid) {
+        log_error("--user %s: still privileged after dropping root", name);
+        return -1;
+    }
+    log_info("running as %s (uid %u, gid %u)", name, (unsigned)uid, (unsigned)gid);
+    return 0;
+}
+
+static int write_pid_file(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) {
+        log_errno("--pid-file %s", path);
+        return -1;
+    }
+    char buf[32];
+    int n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
+    int rc = write(fd, buf, (size_t)n) == n ? 0 : -1;
+    if (rc < 0)
+        log_errno("--pid-file %s: write", path);
+    close(fd);
+    return rc;
 }
 
 /* ==== The hub's clock ==== */
@@ -148,29 +311,53 @@ static const char *db_path(const struct options *o, char *buf, size_t len)
 }
 
 /* Open a listener on each --bind address (or every address) at port for the
- * connections of profile p, and say where ("listening on ADDR, ..." then
- * `tail`). Returns the number opened (at out), or -1. */
-static int open_listeners(const struct options *o, int port, const struct conn_profile *p, const char *what,
-                          const char *tail, struct listener **out)
+ * connections of profile p: a name stands for all its addresses ("localhost":
+ * ::1 and 127.0.0.1), and with port 0 the first listener's free port is used for
+ * the others too. Writes where into ready (the ready line's list). Returns the
+ * number opened (at out), or -1. */
+static int open_listeners(const struct options *o, int port, const struct conn_profile *plain,
+                          struct listener **out, char ready[1024])
 {
-    int n = o->nbind ? o->nbind : 1;
-    char ready[1024] = "";
+    int keepalive = (int)o->keepalive, n = 0;
     size_t len = 0;
-    for (int i = 0; i < n; i++) {
-        char err[NET_ERR_LEN];
-        out[i] = listener_open(o->nbind ? o->bind[i] : NULL, port, p, (int)o->keepalive, err);
-        if (!out[i]) {
-            log_info("%s", err);
-            while (i-- > 0)
-                listener_close(out[i]);
-            return -1;
+    ready[0] = '\0';
+    for (int b = 0; b < (o->nbind ? o->nbind : 1); b++) {
+        char addrs[OPT_MAX_BINDS][NET_ADDR_LEN], err[NET_ERR_LEN];
+        int na = 1;
+        const char *name = o->nbind ? o->bind[b] : NULL;
+        if (name && *name && (na = net_resolve_passive(name, addrs, OPT_MAX_BINDS, err)) < 0) {
+            log_error("--bind %s: %s", name, err);
+            goto fail;
         }
-        len += (size_t)snprintf(ready + len, sizeof ready - len, "%s%s", i ? ", " : "", listener_addr(out[i]));
-        if (len >= sizeof ready)
-            len = sizeof ready - 1;
+        for (int k = 0; k < na; k++) {
+            const char *host = name && *name ? addrs[k] : NULL;
+            if (n == OPT_MAX_BINDS) {
+                log_error("--bind: more than %d addresses in all", OPT_MAX_BINDS);
+                goto fail;
+            }
+            int dup = 0;
+            for (int i = 0; host && i < n; i++)
+                dup |= listener_host_is(out[i], host);
+            if (dup)
+                continue;
+            out[n] = listener_open(host, port, plain, keepalive, err);
+            if (!out[n]) {
+                log_error("%s", err);
+                goto fail;
+            }
+            if (port == 0)
+                port = listener_port(out[n]);
+            len += (size_t)snprintf(ready + len, 1024 - len, "%s%s", n ? ", " : "", listener_addr(out[n]));
+            if (len >= 1024)
+                len = 1024 - 1;
+            n++;
+        }
     }
-    log_info("%s %s%s", what, ready, tail);
     return n;
+fail:
+    while (n-- > 0)
+        listener_close(out[n]);
+    return -1;
 }
 
 /* A TLS profile: the same terms as plain (its codec, limits and hub) over
@@ -185,17 +372,30 @@ static struct conn_profile tls_profile(const struct conn_profile *plain, const c
     return p;
 }
 
-/* Open the listeners of one more profile after the n already at out; on
- * failure close them all. Returns the new count, or -1. */
-static int more_listeners(const struct options *o, int port, const struct conn_profile *p, const char *what,
-                          const char *tail, struct listener **out, int n)
+/* Open the listeners of one more profile after the n already at out (where:
+ * their addresses, for the line that says so); on failure close them all.
+ * Returns the new count, or -1. */
+static int more_listeners(const struct options *o, int port, const struct conn_profile *p, struct listener **out,
+                          int n, char where[1024])
 {
-    int k = open_listeners(o, port, p, what, tail, out + n);
+    int k = open_listeners(o, port, p, out + n, where);
     if (k >= 0)
         return n + k;
     while (n-- > 0)
         listener_close(out[n]);
     return -1;
+}
+
+/* A reload hook (reload.h): read the --irc-motd file again; one that cannot be
+ * read leaves the MOTD in use. */
+static int reload_irc_motd(const struct options *o, void *arg)
+{
+    (void)arg;
+    if (irc_reload_motd(o->irc_motd) < 0) {
+        log_errno("--irc-motd %s; keeping the MOTD in use", o->irc_motd);
+        return -1;
+    }
+    return 0;
 }
 
 /* The IRC settings: the server's name defaults to the host name (if that is a
@@ -209,8 +409,12 @@ static int setup_irc(const struct options *o)
         if (gethostname(host, sizeof host) == 0 && host[0] && !strpbrk(host, " :!@*"))
             name = host;
     }
-    if (irc_setup(name, o->network, o->irc_password, o->motd) < 0) {
-        log_errno("--motd %s", o->motd);
+    if (irc_setup(name, o->network, o->irc_password, o->irc_motd) < 0) {
+        log_errno("--irc-motd %s", o->irc_motd ? o->irc_motd : "(none)");
+        return -1;
+    }
+    if (reload_add(reload_irc_motd, NULL) < 0) {
+        log_errno("startup");
         return -1;
     }
     line_hand_irc_to(&irc_codec);
@@ -219,72 +423,100 @@ static int setup_irc(const struct options *o)
 
 int main(int argc, char **argv)
 {
-    struct options o;
-    options_defaults(&o);
+    sigset_t sigs;
+    int sig_ok = block_signals(&sigs) == 0;
     argv[0] = (char *)"natterd"; /* getopt's messages name the program, not its path */
-    options_parse_argv(&o, argc, argv);
-    if (o.hash_password)
+    options_parse_argv(argc, argv);
+    char err[512];
+    if (options_load(&S.o, err, sizeof err) < 0) {
+        fprintf(stderr, "natterd: %s\n", err);
+        options_forget_argv();
+        return 2;
+    }
+    struct options *o = &S.o;
+    if (o->hash_password) {
+        options_free(&S.o);
+        options_forget_argv();
         return oper_hash_password(stdin, stdout);
-    log_init("natterd", o.verbose);
+    }
+    if (o->check) {
+        printf("natterd: configuration %s%s is good\n", o->config ? "from " : "(no file)", o->config ? o->config : "");
+        options_free(&S.o);
+        options_forget_argv();
+        return 0;
+    }
+    log_init("natterd", o->verbose);
+    log_syslog(o->syslog);
     seed_hash();
     char oper_err[256];
-    if (oper_configure(o.oper, o.noper, oper_err, sizeof oper_err) < 0) {
+    if (oper_configure(o->oper, o->noper, oper_err, sizeof oper_err) < 0) {
         log_info("%s", oper_err);
         return 1;
     }
+    if (o->config)
+        log_info("configuration from %s", o->config);
     /* The certificate first: a bad one stops natterd before it listens anywhere. */
     struct tls_ctx *tls = NULL;
-    if (o.tls_cert) {
-        char err[512];
-        if (!(tls = tls_ctx_new(o.tls_cert, o.tls_key, err, sizeof err))) {
-            log_info("%s", err);
+    if (o->tls_cert) {
+        if (!(tls = tls_ctx_new(o->tls_cert, o->tls_key, err, sizeof err))) {
+            log_error("%s", err);
             return 1;
         }
         log_info("TLS certificate %s", tls_ctx_describe(tls, err, sizeof err));
+        if (reload_add(reload_tls, tls) < 0) {
+            log_errno("startup");
+            return 1;
+        }
     }
 
-    long fds = raise_fd_limit((long)o.max_clients);
+    long fds = raise_fd_limit((long)o->max_clients);
     long max_clients = fds - RESERVED_FDS;
-    if (o.max_clients > max_clients)
-        log_info("--max-clients %lld is more than %ld descriptors allow: expect 'server full' sooner",
-                 o.max_clients, fds);
-    if (o.max_clients > 0)
-        max_clients = (long)o.max_clients;
+    if (o->max_clients > max_clients)
+        log_warn("--max-clients %lld is more than %ld descriptors allow: expect 'server full' sooner",
+                 o->max_clients, fds);
+    if (o->max_clients > 0)
+        max_clients = (long)o->max_clients;
     if (max_clients < 1) {
-        log_info("descriptor limit %ld is too low to serve anyone", fds);
+        log_error("descriptor limit %ld is too low to serve anyone", fds);
         return 1;
     }
 
-    int signal_fd = setup_signals();
+    int signal_fd = sig_ok ? signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC) : -1;
     struct loop *loop = loop_new((int)fds);
     struct hub_limits hub_lim;
-    options_hub_limits(&o, &hub_lim);
-    struct hub *hub = hub_new(&hub_lim);
-    if (signal_fd < 0 || !loop || !hub || conn_init(loop, (int)fds) < 0 || listener_init(loop, max_clients) < 0) {
+    options_hub_limits(o, &hub_lim);
+    S.hub = hub_new(&hub_lim);
+    struct conn_profile plain = {.name = "plain", .codec = &line_codec, .hub = S.hub};
+    if (signal_fd < 0 || !loop || !S.hub || conn_init(loop, (int)fds) < 0 || listener_init(loop, max_clients) < 0 ||
+        make_motd(o->motd, &S.motd) < 0) {
         log_errno("startup");
         return 1;
     }
     struct history *history = NULL;
-    if (o.history > 0) {
-        char path[4200], err[1024];
+    if (o->history > 0) {
+        char path[4200], herr[1024];
         struct history_config hc = {
-            .path = db_path(&o, path, sizeof path),
-            .replay = (unsigned)o.history,
-            .max_per_room = o.history_max,
-            .days = o.history_days,
-            .private_msgs = o.history_private,
+            .path = db_path(o, path, sizeof path),
+            .replay = (unsigned)o->history,
+            .max_per_room = o->history_max,
+            .days = o->history_days,
+            .private_msgs = o->history_private,
         };
-        if (!(history = history_open(loop, &hc, err, sizeof err))) {
-            log_info("%s", err);
+        if (!(history = history_open(loop, &hc, herr, sizeof herr))) {
+            log_error("%s", herr);
             tls_ctx_free(tls);
             conn_shutdown();
-            hub_free(hub);
+            hub_free(S.hub);
             listener_done();
             loop_free(loop);
             close(signal_fd);
+            reload_clear();
+            free(S.motd);
+            options_free(&S.o);
+            options_forget_argv();
             return EXIT_HISTORY;
         }
-        hub_set_recorder(hub, history_record, history);
+        hub_set_recorder(S.hub, history_record, history);
         log_info("history in %s (replay %u on join%s)", hc.path, hc.replay,
                  hc.private_msgs ? ", private messages too" : "");
     }
@@ -292,58 +524,89 @@ int main(int argc, char **argv)
         log_info("%s", oper_err); /* out of memory or threads: nothing worth freeing now */
         return 1;
     }
-    if (o.noper)
-        log_info("%d server operator%s", o.noper, o.noper == 1 ? "" : "s");
-    conn_on_turn(hub_turn, hub);
-    hub_tick(hub, loop_now_ms());
-    loop_add_timer(loop, 1000, on_hub_tick, hub);
-    struct conn_profile plain = {.name = "plain", .codec = &line_codec, .hub = hub, .history = history};
-    options_conn_limits(&o, &plain.lim);
-    struct conn_profile irc = {.name = "irc", .codec = &irc_codec, .hub = hub, .history = history};
-    options_conn_limits(&o, &irc.lim);
+    if (o->noper)
+        log_info("%d server operator%s", o->noper, o->noper == 1 ? "" : "s");
+    conn_on_turn(hub_turn, S.hub);
+    hub_tick(S.hub, loop_now_ms());
+    loop_add_timer(loop, 1000, on_hub_tick, S.hub);
+    plain.history = history;
+    struct conn_profile irc = {.name = "irc", .codec = &irc_codec, .hub = S.hub, .history = history};
+    S.profiles[0] = &plain;
+    S.profiles[2] = &irc;
+    apply(o);
+    /* (copies of plain and irc with the limits apply set; then reloads reach them too) */
     struct conn_profile plain_tls = tls_profile(&plain, "tls", tls);
     struct conn_profile irc_tls = tls_profile(&irc, "irc-tls", tls);
+    S.profiles[1] = tls ? &plain_tls : NULL;
+    S.profiles[3] = tls ? &irc_tls : NULL;
     /* Each open_listeners call adds up to OPT_MAX_BINDS: plain, TLS, IRC, IRC over TLS. */
     struct listener *listeners[4 * OPT_MAX_BINDS];
-    char tail[64];
-    snprintf(tail, sizeof tail, " (max %ld clients)", max_clients);
+    char ready[1024] = "", ready_tls[1024] = "", ready_irc[1024] = "", ready_irc_tls[1024] = "";
     /* The plain listeners last: their line says natterd is ready, with every
-     * other listener already open and logged. */
-    int nlisteners = setup_irc(&o) < 0 ? -1 : 0;
+     * other listener already open. */
+    int nlisteners = setup_irc(o) < 0 ? -1 : 0;
     if (nlisteners >= 0 && tls)
-        nlisteners = more_listeners(&o, o.tls_port >= 0 ? (int)o.tls_port : TLS_DEFAULT_PORT, &plain_tls,
-                                    "listening for TLS on", "", listeners, nlisteners);
-    if (nlisteners >= 0 && !o.no_irc)
-        nlisteners = more_listeners(&o, (int)o.irc_port, &irc, "listening for IRC on", "", listeners, nlisteners);
-    if (nlisteners >= 0 && !o.no_irc && tls) {
+        nlisteners = more_listeners(o, o->tls_port >= 0 ? (int)o->tls_port : TLS_DEFAULT_PORT, &plain_tls, listeners,
+                                    nlisteners, ready_tls);
+    if (nlisteners >= 0 && !o->no_irc)
+        nlisteners = more_listeners(o, (int)o->irc_port, &irc, listeners, nlisteners, ready_irc);
+    if (nlisteners >= 0 && !o->no_irc && tls) {
         int first = nlisteners;
-        nlisteners = more_listeners(&o, o.irc_tls_port >= 0 ? (int)o.irc_tls_port : IRC_TLS_DEFAULT_PORT, &irc_tls,
-                                    "listening for IRC/TLS on", "", listeners, nlisteners);
+        nlisteners = more_listeners(o, o->irc_tls_port >= 0 ? (int)o->irc_tls_port : IRC_TLS_DEFAULT_PORT, &irc_tls,
+                                    listeners, nlisteners, ready_irc_tls);
         if (nlisteners > first) /* IRCv3 sts points plain IRC clients at the port it got */
-            irc_set_sts(atoi(strrchr(listener_addr(listeners[first]), ':') + 1), (long)o.sts_duration);
+            irc_set_sts(atoi(strrchr(listener_addr(listeners[first]), ':') + 1), (long)o->sts_duration);
     }
     if (nlisteners >= 0)
-        nlisteners = more_listeners(&o, (int)o.port, &plain, "listening on", tail, listeners, nlisteners);
+        nlisteners = more_listeners(o, (int)o->port, &plain, listeners, nlisteners, ready);
     int rc = nlisteners < 0;
-    loop_watch(loop, signal_fd, LOOP_READ, on_signal, tls);
-    if (!rc && loop_run(loop) < 0) {
-        log_errno("epoll_wait");
-        rc = 1;
+    int pid_written = 0;
+    if (!rc && o->pid_file) {
+        rc = write_pid_file(o->pid_file) < 0;
+        pid_written = !rc;
     }
+    if (!rc && o->user)
+        rc = drop_privileges(o->user) < 0; /* never go on as root when asked not to */
+    else if (!rc && geteuid() == 0)
+        log_warn("running as root: --user NAME (or systemd's User=) drops it once the ports are open");
+    loop_watch(loop, signal_fd, LOOP_READ, on_signal, NULL);
+    if (!rc) {
+        /* The ready line, once everything (pid file, privileges) is done. */
+        if (*ready_tls)
+            log_info("listening for TLS on %s", ready_tls);
+        if (*ready_irc)
+            log_info("listening for IRC on %s", ready_irc);
+        if (*ready_irc_tls)
+            log_info("listening for IRC/TLS on %s", ready_irc_tls);
+        log_info("listening on %s (max %ld clients)", ready, max_clients);
+        notify("READY=1\nSTATUS=serving");
+        if (loop_run(loop) < 0) {
+            log_errno("epoll_wait");
+            rc = 1;
+        }
+    }
+    notify("STOPPING=1");
 
     for (int i = 0; i < nlisteners; i++)
         listener_close(listeners[i]);
-    hub_shutdown(hub);
+    hub_shutdown(S.hub);
     conn_shutdown();
     history_close(history); /* after the connections: what they said is all queued */
     oper_teardown();
     tls_ctx_free(tls);
-    hub_free(hub);
+    hub_free(S.hub);
     listener_done();
     irc_teardown();
     loop_free(loop);
     close(signal_fd);
+    reload_clear();
+    if (pid_written && unlink(o->pid_file) < 0)
+        log_errno("--pid-file %s: cannot remove it", o->pid_file);
     if (nlisteners >= 0)
         log_info("stopped");
+    free(S.motd);
+    options_free(&S.o);
+    options_forget_argv();
+    log_syslog(0);
     return rc;
 }

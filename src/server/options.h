@@ -11,6 +11,11 @@ struct conn_limits;
 struct hub_limits;
 
 #define OPT_MAX_BINDS 16
+#ifndef OPT_DEFAULT_CONFIG
+#define OPT_DEFAULT_CONFIG "/etc/natter/natterd.conf"
+#endif
+
+struct owned;
 
 struct options {
     const char *bind[OPT_MAX_BINDS]; /* none: every address */
@@ -35,7 +40,15 @@ struct options {
     long long irc_port, irc_tls_port; /* irc_tls_port -1 = the default, 6697 */
     long long sts_duration;           /* IRCv3 sts, on the IRC TLS port */
     int no_irc;
-    const char *server_name, *network, *motd, *irc_password;
+    const char *server_name, *network, *irc_motd, *irc_password;
+    /* Running as a service (issue 8). */
+    const char *config;   /* the file read, or NULL */
+    int check;            /* --check: only read the configuration */
+    const char *motd;     /* a line after the welcome, or NULL */
+    const char *user;     /* drop root to this user after binding, or NULL */
+    const char *pid_file;
+    int syslog;
+    struct owned *owned;  /* the text values read from the file (options_free) */
     /* Server operators (issue 13; operauth.c) */
     const char *oper[32]; /* NAME:HASH; OPER_MAX in operauth.h */
     int noper;
@@ -47,9 +60,24 @@ void options_defaults(struct options *o);
  * with a message in err ("--max-line: 'nan' is not a whole number from 64 to
  * 16777216"). For flags, value is NULL or "yes"/"no". */
 int options_set(struct options *o, const char *name, const char *value, char *err, size_t errlen);
-/* Parse the command line over o. --help and --version print and exit 0; a
- * usage error is printed and exits 2. */
-void options_parse_argv(struct options *o, int argc, char **argv);
+/* Parse and check the command line and remember it (argv must stay valid).
+ * --help and --version print and exit 0; a usage error is printed and exits 2. */
+void options_parse_argv(int argc, char **argv);
+void options_forget_argv(void);
+/* The options in force: the defaults, then the configuration file (--config, or
+ * OPT_DEFAULT_CONFIG when it exists; --config '' reads none), then the command
+ * line over it; checked. At start and again on every reload. 0, or -1 with err
+ * ("FILE:LINE: ...") and o holding nothing to free. */
+int options_load(struct options *o, char *err, size_t errlen);
+/* Free the text values o owns (from a file); o is invalid after it. */
+void options_free(struct options *o);
+
+/* Compare the running options with the ones just loaded (next): report(name,
+ * live, arg) for each option that differs; live = 0 means it needs a restart,
+ * and next gets the running value back so that what it says stays true.
+ * Returns the number of live changes, or -1 when out of memory. */
+typedef void options_change_fn(const char *name, int live, void *arg);
+int options_changes(const struct options *running, struct options *next, options_change_fn *report, void *arg);
 /* Rules between options; 0, or -1 with a message in err. */
 int options_check(const struct options *o, char *err, size_t errlen);
 

@@ -6,7 +6,7 @@ deadline. Under pytest the fixtures of tests/e2e/conftest.py own what these star
 come from the build directory of the test's [build] parameter (tests/conftest.py).
 tests/soak.py uses this module without pytest, so it must not import pytest.
 """
-import os, re, select, signal, socket, subprocess, time
+import os, re, select, signal, socket, subprocess, threading, time
 
 # The build directory when none is given (tests/soak.py run by hand): $NATTER_BUILD or build/.
 BUILD = os.environ.get("NATTER_BUILD", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
@@ -80,7 +80,7 @@ class Server:
     kill() just ends it (for cleaning up after a failure).
     """
 
-    def __init__(self, *args, bind="127.0.0.1", port=0, env=None, preexec_fn=None, build=None):
+    def __init__(self, *args, bind="127.0.0.1", port=0, env=None, preexec_fn=None, build=None, pump=True):
         self.args = list(args)
         # Tests connect many times from 127.0.0.1: no connect-rate limit unless asked for.
         if "--connect-rate" not in self.args:
@@ -97,6 +97,13 @@ class Server:
                                      stderr=subprocess.PIPE, env=env or sanitizer_env(),
                                      preexec_fn=preexec_fn)
         self.log = ""
+        # stderr is read all the time, as journald would: a server whose log pipe
+        # fills up blocks on its next log line (300 connects are more than 64 KiB).
+        self._chunks, self._eof, self._cv = [], False, threading.Condition()
+        self._reader = None
+        if pump:  # (tests/soak.py reads stderr itself, with its own selector)
+            self._reader = threading.Thread(target=self._pump, daemon=True)
+            self._reader.start()
         try:
             m = self.wait_log(r"listening on (\[[^\]]+\]|[^ :]+):(\d+)")
         except BaseException:
@@ -114,15 +121,42 @@ class Server:
             self.irc_port = int(irc_m.group(2))
         self.family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
 
+    def _pump(self):
+        fd = self.proc.stderr.fileno()
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                chunk = b""
+            with self._cv:
+                if chunk:
+                    self._chunks.append(chunk)
+                else:
+                    self._eof = True
+                self._cv.notify_all()
+            if not chunk:
+                return
+
     def _read_stderr(self, timeout):
-        r, _, _ = select.select([self.proc.stderr], [], [], timeout)
-        if not r:
-            return False
-        chunk = os.read(self.proc.stderr.fileno(), 65536)
-        if not chunk:
-            return None
-        self.log += chunk.decode("utf-8", "replace")
-        return True
+        """Move what the reader got into self.log: True if something came, None at EOF."""
+        if not self._reader:
+            r, _, _ = select.select([self.proc.stderr], [], [], timeout)
+            if not r:
+                return False
+            chunk = os.read(self.proc.stderr.fileno(), 65536)
+            if not chunk:
+                return None
+            self.log += chunk.decode("utf-8", "replace")
+            return True
+        with self._cv:
+            if not self._chunks and not self._eof and timeout > 0:
+                self._cv.wait(timeout)
+            chunks, self._chunks = self._chunks, []
+            eof = self._eof
+        if chunks:
+            self.log += b"".join(chunks).decode("utf-8", "replace")
+            return True
+        return None if eof else False
 
     def wait_log(self, pattern, timeout=DEFAULT_WAIT, start=0):
         """Wait until the server's stderr (from offset start) matches pattern."""
@@ -153,6 +187,8 @@ class Server:
             self.proc.kill()
             self.proc.wait()
             raise AssertionError("server did not exit within 30s of SIGTERM")
+        if self._reader:
+            self._reader.join(timeout=10)
         while self._read_stderr(0):
             pass
         for mark in SANITIZER_MARKS:

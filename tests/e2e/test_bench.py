@@ -172,3 +172,19 @@ def test_bench_usage_and_unreachable_server(binary):
     assert p.returncode == 2 and "Connection refused" in p.stderr, (p.stdout, p.stderr)
     for mark in natlib.SANITIZER_MARKS:
         assert mark not in p.stderr, p.stderr
+
+
+def test_bench_numbers_are_strict_with_plain_ranges(binary):
+    """-c nan used to fail with an empty reason; 1e3 and 2.5 were taken; ranges read 1e+09."""
+    exe = binary("natter-bench")
+    for args, msg in ((["-c", "nan"], "--clients: 'nan' is not a whole number from 1 to 10000000"),
+                      (["-c", "1e3"], "--clients: '1e3' is not a whole number from 1 to 10000000"),
+                      (["-c", "2.5"], "--clients: '2.5' is not a whole number from 1 to 10000000"),
+                      (["-p", "0x50"], "--port: '0x50' is not a whole number from 1 to 65535"),
+                      (["--rate", "inf"], "--rate: 'inf' is not a number from 0.001 to 1000000000"),
+                      (["--rate", "-5"], "--rate: '-5' is not a number from 0.001 to 1000000000"),
+                      (["-d", "1e3"], "--duration: '1e3' is not a number from 0.001 to 86400"),
+                      (["-d", ".5"], "--duration: '.5' is not a number from 0.001 to 86400"),
+                      (["-m", "1e15"], "--messages: '1e15' is not a whole number from 1 to 1000000000000000")):
+        p = subprocess.run([exe] + args, capture_output=True, text=True, timeout=30, env=natlib.sanitizer_env())
+        assert p.returncode == 2 and p.stderr.startswith(f"natter-bench: {msg}\n"), (args, p.stderr)

@@ -167,7 +167,21 @@ def test_client_port_zero_is_a_bad_port(binary):
         p = subprocess.run([exe, "127.0.0.1", port], capture_output=True, text=True, timeout=WAIT,
                            env=natlib.sanitizer_env(), stdin=subprocess.DEVNULL)
         assert p.returncode == 2, p
-        assert p.stderr.startswith(f"natter: bad port: {port}\n") and "usage:" in p.stderr, p.stderr
+        assert p.stderr.startswith(f"natter: PORT '{port}' is not a whole number from 1 to 65535\n") \
+            and "usage:" in p.stderr, p.stderr
+
+
+def test_client_numbers_are_strict_with_plain_ranges(binary):
+    exe = binary("natter")
+    for args, msg in ((["127.0.0.1", "1e3"], "PORT '1e3' is not a whole number from 1 to 65535"),
+                      (["127.0.0.1", "nan"], "PORT 'nan' is not a whole number from 1 to 65535"),
+                      (["127.0.0.1", " 80"], "PORT ' 80' is not a whole number from 1 to 65535"),
+                      (["127.0.0.1", "+80"], "PORT '+80' is not a whole number from 1 to 65535"),
+                      (["--listen", "99999"], "--listen: port '99999' is not a whole number from 0 to 65535"),
+                      (["--listen", "1e3"], "bad --listen address: 1e3")):
+        p = subprocess.run([exe] + args, capture_output=True, text=True, timeout=WAIT,
+                           env=natlib.sanitizer_env(), stdin=subprocess.DEVNULL)
+        assert p.returncode == 2 and p.stderr.startswith(f"natter: {msg}\n"), (args, p.stderr)
 
 
 # ==== Scripted mode against natterd ====
@@ -320,6 +334,8 @@ class Tmux:
                     "UBSAN_OPTIONS": natlib.sanitizer_env()["UBSAN_OPTIONS"]}
         pane_env.update(env or {})
         # stderr to a file (sanitizer reports); the exit status stays on screen.
+        if env and "TERM" in env:  # tmux sets the pane's TERM itself: set it on the command
+            argv = ["env", "TERM=" + env["TERM"]] + argv
         run = f"{shlex.join(argv)} 2>>{shlex.quote(self.errfile)}"
         cmd = run + "; echo \"[natter exited $?]\""
         envargs = [a for k, v in pane_env.items() for a in ("-e", f"{k}={v}")]
@@ -720,3 +736,134 @@ def test_client_terminal_esc_and_ctrl_r_do_not_freeze(natterd, client, tmux):
     carol.expect(r"^#lobby <bob> first one$")
     t.keys("C-d")
     t.check_clean_exit()
+
+
+# ==== Fixes from issue 8 ====
+
+def test_client_name_option_is_checked_here(binary):
+    """--name '' and --name 'has space' used to reach the server as '/nick ...' and come
+    back as '!! usage: /nick NAME', a command the user never typed."""
+    exe = binary("natter")
+    for name, why in (("", "empty"), ("has space", "has a space, a control or one of < > * ,"),
+                      ("\u0430lice", "mixes scripts"), ("-x", "starts with a character a name cannot start with")):
+        p = subprocess.run([exe, "--name", name, "127.0.0.1", "1"], capture_output=True, text=True, timeout=WAIT,
+                           env=natlib.sanitizer_env(), stdin=subprocess.DEVNULL)
+        assert p.returncode == 2, p
+        assert p.stderr.startswith(f"natter: --name '{name}': {why}\n"), p.stderr
+        assert "/nick" not in p.stderr, p.stderr
+
+
+def test_client_scripted_taken_name_fails(natterd, client, binary):
+    """Scripted with a taken name, natter went on posting as a guest and exited 0."""
+    s = natterd()
+    carol = client(s)
+    carol.nick("bob")
+    p = subprocess.run([binary("natter"), "--name", "BOB", s.host, str(s.port)], input=b"hello\nmore\n",
+                       capture_output=True, timeout=WAIT, env=natlib.sanitizer_env())
+    assert p.returncode == 1, p
+    assert "natter: the server refused the name BOB: name taken: BOB" in p.stderr.decode(), p.stderr
+    carol.sync()
+    assert not any("hello" in l or "more" in l for l in carol.lines), carol.lines
+
+
+def test_client_scripted_name_then_lines_in_order(natterd, client, binary):
+    """The script's lines wait for the name: every one goes out under it."""
+    s = natterd()
+    carol = client(s)
+    p = subprocess.run([binary("natter"), "--name", "dave", s.host, str(s.port)], input=b"first\n",
+                       capture_output=True, timeout=WAIT, env=natlib.sanitizer_env())
+    assert p.returncode == 0, p
+    carol.expect(r"^#lobby <dave> first$")
+
+
+def test_client_terminal_dumb_has_no_colour(natterd, client, tmux):
+    s = natterd()
+    carol = client(s)
+    carol.nick("carol")
+    t = tmux("--name", "bob", s.host, s.port, env={"TERM": "dumb"})
+    t.wait_prompt("#lobby>")
+    carol.send("colour me")
+    t.wait_line("<carol> colour me$")
+    assert not any("\x1b" in l for l in t.screen(colors=True)), t.screen(colors=True)
+    t.keys("C-d")
+    t.check_clean_exit()
+
+
+def test_client_terminal_more_than_64_rooms(natterd, client, tmux):
+    """With more than 64 rooms the prompt showed the wrong room after a /part, and an
+    echo was labelled with a room the message did not go to."""
+    s = natterd("--max-rooms", "100", "--rate", "0")
+    carol = client(s)
+    carol.nick("carol")
+    carol.send("/join #r64")
+    carol.expect(r"^-- carol joined #r64$")
+    t = tmux("--name", "bob", s.host, s.port)
+    t.wait_prompt("#lobby>")
+    for i in range(1, 66):
+        t.type(f"/join #r{i}")
+        t.keys("Enter")
+    t.wait_prompt("#r65>")
+    t.type("/part #r65")
+    t.keys("Enter")
+    t.wait_prompt("#r64>")  # the server's current room now: the last joined that is left
+    t.type("where am i")
+    t.keys("Enter")
+    carol.expect(r"^#r64 <bob> where am i$")
+    t.wait_line("^" + STAMP + r"#r64 <bob> where am i$")
+    t.keys("C-d")
+    t.check_clean_exit()
+
+
+def test_client_terminal_long_line_refused_before_echo(natterd, client, tmux):
+    s = natterd("--max-line", "100")
+    carol = client(s)
+    carol.nick("carol")
+    t = tmux("--name", "bob", s.host, s.port, width=200)
+    t.wait_prompt("#lobby>")
+    t.type("a" * 150)  # the server says how long a line may be the first time
+    t.keys("Enter")
+    t.wait_line(r"!! line too long \(max 100 bytes\)")
+    t.type("b" * 150)
+    t.keys("Enter")
+    t.wait_line(r"natter: line too long \(150 bytes, the server takes 100 at most\): not sent")
+    assert not any("<bob> bbb" in l for l in t.screen()), t.screen()
+    t.type("short one")
+    t.keys("Enter")
+    carol.expect(r"^#lobby <bob> short one$")
+    carol.sync()
+    assert not any("bbb" in l for l in carol.lines)
+    t.keys("C-d")
+    t.check_clean_exit()
+
+
+def test_client_terminal_listener_names_a_nameless_peer(tmux, raw_peer):
+    """--listen showed a raw peer's lines under no name ('<peer>'): its address now, until
+    it names itself with /nick."""
+    t = tmux("--listen", "127.0.0.1:0", "--name", "lis")
+    port = int(t.wait_err(r"^natter: listening on 127\.0\.0\.1:(\d+)$").group(1))
+    peer = raw_peer(port)
+    me = "127.0.0.1:%d" % peer.getsockname()[1]
+    t.wait_err(r"^natter: connection from ")
+    peer.sendall(b"hello from nc\n")
+    t.wait_line("^" + STAMP + "<%s> hello from nc$" % re.escape(me))
+    peer.sendall(b"/nick zed\nnamed now\n")
+    t.wait_line("^" + STAMP + "<zed> named now$")
+    peer.sendall(b"bye\n")
+    t.check_clean_exit()
+
+
+def test_readme_one_shot_receiver_with_debian_nc(listener):
+    """README's one-shot row: natter --listen, then echo hello | nc -N ... . Debian's
+    nc (netcat-openbsd) without -N never closes, so both sides waited forever."""
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md")).read()
+    assert "echo hello \\| nc -N 127.0.0.1 8998" in readme and "netcat-openbsd" in readme
+    nc = shutil.which("nc")
+    if not nc:
+        pytest.skip("nc is not installed (Debian: netcat-openbsd)")
+    lis, port = listener()
+    p = subprocess.run(f"echo hello | {nc} -N 127.0.0.1 {port}", shell=True, capture_output=True,
+                       timeout=WAIT)
+    assert p.returncode == 0, p
+    lis.wait_out(r"^hello$")
+    assert lis.wait_exit() == 0, lis.stderr()
+    assert "natter: connection closed by peer" in lis.stderr()

@@ -229,7 +229,7 @@ def test_last_words_reach_a_reader_that_is_behind(natterd, client, closing):
     payload = "q" * 3000
     for i in range(2500):  # ~7.5 MB towards a, which does not read yet
         b.send("%d %s" % (i, payload))
-    s.wait_log(r"disconnect 127\.0\.0\.1:\d+: idle timeout", timeout=20)
+    s.wait_log(r"disconnect #\d+ 127\.0\.0\.1:\d+ guest\d+: idle timeout", timeout=20)
     a.settimeout(10)
     data = bytearray()  # (+= on bytes copies it all each time: megabytes, quadratic)
     while True:
@@ -259,7 +259,7 @@ def test_a_dropped_flooder_still_reads_why(natterd, closing):
         except BlockingIOError:
             pass
         natlib.wait_until(lambda: True)
-    s.wait_log(r"disconnect 127\.0\.0\.1:\d+: flooding")
+    s.wait_log(r"disconnect #\d+ 127\.0\.0\.1:\d+ \S+: flooding")
     a.setblocking(True)
     a.settimeout(10)
     data = bytearray()

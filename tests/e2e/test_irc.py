@@ -1,7 +1,7 @@
 """End-to-end tests of natterd's IRC codec, speaking raw IRC, with plain clients in
 the same rooms (docs/protocol.md, "IRC"). Every line an IrcClient reads is checked
 to end in CR LF, be valid UTF-8 and fit 512 bytes without its tags."""
-import re, time
+import re, signal, time
 import pytest
 
 import natlib
@@ -34,7 +34,7 @@ def test_irc_registration_without_cap(natterd, irc):
         c.expect(r"^:irc\.test %s alice " % num)
     c.expect(r"^:irc\.test 422 alice :MOTD File is missing$")
     t = isupport(c.lines)
-    assert t["CASEMAPPING"] == "ascii" and t["CHANTYPES"] == "#" and t["NETWORK"] == "TestNet", t
+    assert t["CASEMAPPING"] == "rfc8265" and t["CHANTYPES"] == "#" and t["NETWORK"] == "TestNet", t
     assert t["NICKLEN"] == "24" and t["PREFIX"] == "(ov)@+" and t["CHANMODES"] == "beI,k,l,imnst" and "UTF8ONLY" in t, t
     assert "PRIVMSG:4" in t["TARGMAX"] and "WHOX" not in t, t
     c.send("LUSERS")
@@ -103,6 +103,8 @@ def test_irc_nick_collisions_across_codecs(natterd, client, irc):
     c.expect(r" 433 \* alice :Nickname is already in use$")
     c.send("NICK ALICE")  # case-insensitive, as CASEMAPPING says
     c.expect(r" 433 \* ALICE :Nickname is already in use$")
+    c.send("NICK \uff21lice")  # fullwidth A: beyond ASCII, as rfc8265 says (ascii would not)
+    c.expect(r" 433 \* \S+ :Nickname is already in use$")
     for bad in ("a!b", "a@b", "+bob", "::x", "#x", "a,b"):
         c.send("NICK " + bad)
         c.expect(r" 432 \* \S+ :Erroneous nickname$")
@@ -503,20 +505,41 @@ def test_irc_password(natterd, irc):
 def test_irc_motd(natterd, irc, tmp_path):
     motd = tmp_path / "motd"
     motd.write_text("Hello there\n\x1b[31mno escapes\nlast line\n")
-    s = natterd("--motd", str(motd))
+    s = natterd("--irc-motd", str(motd))
     c = irc(s).register("ivy")
     assert any(re.search(r" 375 ivy :- \S+ Message of the day - $", l) for l in c.lines), c.lines
     body = [l.split(" :- ", 1)[1] for l in c.lines if " 372 ivy " in l]
     assert body == ["Hello there", "[31mno escapes", "last line"], body
     c.send("MOTD")
     c.expect(r" 376 ivy :End of /MOTD command\.$")
+    # SIGHUP rereads the file (a reload hook); a file that has gone keeps the MOTD in use
+    motd.write_text("fresh words\n")
+    mark = len(s.drain_log())
+    s.proc.send_signal(signal.SIGHUP)
+    s.wait_log(r"reloaded ", start=mark)
+    c.send("MOTD")
+    c.expect(r" 372 ivy :- fresh words$")
+    motd.unlink()
+    mark = len(s.drain_log())
+    s.proc.send_signal(signal.SIGHUP)
+    s.wait_log(r"--irc-motd \S+; keeping the MOTD in use", start=mark)
+    c.send("MOTD")
+    c.expect(r" 372 ivy :- fresh words$")
+
+
+def test_irc_motd_is_the_motd_line_without_a_file(natterd, irc):
+    s = natterd("--motd", "be \x1b[31mkind")
+    c = irc(s).register("ivy")
+    assert " 372 ivy :- be [31mkind" in "\n".join(c.lines), c.lines
+    c.send("MOTD")
+    c.expect(r" 372 ivy :- be \[31mkind$")
 
 
 def test_irc_motd_unreadable_is_a_startup_error(binary):
     import subprocess
-    p = subprocess.run([binary("natterd"), "--port", "0", "--irc-port", "0", "--motd", "/nonexistent/motd"],
+    p = subprocess.run([binary("natterd"), "--port", "0", "--irc-port", "0", "--irc-motd", "/nonexistent/motd"],
                        capture_output=True, text=True, timeout=10, env=natlib.sanitizer_env())
-    assert p.returncode == 1 and "--motd /nonexistent/motd" in p.stderr, p
+    assert p.returncode == 1 and "--irc-motd /nonexistent/motd" in p.stderr, p
     p = subprocess.run([binary("natterd"), "--server-name", "bad name"], capture_output=True, text=True, timeout=10)
     assert p.returncode == 2 and "--server-name" in p.stderr, p
 

@@ -38,7 +38,7 @@ def test_irssi_chats_with_a_plain_client(natterd, client, irssi, which_port):
     p = client(s)
     p.nick("pat")
     t = irssi(s, "irt", port=s.port if which_port == "plain" else None)
-    s.wait_log(r"connect 127\.0\.0\.1:\d+ \(2 clients\)")
+    s.wait_log(r"connect #\d+ 127\.0\.0\.1:\d+(?: \S+)? \(2 clients\)")
     t.wait_line(r"Welcome to the natter IRC Network irt", "irssi's welcome")
     irssi_do(t, "/join #lobby")
     p.expect(r"^-- irt joined #lobby$")

@@ -1,5 +1,5 @@
 """End-to-end tests of natterd over 127.0.0.1 with raw sockets (what nc users see)."""
-import os, re, signal, socket, time
+import os, re, signal, socket, subprocess, time
 import pytest
 
 import natlib
@@ -139,7 +139,7 @@ def test_abrupt_disconnect_is_noticed(natterd, client):
     a.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     a.close()  # RST
     b.expect(r"^-- alice quit")
-    s.wait_log(r"disconnect 127\.0\.0\.1:\d+")
+    s.wait_log(r"disconnect #\d+ 127\.0\.0\.1:\d+")
 
 
 def test_quit_notice_once_for_shared_rooms(natterd, client):
@@ -279,7 +279,7 @@ def test_ipv6_loopback(natterd, client):
     a, b = client(s), client(s)
     a.send("over six")
     b.expect(r"over six$")
-    s.wait_log(r"connect \[::1\]:\d+")
+    s.wait_log(r"connect #\d+ \[::1\]:\d+")
 
 
 def test_usage_errors_and_version(binary):
@@ -331,3 +331,57 @@ def test_several_bind_addresses_each_listen(natterd, client, closing):
     b.send("over the second")
     a.expect(r"^#lobby <%s> over the second$" % b.name)
     s.wait_log(r"\(2 clients\)")
+
+
+def test_port_0_with_several_addresses_is_one_port(natterd):
+    s = natterd("--bind", "127.0.0.2")
+    m = s.wait_log(r"listening on 127\.0\.0\.1:(\d+), 127\.0\.0\.2:(\d+) ")
+    assert m.group(1) == m.group(2), m.group(0)
+
+
+def test_bind_a_name_listens_on_all_its_addresses(natterd, binary):
+    """-b localhost used to bind only the first address the name gave."""
+    addrs = sorted({ai[4][0] for ai in socket.getaddrinfo("localhost", None, 0, socket.SOCK_STREAM, 0,
+                                                           socket.AI_PASSIVE)})
+    s = natterd(bind="localhost")
+    m = s.wait_log(r"listening on (.*) \(max")
+    got = sorted(a.rsplit(":", 1)[0].strip("[]") for a in m.group(1).split(", "))
+    assert got == addrs, (got, addrs)
+    if len(addrs) < 2:
+        pytest.skip(f"localhost is only {addrs} here (/etc/hosts): one address checked")
+
+
+def test_listen_errors_write_addresses_as_the_ready_line_does(natterd, binary):
+    try:
+        s = natterd(bind="::1")
+    except AssertionError as e:
+        pytest.skip(f"no IPv6 loopback: {e}")
+    p = subprocess.run([binary("natterd"), "-b", "::1", "-p", str(s.port)], capture_output=True, text=True,
+                       timeout=10, env=natlib.sanitizer_env())
+    assert p.returncode == 1 and f"listen [::1]:{s.port}: Address already in use" in p.stderr, p.stderr
+
+
+def test_names_unicode_rules(natterd, client):
+    """A second 'alice' made with an invisible character (U+061C, U+1BCA0) or a Cyrillic
+    'а' used to pass; names are now NFC, single-script and unique by NFKC case folding."""
+    s = natterd()
+    a, b = client(s), client(s)
+    a.nick("alice")
+    for bad in ("alice\u061c", "alice\U0001bca0", "\u0430lice", "al\u200bice", "p\u03b1ypal", "alice\u3164"):
+        b.send("/nick " + bad)
+        b.expect(r"^!! invalid name: ")
+    for same in ("ALICE", "\uff41lice", "Alice"):
+        b.send("/nick " + same)
+        b.expect(r"^!! name taken: ")
+    b.nick("stra\u00dfe")
+    c = client(s)
+    c.send("/nick STRASSE")
+    c.expect(r"^!! name taken: STRASSE$")
+    c.send("/nick e\u0301cole")  # decomposed: kept in NFC
+    c.expect(r"^-- \S+ is now known as \u00e9cole$")
+    a.send("/nick \u00c9COLE")
+    a.expect(r"^!! name taken: ")
+    c.send("/msg ALICE hi there")
+    a.expect(r"hi there")
+    c.send("/nick \u0430\u043b\u0438\u0441\u0430")  # all Cyrillic: one script, fine
+    c.expect(r"is now known as \u0430\u043b\u0438\u0441\u0430$")

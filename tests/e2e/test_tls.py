@@ -45,7 +45,7 @@ def certs(tmp_path_factory):
 def tls_server(natterd, pair, *args):
     """natterd with a TLS listener on a free port; .tls_port is where."""
     s = natterd("--tls-cert", pair[0], "--tls-key", pair[1], "--tls-port", "0", *args)
-    m = s.wait_log(r"listening for TLS on [^ ]*:(\d+)")
+    m = s.wait_log(r"(?m)listening for TLS on [^ \n]*:(\d+)$")
     s.tls_port = int(m.group(1))
     return s
 
@@ -131,7 +131,7 @@ def test_s_client_is_a_real_peer(natterd, certs, closing):
     p.stdin.write(b"bye\n")  # (-quiet ignores the end of its input)
     p.stdin.flush()
     p.wait(timeout=10)
-    s.wait_log(r"disconnect 127\.0\.0\.1:\d+: quit")
+    s.wait_log(r"disconnect #\d+ 127\.0\.0\.1:\d+ \S+: quit")
 
 
 def test_plain_and_tls_users_share_a_room(natterd, client, tls_client, certs):
@@ -362,7 +362,7 @@ def test_garbage_instead_of_a_client_hello(natterd, client, certs, closing, garb
     # Nothing in clear: at most a TLS alert record (content type 21).
     assert data == b"" or data[0] == 0x15, data[:80]
     assert b"natter" not in data and b"--" not in data
-    s.wait_log(r"disconnect 127\.0\.0\.1:\d+: handshake (failed|timeout)", timeout=20)
+    s.wait_log(r"disconnect #\d+ 127\.0\.0\.1:\d+: handshake (failed|timeout)", timeout=20)
     assert watcher.sync()
 
 
@@ -403,7 +403,7 @@ def test_a_stalled_tls_reader_is_dropped_at_max_outbuf(natterd, client, tls_clie
             i += 1
         watcher.expect(r"^#lobby <%s> %d " % (talker.name, i - 1))  # the others keep up
     s.wait_log(r"output queue over 262144 bytes, disconnecting")
-    s.wait_log(r"disconnect 127\.0\.0\.1:\d+: too slow")
+    s.wait_log(r"disconnect #\d+ 127\.0\.0\.1:\d+ \S+: too slow")
     talker.send("afterwards")
     watcher.expect(r"^#lobby <%s> afterwards$" % talker.name)
 
@@ -432,7 +432,7 @@ def test_sighup_reloads_the_certificate_without_dropping_anyone(natterd, client,
     shutil.copy(certs["second"][1], key)
     mark = len(s.drain_log())
     s.proc.send_signal(signal.SIGHUP)
-    s.wait_log(r"SIGHUP received: TLS certificate reloaded: .*second\.localhost", start=mark)
+    s.wait_log(r"TLS certificate reloaded: .*second\.localhost", start=mark)
     new = tls_client(s)
     assert dict(x[0] for x in new.sock.getpeercert()["subject"])["commonName"] == "second.localhost"
     old.send("still connected")
@@ -441,7 +441,7 @@ def test_sighup_reloads_the_certificate_without_dropping_anyone(natterd, client,
     cert.write_text("-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n")
     mark = len(s.drain_log())
     s.proc.send_signal(signal.SIGHUP)
-    s.wait_log(r"SIGHUP received: TLS certificate .*live\.pem: .*; keeping the certificate in use", start=mark)
+    s.wait_log(r"TLS certificate .*live\.pem: .*; keeping the certificate in use", start=mark)
     third = tls_client(s)
     assert dict(x[0] for x in third.sock.getpeercert()["subject"])["commonName"] == "second.localhost"
     new.send("and me")
@@ -454,7 +454,8 @@ def test_sighup_without_tls_is_harmless(natterd, client):
     s = natterd()
     c = client(s)
     s.proc.send_signal(signal.SIGHUP)
-    s.wait_log(r"SIGHUP received: no TLS certificate to reload")
+    s.wait_log(r"reloaded \(no configuration file\)")  # the reload of the configuration, no TLS part
+    assert "TLS certificate" not in s.log
     assert c.sync()
 
 
@@ -609,3 +610,20 @@ def test_irc_sts_plus_z_and_whois_671(natterd, certs, closing):
     other = closing(natlib.IrcClient(s2.host, s2.irc_port))
     other.register("olga", caps=[])
     assert not [l for l in other.lines if "sts=" in l]
+
+
+def test_reload_applies_limits_to_tls_connections_too(natterd, tls_client, certs, tmp_path):
+    """The TLS profile is a copy of the plain one: a reload must change both."""
+    conf = tmp_path / "natterd.conf"
+    conf.write_text("max-line = 4096\n")
+    s = tls_server(natterd, certs["good"], "--config", str(conf))
+    a = tls_client(s)
+    conf.write_text("max-line = 100\nmotd = over tls too\n")
+    mark = len(s.drain_log())
+    s.proc.send_signal(signal.SIGHUP)
+    s.wait_log(r"TLS certificate reloaded: ", start=mark)
+    s.wait_log(r"reloaded .*natterd\.conf: 2 live changes", start=mark)
+    a.send("x" * 200)
+    a.expect(r"^!! line too long \(max 100 bytes\)")
+    b = tls_client(s)
+    assert "-- over tls too" in b.lines, b.lines

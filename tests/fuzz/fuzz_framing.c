@@ -46,8 +46,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 /* natterd logs every connect and disconnect: keep the fuzzer's output readable. */
 void log_init(const char *progname, int verbose) { (void)progname, (void)verbose; }
-void log_info(const char *fmt, ...) { (void)fmt; }
-void log_debug(const char *fmt, ...) { (void)fmt; }
+void log_set_verbose(int verbose) { (void)verbose; }
+void log_syslog(int on) { (void)on; }
+void log_msg(enum log_level lv, const char *fmt, ...) { (void)lv, (void)fmt; }
 void log_errno(const char *fmt, ...) { (void)fmt; }
 
 static uint32_t rnd(uint32_t *s)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "fuzz_util.h"
+#include "core/names.h"
 #include "core/text.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -33,7 +34,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t cps = text_utf8_len(out);
     FUZZ_ASSERT(cps <= n, "code points <= bytes");
     if (text_valid_name(out, 24)) {
-        FUZZ_ASSERT(cps >= 1 && cps <= 24, "a valid name has 1..24 code points");
+        /* The length is that of the NFC form, the name as it is kept ("e" + U+0301
+         * is one character; U+0958 is two, a composition exclusion); and the NFC
+         * form is a valid name, kept as it is. */
+        char nfc[512], nfc2[512];
+        FUZZ_ASSERT(name_normalize(out, 24, nfc, sizeof nfc) == NAME_OK, "text_valid_name agrees with names.h");
+        size_t ncps = text_utf8_len(nfc);
+        FUZZ_ASSERT(ncps >= 1 && ncps <= 24, "a valid name has 1..24 code points in NFC");
+        FUZZ_ASSERT(name_normalize(nfc, 24, nfc2, sizeof nfc2) == NAME_OK && strcmp(nfc, nfc2) == 0,
+                    "NFC is stable");
         FUZZ_ASSERT(!strpbrk(out, " \t<>*,") && !strchr("#/*-!<>", out[0]), "a valid name has no forbidden character");
     }
     if (text_valid_room(out))

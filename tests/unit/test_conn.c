@@ -155,8 +155,8 @@ static void close_any(struct conn *c, const char *reason)
     last_close_reason = reason;
 }
 
-static const struct codec codec_a = {"a", open_any, input_a, limit_any, refusal_any, close_any};
-static const struct codec codec_b = {"b", open_any, input_b, limit_any, refusal_any, close_any};
+static const struct codec codec_a = {"a", open_any, input_a, limit_any, refusal_any, close_any, NULL};
+static const struct codec codec_b = {"b", open_any, input_b, limit_any, refusal_any, close_any, NULL};
 
 static void reset_record(void)
 {

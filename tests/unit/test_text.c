@@ -1,4 +1,5 @@
 /* test_text.c - UTF-8 repair, control stripping, name and room rules. */
+#include "core/names.h"
 #include "core/text.h"
 
 #include "check.h"
@@ -133,6 +134,64 @@ static void test_names(void)
     CHECK(ok, "name: < > * , anywhere are invalid");
 }
 
+/* core/names.h: Unicode's data, not a hand-made list. */
+static void test_unicode_names(void)
+{
+    char out[128], k1[256], k2[256];
+    /* Invisible: default-ignorable and format characters, whichever Unicode version added them. */
+    const char *invisible[] = {"alice\xD8\x9C" /* U+061C ARABIC LETTER MARK */,
+                               "alice\xF0\x9B\xB2\xA0" /* U+1BCA0 SHORTHAND FORMAT LETTER OVERLAP */,
+                               "alice\xE2\x80\x8B" /* U+200B */, "ali\xC2\xAD" "ce" /* soft hyphen */,
+                               "alice\xE3\x85\xA4" /* U+3164 HANGUL FILLER */, "alice\xE2\x81\xA0" /* U+2060 */,
+                               "alice\xF3\xA0\x80\x81" /* U+E0001 tag */, "alice\xE2\xA0\x80" /* U+2800 */,
+                               "alice\xEF\xB8\x8F" /* VS16 */, "alice\xE1\xA0\x8E" /* U+180E */};
+    int ok = 1;
+    for (size_t i = 0; i < sizeof invisible / sizeof invisible[0]; i++)
+        ok &= name_normalize(invisible[i], 24, out, sizeof out) == NAME_INVISIBLE;
+    CHECK(ok, "names: invisible characters (U+061C, U+1BCA0, U+200B, U+3164, tags, ...) are refused");
+    CHECK(name_normalize("a\xC2\xA0" "b", 24, out, sizeof out) == NAME_BAD_CHAR &&
+              name_normalize("a\xE3\x80\x80" "b", 24, out, sizeof out) == NAME_BAD_CHAR,
+          "names: NBSP and the ideographic space are spaces");
+    CHECK(name_normalize("a\xEE\x80\x80", 24, out, sizeof out) == NAME_BAD_CHAR, "names: private use is refused");
+    CHECK(name_normalize("a\xF0\xAF\xBF\xBF" /* U+2FFFF */, 24, out, sizeof out) == NAME_UNASSIGNED,
+          "names: unassigned code points are refused");
+    /* Scripts. */
+    CHECK(name_normalize("\xD0\xB0lice" /* Cyrillic a + Latin lice */, 24, out, sizeof out) == NAME_MIXED_SCRIPTS,
+          "names: Cyrillic and Latin mixed are refused");
+    CHECK(name_normalize("p\xCE\xB1ypal" /* Greek alpha */, 24, out, sizeof out) == NAME_MIXED_SCRIPTS,
+          "names: Greek and Latin mixed are refused");
+    CHECK(name_normalize("\xD0\xB0\xD0\xBB\xD0\xB8\xD1\x81\xD0\xB0" /* алиса */, 24, out, sizeof out) == NAME_OK,
+          "names: all Cyrillic is fine");
+    CHECK(name_normalize("alice_42-x", 24, out, sizeof out) == NAME_OK &&
+              name_normalize("\xD0\xB0\xD0\xBB\xD0\xB8_42", 24, out, sizeof out) == NAME_OK,
+          "names: digits and punctuation (Common) go with any script");
+    CHECK(name_normalize("\xE5\xB1\xB1\xE7\x94\xB0\xE3\x81\x9F\xE3\x82\xAB" /* 山田たカ */, 24, out, sizeof out) ==
+              NAME_OK,
+          "names: Han with Hiragana and Katakana is Japanese, one script");
+    CHECK(name_normalize("\xE9\x87\x91\xEB\xAF\xBC" /* 金민 */, 24, out, sizeof out) == NAME_OK,
+          "names: Han with Hangul is Korean, one script");
+    CHECK(name_normalize("\xE3\x81\x9F\xEB\xAF\xBC" /* Hiragana + Hangul */, 24, out, sizeof out) ==
+              NAME_MIXED_SCRIPTS,
+          "names: Hiragana with Hangul is mixed");
+    CHECK(name_normalize("e\xCC\x81" "cole", 24, out, sizeof out) == NAME_OK && strcmp(out, "\xC3\xA9" "cole") == 0,
+          "names: kept in NFC (e + U+0301 becomes U+00E9)");
+    CHECK(name_normalize("\xCC\x81" "a", 24, out, sizeof out) == NAME_BAD_START, "names: no combining mark first");
+    CHECK(name_normalize("q\xCC\x81\xCC\x82\xCC\x83\xCC\x84\xCC\x85", 24, out, sizeof out) == NAME_TOO_MANY_MARKS,
+          "names: at most 4 combining marks in a row");
+    CHECK(name_normalize("ab\xFF", 24, out, sizeof out) == NAME_BAD_UTF8, "names: invalid UTF-8 is refused");
+    /* Keys: NFKC + full case folding. */
+    CHECK(name_key("ALICE", k1, sizeof k1) == 0 && name_key("alice", k2, sizeof k2) == 0 && strcmp(k1, k2) == 0,
+          "names: keys fold case");
+    CHECK(name_key("STRASSE", k1, sizeof k1) == 0 && name_key("stra\xC3\x9F" "e", k2, sizeof k2) == 0 &&
+              strcmp(k1, k2) == 0,
+          "names: full case folding (sharp s is ss)");
+    CHECK(name_key("\xEF\xBD\x81lice" /* fullwidth a */, k1, sizeof k1) == 0 && strcmp(k1, "alice") == 0,
+          "names: keys are NFKC (fullwidth letters are the letters)");
+    CHECK(name_key("\xCE\xA3\xCE\x9F\xCE\xA6\xCE\x99\xCE\x91", k1, sizeof k1) == 0 &&
+              name_key("\xCF\x83\xCE\xBF\xCF\x86\xCE\xB9\xCE\xB1", k2, sizeof k2) == 0 && strcmp(k1, k2) == 0,
+          "names: Greek capitals fold to the small letters");
+}
+
 static void test_rooms(void)
 {
     CHECK(text_valid_room("#lobby"), "room: #lobby is valid");
@@ -209,6 +268,7 @@ int main(void)
     test_controls_removed();
     test_bound();
     test_names();
+    test_unicode_names();
     test_rooms();
     test_case();
     return check_done();

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/names.h"
 #include "core/text.h"
 #include "server/codecs/irc/ircencode.h"
 #include "server/codecs/irc/irchistory.h"
@@ -174,7 +175,7 @@ void irc_send_isupport(struct conn *c)
     char tokens[24][64];
     int n = 0;
     snprintf(tokens[n++], 64, "AWAYLEN=%d", HUB_AWAY_MAX);
-    snprintf(tokens[n++], 64, "CASEMAPPING=%s", TEXT_CASEMAPPING);
+    snprintf(tokens[n++], 64, "CASEMAPPING=%s", NAME_CASEMAPPING);
     snprintf(tokens[n++], 64, "CHANLIMIT=#:%u", (unsigned)lim->max_rooms);
     snprintf(tokens[n++], 64, "CHANMODES=%s", RM_CHANMODES);
     snprintf(tokens[n++], 64, "CHANNELLEN=33");
@@ -215,12 +216,16 @@ static int cmd_lusers(struct conn *c, struct irc_msg *m)
 static int cmd_motd(struct conn *c, struct irc_msg *m)
 {
     (void)m;
-    if (!irc_conf.motd) {
+    /* the --irc-motd file, else natterd's one --motd line (already sanitised) */
+    const char *line = c->profile->motd;
+    if (!irc_conf.motd && !line) {
         irc_num(c, "422", ":MOTD File is missing");
         return 0;
     }
     irc_num(c, "375", ":- %s Message of the day - ", irc_conf.server_name);
-    for (char **l = irc_conf.motd; *l; l++)
+    if (!irc_conf.motd)
+        irc_num(c, "372", ":- %s", line);
+    for (char **l = irc_conf.motd; l && *l; l++)
         irc_num(c, "372", ":- %s", *l);
     irc_num(c, "376", ":End of /MOTD command.");
     return 0;
@@ -264,6 +269,7 @@ static int try_register(struct conn *c)
         irc_error_close(c, "out of memory", "Closing link: (Server out of memory)");
         return 1;
     }
+    c->user->tag = conn_log_id(c); /* renames are logged with the connection's number */
     conn_spoke(c);
     st->signon = time(NULL);
     apply_caps(c);

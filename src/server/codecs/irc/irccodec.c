@@ -22,17 +22,24 @@
 #define MOTD_LINES_MAX 100
 #define MOTD_LINE_MAX 400
 
+static void free_lines(char **lines)
+{
+    if (!lines)
+        return;
+    for (char **l = lines; *l; l++)
+        free(*l);
+    free(lines);
+}
+
 static void free_motd(void)
 {
-    if (!irc_conf.motd)
-        return;
-    for (char **l = irc_conf.motd; *l; l++)
-        free(*l);
-    free(irc_conf.motd);
+    free_lines(irc_conf.motd);
     irc_conf.motd = NULL;
 }
 
-/* The MOTD is read once, at startup: no file is read on the loop. */
+/* The MOTD is read at startup and on a reload (SIGHUP), never for a client: no
+ * file is read on the loop while it serves. A file that cannot be read leaves
+ * the MOTD in use. */
 static int read_motd(const char *path)
 {
     FILE *f = fopen(path, "r");
@@ -56,6 +63,7 @@ static int read_motd(const char *path)
         errno = ENOMEM;
         return -1;
     }
+    free_motd();
     irc_conf.motd = lines;
     return 0;
 }
@@ -66,21 +74,52 @@ void irc_set_sts(int port, long duration)
     irc_conf.sts_duration = duration;
 }
 
+int irc_reload_motd(const char *motd_path)
+{
+    if (!motd_path) {
+        free_motd();
+        return 0;
+    }
+    return read_motd(motd_path);
+}
+
+/* Our own copies: the options' strings go with the configuration a reload replaces. */
+static char *own[3];
+
+static void free_own(void)
+{
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) {
+        free(own[i]);
+        own[i] = NULL;
+    }
+}
+
+static const char *keep(int i, const char *s)
+{
+    free(own[i]);
+    own[i] = s ? strdup(s) : NULL;
+    return own[i];
+}
+
 int irc_setup(const char *server_name, const char *network, const char *password, const char *motd_path)
 {
-    irc_conf.server_name = server_name;
-    irc_conf.network = network;
-    irc_conf.password = password;
+    irc_conf.server_name = keep(0, server_name);
+    irc_conf.network = keep(1, network);
+    irc_conf.password = keep(2, password);
+    if ((server_name && !irc_conf.server_name) || (network && !irc_conf.network) || (password && !irc_conf.password)) {
+        errno = ENOMEM;
+        return -1;
+    }
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(irc_conf.created, sizeof irc_conf.created, "%Y-%m-%d %H:%M:%S UTC", &tm);
-    free_motd();
-    return motd_path ? read_motd(motd_path) : 0;
+    return irc_reload_motd(motd_path);
 }
 
 void irc_teardown(void)
 {
+    free_own();
     free_motd();
 }
 
@@ -205,6 +244,12 @@ static const char *ic_refusal(enum conn_limit what)
     }
 }
 
+/* The name in natterd's log lines (connect, disconnect): once registered. */
+static const char *ic_who(const struct conn *c)
+{
+    return c->user ? c->user->name : NULL;
+}
+
 static void ic_close(struct conn *c, const char *reason)
 {
     struct irc_state *st = c->state;
@@ -235,4 +280,5 @@ const struct codec irc_codec = {
     .limit = ic_limit,
     .refusal = ic_refusal,
     .close = ic_close,
+    .who = ic_who,
 };

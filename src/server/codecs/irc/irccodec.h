@@ -14,6 +14,9 @@ extern const struct codec irc_codec;
 int irc_setup(const char *server_name, const char *network, const char *password, const char *motd_path);
 /* IRCv3 sts: the IRC TLS port (0: none) and the policy's duration in seconds. */
 void irc_set_sts(int port, long duration);
+/* A reload: read the MOTD file again (NULL: no MOTD file). Returns 0, or -1
+ * with errno set, keeping the MOTD in use. */
+int irc_reload_motd(const char *motd_path);
 void irc_teardown(void);
 
 #endif

@@ -13,7 +13,7 @@
 #include "server/conn.h"
 #include "server/hub.h"
 
-/* The server's IRC settings (natterd's --server-name, --network, --motd,
+/* The server's IRC settings (natterd's --server-name, --network, --irc-motd,
  * --irc-password), set once before any connection (irc_configure). */
 struct irc_config {
     const char *server_name;

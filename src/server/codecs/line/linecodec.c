@@ -378,7 +378,10 @@ static int greet(struct conn *c)
     c->state = NULL;
     if (hub_connect(h, &line_ops, c, NULL, &c->user) != HUB_OK)
         return -1;
+    c->user->tag = conn_log_id(c);
     line_reply(c, "-- welcome to natter, %s! /nick NAME picks a name, /help lists commands", c->user->name);
+    if (c->profile->motd)
+        line_reply(c, "-- %s", c->profile->motd);
     const char *joined;
     enum hub_err err = hub_join(h, c->user, HUB_DEFAULT_ROOM, &joined);
     if (err == HUB_OK && line_set_current(c, joined) < 0)
@@ -441,6 +444,11 @@ static void lc_close(struct conn *c, const char *reason)
     clean_cap = 0;
 }
 
+static const char *lc_who(const struct conn *c)
+{
+    return c->user ? c->user->name : NULL;
+}
+
 const struct codec line_codec = {
     .name = "line",
     .open = lc_open,
@@ -448,4 +456,5 @@ const struct codec line_codec = {
     .limit = lc_limit,
     .refusal = lc_refusal,
     .close = lc_close,
+    .who = lc_who,
 };

@@ -91,7 +91,7 @@ void line_error(struct conn *c, enum hub_err err, const char *arg)
         line_reply(c, "!! name taken: %s", arg);
         return;
     case HUB_EBADNICK:
-        line_reply(c, "!! invalid name: %s (1-%u printable characters, no spaces, no <>*,)", arg,
+        line_reply(c, "!! invalid name: %s (1-%u visible characters of one script, no spaces, no <>*,)", arg,
                    (unsigned)lim->max_name);
         return;
     case HUB_EBADROOM:
@@ -154,11 +154,13 @@ void line_error(struct conn *c, enum hub_err err, const char *arg)
 
 int line_quit(struct conn *c, const char *reason)
 {
-    if (c->user) {
-        line_reply(c, "-- bye %s", c->user->name);
-        hub_disconnect(conn_hub(c), c->user, reason && *reason ? reason : NULL);
-        c->user = NULL;
+    if (!c->user) {
+        conn_close(c, "quit", 1);
+        return 1;
     }
-    conn_close(c, "quit", 1);
+    line_reply(c, "-- bye %s", c->user->name);
+    conn_close(c, "quit", 1); /* (after the goodbye is queued, before the user leaves: the log names it) */
+    hub_disconnect(conn_hub(c), c->user, reason && *reason ? reason : NULL);
+    c->user = NULL;
     return 1;
 }
