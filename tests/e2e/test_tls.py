@@ -561,7 +561,7 @@ class TLSIrcClient(natlib.IrcClient):
 
 def test_irc_over_tls_shares_rooms_with_plain_users(natterd, client, certs, closing):
     s = tls_server(natterd, certs["good"])
-    m = s.wait_log(r"listening for IRC/TLS on [^ ]*:(\d+)")
+    m = s.wait_log(r"listening for IRC/TLS on [^ \n]*:(\d+)")
     irc = closing(TLSIrcClient(s.host, int(m.group(1)), context(certs)))
     irc.register("ivy")
     irc.send("JOIN #lobby")
@@ -586,7 +586,7 @@ def test_irc_sts_plus_z_and_whois_671(natterd, certs, closing):
     # IRCv3 sts: plain IRC connections are told the IRC TLS port, TLS ones how
     # long to keep to it; a TLS user is +Z and WHOIS says 671 of it.
     s = tls_server(natterd, certs["good"], "--sts-duration", "120")
-    port = int(s.wait_log(r"listening for IRC/TLS on [^ ]*:(\d+)").group(1))
+    port = int(s.wait_log(r"listening for IRC/TLS on [^ \n]*:(\d+)").group(1))
     plain = closing(natlib.IrcClient(s.host, s.irc_port))
     plain.register("pat", caps=[])
     ls = [l for l in plain.lines if " CAP * LS :" in l or " CAP pat LS :" in l][0]
