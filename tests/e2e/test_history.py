@@ -1,7 +1,7 @@
 """Room history (SQLite) end to end: replay on join, /history, /search, private
 messages, restart and kill -9 survival (with a checker), retention, databases natterd
 must refuse, and a disk that fills while it runs."""
-import os, re, resource, signal, sqlite3, subprocess, time
+import os, re, resource, shutil, signal, sqlite3, subprocess, tempfile, time
 import pytest
 
 import natlib
@@ -350,9 +350,23 @@ def test_unwritable_database_refused(build, natterd, tmp_path):
     natterd("--db", str(db)).stop()
     if os.getuid() == 0:
         # root writes anything: run natterd as nobody, the file staying root's 0600... made 0644
-        os.chmod(db, 0o644)
-        os.chmod(tmp_path, 0o755)
-        rc, err = start_failing(build, "--db", str(db), preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)))
+        # nobody must reach both the binary and the file: a clone or pytest's base directory
+        # may be 0700, so both go to a world-readable directory of their own.
+        open_dir = tempfile.mkdtemp(prefix="natter-ro-", dir="/tmp")
+        try:
+            os.chmod(open_dir, 0o755)
+            exe = os.path.join(open_dir, "natterd")
+            shutil.copy2(natlib.binary("natterd", build), exe)
+            ro_db = os.path.join(open_dir, "natter.db")
+            shutil.copy2(db, ro_db)
+            os.chmod(ro_db, 0o644)
+            cmd = [exe, "--bind", "127.0.0.1", "--port", "0", "--db", ro_db]
+            p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               timeout=60, env=natlib.sanitizer_env(),
+                               preexec_fn=lambda: (os.setgroups([]), os.setgid(65534), os.setuid(65534)))
+            rc, err = p.returncode, p.stderr.decode("utf-8", "replace")
+        finally:
+            shutil.rmtree(open_dir, ignore_errors=True)
     else:
         os.chmod(db, 0o444)
         rc, err = start_failing(build, "--db", str(db))
