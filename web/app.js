@@ -219,7 +219,7 @@
     $('menu').setAttribute('aria-expanded', 'false');
     if (b.marker) b.marker.scrollIntoView({ block: 'center' });
     else if (b.atBottom) b.log.scrollTop = b.log.scrollHeight;
-    if (b.kind !== 'server' && !b.oldest && !b.noMore && b.joined) fillView(b);
+    if (b.kind !== 'server' && b.oldest) fillView(b);
   }
 
   function showHead(b) {
@@ -266,7 +266,7 @@
       li.append(n, el('span', 'text', text));
     } else if (rec.type === 'action') {
       li.dataset.nick = rec.nick;
-      li.append('* ', el('span', nickClass(rec.nick), rec.nick), el('span', 'text', ' ' + text));
+      li.append('* ', el('span', nickClass(rec.nick), rec.nick), el('span', 'text', text));
     } else {
       li.append(el('span', 'text', text));
     }
@@ -289,7 +289,9 @@
   }
 
   function countUnread(b, rec, li) {
-    const isNew = !rec.self && (b.readKey ? cmpKey(li._key, b.readKey) > 0 : !rec.initial);
+    // A batch is judged by where the reader was when it was asked for.
+    const rk = 'readKey' in rec ? rec.readKey : b.readKey;
+    const isNew = !rec.self && (rk ? cmpKey(li._key, rk) > 0 : !rec.initial);
     if (isNew && (!viewing(b) || rec.history) && !b.marker) {
       b.marker = el('li', 'marker', 'new messages');
       b.marker.setAttribute('role', 'separator');
@@ -338,7 +340,7 @@
   // ---- history (CHATHISTORY) ----
 
   function askHistory(b, sub, ref, n) {
-    if (!S.registered) return;
+    if (!S.registered || b.loading) return;
     const limit = Math.min(n || PAGE, S.histMax);
     const req = { key: b.key, sub, limit, label: '', timer: 0 };
     let line = 'CHATHISTORY ' + sub + ' ' + b.name + ' ' + ref + ' ' + limit;
@@ -389,6 +391,7 @@
     const b = targetBuf(batch.target, !!req || !isChan(batch.target));
     if (!b) return;
     const empty = !b.oldest;
+    const readKey = b.readKey;
     let added = 0;
     batchInsert(b, () => {
       for (const m of batch.lines) {
@@ -396,6 +399,7 @@
         if (!rec) continue;
         rec.history = true;
         rec.initial = empty && req && req.sub === 'LATEST';
+        rec.readKey = readKey;
         if (add(b, rec)) added++;
       }
     });
@@ -492,7 +496,7 @@
     }
     const delay = Math.min(BACKOFF_MAX, BACKOFF_MIN * Math.pow(2, S.attempt)) * (0.8 + 0.4 * Math.random());
     S.attempt++;
-    status('disconnected: reconnecting in ' + Math.round(delay / 1000) + ' s', true);
+    status('disconnected: reconnecting in ' + Math.ceil(delay / 1000) + ' s', true);
     $('retry').hidden = false;
     S.timer = setTimeout(connect, delay);
   }

@@ -403,3 +403,160 @@ class Client:
 
     def close(self):
         self.sock.close()
+
+
+# ==== Node programs of tests/web: a headless browser and Kiwi IRC's irc-framework ====
+
+WEB_TOOLS = os.path.join(os.path.dirname(__file__), "..", "web")
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+
+def node_path():
+    for d in os.environ.get("PATH", "").split(os.pathsep) + ["/usr/bin"]:
+        p = os.path.join(d, "node")
+        if os.access(p, os.X_OK):
+            return p
+    return None
+
+
+def web_tools_missing(browser=True):
+    """Why tests/web's programs cannot run here (a reason to skip), or None."""
+    if not node_path():
+        return "node is not installed (Debian: apt-get install nodejs npm)"
+    mods = os.path.join(WEB_TOOLS, "node_modules")
+    for pkg in ("irc-framework",) + (("playwright-core",) if browser else ()):
+        if not os.path.isdir(os.path.join(mods, pkg)):
+            return f"tests/web/node_modules/{pkg} is absent (npm ci --prefix tests/web)"
+    if browser and not os.access(CHROMIUM, os.X_OK):
+        return f"{CHROMIUM} is absent (Debian: apt-get install chromium)"
+    return None
+
+
+def node_command(script):
+    """node with a WebSocket: built in from node 22, behind a flag in node 20."""
+    node = node_path()
+    cmd = [node]
+    p = subprocess.run([node, "-e", "process.exit(typeof WebSocket === 'undefined' ? 1 : 0)"],
+                       capture_output=True, timeout=30)
+    if p.returncode != 0:
+        cmd.append("--experimental-websocket")
+    return cmd + ["--no-warnings", os.path.join(WEB_TOOLS, script)]
+
+
+class NodeLines:
+    """A node program of tests/web that speaks JSON lines on stdin and stdout."""
+
+    def __init__(self, script, *args, env=None):
+        e = dict(os.environ)
+        e.update(env or {})
+        e["PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD"] = "1"
+        self.proc = subprocess.Popen(node_command(script) + list(args), stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e,
+                                     cwd=WEB_TOOLS)
+        self.buf = b""
+        self.seen = []   # every object received
+        self.err = b""
+
+    def write(self, obj):
+        data = (obj if isinstance(obj, str) else __import__("json").dumps(obj)) + "\n"
+        self.proc.stdin.write(data.encode())
+        self.proc.stdin.flush()
+
+    def read(self, timeout=DEFAULT_WAIT):
+        """The next JSON object, or None at EOF; raises on timeout."""
+        import json
+        deadline = time.time() + timeout
+        while b"\n" not in self.buf:
+            left = deadline - time.time()
+            if left <= 0:
+                raise AssertionError(f"{self.proc.args[-1]}: nothing within {timeout}s; "
+                                     f"last: {short([str(o) for o in self.seen[-5:]])}; stderr: {self.stderr()[-2000:]}")
+            fds = [self.proc.stdout, self.proc.stderr]
+            r, _, _ = select.select(fds, [], [], min(left, 0.5))
+            if self.proc.stderr in r:
+                chunk = os.read(self.proc.stderr.fileno(), 65536)
+                self.err += chunk
+            if self.proc.stdout in r:
+                chunk = os.read(self.proc.stdout.fileno(), 65536)
+                if not chunk:
+                    return None
+                self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        obj = json.loads(line)
+        self.seen.append(obj)
+        return obj
+
+    def stderr(self):
+        while True:
+            r, _, _ = select.select([self.proc.stderr], [], [], 0)
+            if not r:
+                break
+            chunk = os.read(self.proc.stderr.fileno(), 65536)
+            if not chunk:
+                break
+            self.err += chunk
+        return self.err.decode("utf-8", "replace")
+
+    def close(self):
+        """Close stdin (the program ends), wait a little, then kill."""
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            pass
+        close_quietly(self.proc)
+
+
+class Browser(NodeLines):
+    """Headless Chromium through tests/web/browser.js: call(op, page=..., ...) -> value."""
+
+    def __init__(self, timeout=60):
+        super().__init__("browser.js", env={"CHROMIUM": CHROMIUM})
+        self.n = 0
+        try:
+            first = self.read(timeout)
+            if not first or not first.get("ok"):
+                raise AssertionError(f"chromium did not start: {first}; {self.stderr()[-2000:]}")
+        except BaseException:
+            self.close()
+            raise
+        self.version = first["value"]
+
+    def call(self, op, timeout=DEFAULT_WAIT, **kw):
+        self.n += 1
+        req = dict(kw, id=self.n, op=op, timeout=int(timeout * 1000))
+        self.write(req)
+        while True:
+            r = self.read(timeout + 10)  # the browser's own wait ends first
+            if r is None:
+                raise AssertionError(f"browser.js exited during {op}: {self.stderr()[-2000:]}")
+            if r.get("id") == self.n:
+                break
+        if not r["ok"]:
+            raise AssertionError(f"browser {op} {kw}: {r['error']}")
+        return r["value"]
+
+
+class Kiwi(NodeLines):
+    """Kiwi IRC's irc-framework over WebSocket (tests/web/kiwi.js) in one room."""
+
+    def __init__(self, url, nick, room):
+        super().__init__("kiwi.js", url, nick, room)
+
+    def expect(self, pred, timeout=DEFAULT_WAIT, what="event"):
+        deadline = time.time() + timeout
+        for ev in self.seen:
+            if pred(ev):
+                return ev
+        while True:
+            ev = self.read(max(deadline - time.time(), 0.001))
+            if ev is None:
+                raise AssertionError(f"kiwi.js ended while waiting for {what}: {short([str(o) for o in self.seen[-8:]])}; {self.stderr()[-2000:]}")
+            if pred(ev):
+                return ev
+
+    def say(self, text):
+        self.write(text)
