@@ -1,0 +1,3 @@
+// Placeholder: proves the page's script loads (CSP: scripts from 'self' only).
+"use strict";
+document.getElementById("status").textContent = "natter: script loaded";
