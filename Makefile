@@ -53,15 +53,23 @@ LDLIBS_SQLITE := $(shell pkg-config --libs sqlite3 2>/dev/null || echo -lsqlite3
 CFLAGS_SQLITE := $(shell pkg-config --cflags sqlite3 2>/dev/null)
 SERVER   += ircmsg ircuser ircencode irccmds irccodec
 SERVER   += irchistory
+# The browser page and IRC over WebSocket (issue 14): WebSocket framing with
+# Debian's libwslay, HTTP requests with Debian's libhttp-parser, and the page's
+# files (web/) embedded at build time by web/embed.sh into $(BUILD)/webfiles.c.
+SERVER   += ws httpcodec
+LDLIBS_WEB := $(shell pkg-config --libs libwslay 2>/dev/null || echo -lwslay) \
+              $(shell pkg-config --libs http-parser 2>/dev/null || echo -lhttp_parser)
+CFLAGS_WEB := $(shell pkg-config --cflags libwslay 2>/dev/null)
+WEB_FILES := $(sort $(wildcard web/*.html web/*.css web/*.js web/*.svg web/*.ico))
 CLIENT   := lineedit session
 CLIENT   += $(CLIENT_TLS)
 BENCH    := bench bench_worker bench_shared bench_hist
 BENCH    += $(CLIENT_TLS)
 SRC_DIRS := src/core src/server src/server/transport src/server/codecs \
-            src/server/codecs/line src/server/codecs/irc src/client src/bench
+            src/server/codecs/line src/server/codecs/irc src/server/codecs/http src/client src/bench
 vpath %.c $(SRC_DIRS)
 CORE_O   := $(CORE:%=$(BUILD)/%.o)
-SERVER_O := $(SERVER:%=$(BUILD)/%.o)
+SERVER_O := $(SERVER:%=$(BUILD)/%.o) $(BUILD)/webfiles.o
 CLIENT_O := $(CLIENT:%=$(BUILD)/%.o)
 BENCH_O  := $(BENCH:%=$(BUILD)/%.o)
 
@@ -72,7 +80,7 @@ TEST_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(wildcard tests/tools/*
 all: $(BUILD)/natterd $(BUILD)/natter $(BUILD)/natter-bench
 
 $(BUILD)/natterd: $(BUILD)/natterd.o $(SERVER_O) $(CORE_O)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LIBS_D) $(LIBS_CORE) $(LDLIBS_SSL) $(LDLIBS_SQLITE) $(LDLIBS_SODIUM) -lpthread
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LIBS_D) $(LIBS_CORE) $(LDLIBS_SSL) $(LDLIBS_SQLITE) $(LDLIBS_SODIUM) $(LDLIBS_WEB) -lpthread
 
 $(BUILD)/natter: $(BUILD)/natter.o $(CLIENT_O) $(CORE_O)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS_EDIT) $(LIBS_CORE) $(LDLIBS_SSL)
@@ -83,13 +91,20 @@ $(BUILD)/natter-bench: $(BENCH_O) $(CORE_O)
 $(BUILD)/lineedit.o $(BUILD)/natter.o: NATTER_CPPFLAGS += $(CFLAGS_EDIT)
 $(BUILD)/tls.o $(BUILD)/tlsclient.o: NATTER_CPPFLAGS += $(CFLAGS_SSL)
 $(BUILD)/history.o: NATTER_CPPFLAGS += $(CFLAGS_SQLITE)
+$(BUILD)/ws.o $(BUILD)/httpcodec.o: NATTER_CPPFLAGS += $(CFLAGS_WEB) $(CFLAGS_SSL)
+
+# The page, embedded: rebuilt when a file in web/ (or the list of them) changes.
+$(BUILD)/webfiles.c: web/embed.sh $(WEB_FILES) | $(BUILD)
+	sh web/embed.sh $@ $(WEB_FILES)
+$(BUILD)/webfiles.o: $(BUILD)/webfiles.c
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/%.o: %.c | $(BUILD)
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 
 # $(filter ...): the .d files add headers to $^, which must not reach the compiler.
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(SERVER_O) $(CORE_O) | $(BUILD)/tests
-	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDFLAGS) $(LIBS_D) $(LIBS_CORE) $(LDLIBS_SSL) $(LDLIBS_SQLITE) $(LDLIBS_SODIUM) -lpthread
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDFLAGS) $(LIBS_D) $(LIBS_CORE) $(LDLIBS_SSL) $(LDLIBS_SQLITE) $(LDLIBS_SODIUM) $(LDLIBS_WEB) -lpthread
 
 # The history module's own benchmark (docs/PERFORMANCE.md): history and the hub, no sockets.
 $(BUILD)/tests/history-bench: tests/tools/history-bench.c $(BUILD)/history.o $(BUILD)/hub.o $(BUILD)/hubmodes.o $(BUILD)/roommodes.o $(CORE_O) | $(BUILD)/tests
@@ -142,16 +157,18 @@ run: deps all
 	./$(BUILD)/natterd
 
 # Debian packages the build needs; installed when we may, asked for otherwise.
-DEB_LIBS := libedit-dev libinih-dev libsystemd-dev libutf8proc-dev libicu-dev pkg-config
+DEB_LIBS := libedit-dev libinih-dev libsystemd-dev libutf8proc-dev libicu-dev libwslay-dev libhttp-parser-dev pkg-config
 deps:
 	@pkg-config --exists sqlite3 2>/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing libsqlite3-dev (natterd keeps room history in SQLite)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libsqlite3-dev sqlite3 pkg-config; \
 	  else echo "natterd needs Debian packages: sudo apt-get install libsqlite3-dev sqlite3 pkg-config" >&2; exit 1; fi; }
-	@pkg-config --exists libedit inih libsystemd libutf8proc icu-uc 2>/dev/null || { \
+	@pkg-config --exists libedit inih libsystemd libutf8proc icu-uc 2>/dev/null && \
+	  { pkg-config --exists libwslay 2>/dev/null || test -f /usr/include/wslay/wslay.h; } && \
+	  test -f /usr/include/http_parser.h || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing $(DEB_LIBS) (line editing, configuration files, systemd, Unicode)"; \
+	    echo "installing $(DEB_LIBS) (line editing, configuration files, systemd, Unicode, WebSocket, HTTP)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_LIBS); \
 	  else echo "natter needs Debian packages: sudo apt-get install $(DEB_LIBS) python3 python3-pytest python3-pytest-timeout" >&2; exit 1; fi; }
 	@pkg-config --exists openssl 2>/dev/null && command -v openssl >/dev/null || { \
@@ -209,13 +226,18 @@ build-fuzz/fuzz_sanitize: tests/fuzz/fuzz_sanitize.c tests/fuzz/fuzz_util.h src/
 	@mkdir -p build-fuzz
 	$(FUZZ_CC) $(ALL_CPPFLAGS) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_sanitize.c src/core/text.c src/core/names.c $(LIBS_CORE)
 
-build-fuzz/fuzz_framing: tests/fuzz/fuzz_framing.c tests/fuzz/fuzz_util.h $(FUZZ_SERVER) $(HEADERS)
+# The page's files, for the HTTP codec among FUZZ_SERVER.
+build-fuzz/webfiles.c: web/embed.sh $(WEB_FILES)
 	@mkdir -p build-fuzz
-	$(FUZZ_CC) $(ALL_CPPFLAGS) $(CFLAGS_SQLITE) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_framing.c $(FUZZ_SERVER) $(LIBS_D) $(LIBS_CORE) $(LDLIBS_SSL) $(LDLIBS_SQLITE) $(LDLIBS_SODIUM) -lpthread
+	sh web/embed.sh $@ $(WEB_FILES)
 
-build-fuzz/fuzz_irc: tests/fuzz/fuzz_irc.c tests/fuzz/fuzz_util.h $(FUZZ_SERVER) $(HEADERS)
+build-fuzz/fuzz_framing: tests/fuzz/fuzz_framing.c tests/fuzz/fuzz_util.h $(FUZZ_SERVER) $(HEADERS) build-fuzz/webfiles.c
 	@mkdir -p build-fuzz
-	$(FUZZ_CC) $(ALL_CPPFLAGS) $(CFLAGS_SQLITE) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_irc.c $(FUZZ_SERVER) $(LIBS_D) $(LIBS_CORE) $(LDLIBS_SSL) $(LDLIBS_SQLITE) $(LDLIBS_SODIUM) -lpthread
+	$(FUZZ_CC) $(ALL_CPPFLAGS) $(CFLAGS_SQLITE) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_framing.c $(FUZZ_SERVER) build-fuzz/webfiles.c $(LIBS_D) $(LIBS_CORE) $(LDLIBS_SSL) $(LDLIBS_SQLITE) $(LDLIBS_SODIUM) $(LDLIBS_WEB) -lpthread
+
+build-fuzz/fuzz_irc: tests/fuzz/fuzz_irc.c tests/fuzz/fuzz_util.h $(FUZZ_SERVER) $(HEADERS) build-fuzz/webfiles.c
+	@mkdir -p build-fuzz
+	$(FUZZ_CC) $(ALL_CPPFLAGS) $(CFLAGS_SQLITE) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_irc.c $(FUZZ_SERVER) build-fuzz/webfiles.c $(LIBS_D) $(LIBS_CORE) $(LDLIBS_SSL) $(LDLIBS_SQLITE) $(LDLIBS_SODIUM) $(LDLIBS_WEB) -lpthread
 
 fuzz-build: build-fuzz/fuzz_sanitize build-fuzz/fuzz_framing build-fuzz/fuzz_irc
 

@@ -12,7 +12,7 @@ BUILD=${1:-build}
 WHICH=${2:-both}
 OUT=${BENCH_OUT:-$BUILD/bench-results.jsonl}
 BENCH=$BUILD/natter-bench
-NATTERD_ARGS=(--bind 127.0.0.1 --port 0 --irc-port 0 --rate 0 --max-per-ip 0 --connect-rate 0)
+NATTERD_ARGS=(--bind 127.0.0.1 --port 0 --irc-port 0 --http-port 0 --rate 0 --max-per-ip 0 --connect-rate 0)
 CAPACITY=19900 # connections natterd is allowed in scenario 5 (20,000 descriptors, minus spares)
 
 server_pid=""

@@ -161,6 +161,7 @@ int conn_init(struct loop *l, int max_fds)
 }
 
 static void watch(struct conn *c);
+static void transport_limit(struct conn *c);
 static int flush(struct conn *c);
 
 /* ==== Output ==== */
@@ -183,6 +184,7 @@ static void drop_too_slow(struct conn *c, size_t cost)
     setsockopt(c->sock.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     outq_clear(&c->out);
     c->allowance = 0;
+    transport_limit(c);
     conn_close(c, "too slow", 0);
 }
 
@@ -475,6 +477,34 @@ void conn_set_codec(struct conn *c, const struct codec *codec)
      * is offered before the loop sleeps. */
     if (S.offering != c && c->in.len)
         mark_reoffer(c);
+}
+
+int conn_set_transport(struct conn *c, struct transport *t)
+{
+    if (c->out.count > 0 && flush(c) < 0)
+        return -1;
+    if (c->out.count > 0) {
+        errno = EBUSY;
+        return -1;
+    }
+    c->t = t;
+    c->flags &= (uint16_t)~CONN_WANTWRITE;
+    watch(c);
+    if (t->ops->pending && t->ops->pending(t))
+        mark_reoffer(c); /* what the client sent after the switch is in it already */
+    return 0;
+}
+
+void conn_set_profile(struct conn *c, const struct conn_profile *p)
+{
+    c->profile = p;
+    if (c->tokens > (float)p->lim.burst)
+        c->tokens = (float)p->lim.burst;
+}
+
+int conn_secure(const struct conn *c)
+{
+    return c->t->ops->secure ? c->t->ops->secure(c->t) : 0;
 }
 
 static void drain(struct conn *c);
@@ -826,6 +856,13 @@ static void before_sleep(struct loop *l, void *data)
         free(c);
 }
 
+/* The connection is dropped for a limit: a transport with close codes says so. */
+static void transport_limit(struct conn *c)
+{
+    if (c->t->ops->limit)
+        c->t->ops->limit(c->t);
+}
+
 /* When a silent client is asked whether it is there (LIMIT_QUIET): at half its
  * idle timeout, but at least 1.5 ticks before it, so that a tick falls between. */
 static uint32_t nudge_after(int idle_timeout)
@@ -857,20 +894,25 @@ static void tick_one(struct conn *c, uint32_t now)
         (uint32_t)(now - c->connected) > (uint32_t)lim->handshake_timeout * 1000) {
         conn_close(c, "handshake timeout", 0); /* nothing can be said: the transport is not up */
     } else if (flooded_too_long(c, now)) {
+        transport_limit(c);
         c->codec->limit(c, LIMIT_FLOOD, lim->flood_timeout);
         conn_close(c, "flooding", 1);
     } else if (!(c->flags & CONN_SPOKE) && lim->login_timeout &&
                (uint32_t)(now - c->connected) > (uint32_t)lim->login_timeout * 1000) {
+        transport_limit(c);
         if (c->flags & CONN_OPEN)
             c->codec->limit(c, LIMIT_LOGIN, lim->login_timeout);
         conn_close(c, "login timeout", 1);
     } else if (lim->idle_timeout && (uint32_t)(now - c->last_input) > (uint32_t)lim->idle_timeout * 1000) {
+        transport_limit(c);
         if (c->flags & CONN_OPEN)
             c->codec->limit(c, LIMIT_IDLE, lim->idle_timeout);
         conn_close(c, "idle timeout", 1);
     } else if (lim->idle_timeout && !(c->flags & CONN_NUDGED) && (c->flags & CONN_OPEN) &&
                (uint32_t)(now - c->last_input) > nudge_after(lim->idle_timeout)) {
         c->flags |= CONN_NUDGED;
+        if (c->t->ops->ping)
+            c->t->ops->ping(c->t); /* the transport's own probe (a WebSocket ping) */
         c->codec->limit(c, LIMIT_QUIET, lim->idle_timeout);
     }
 }

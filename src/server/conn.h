@@ -157,6 +157,20 @@ int conn_has_spoken(const struct conn *c);
  * From within codec->input, return what the old codec consumed. */
 void conn_set_codec(struct conn *c, const struct codec *codec);
 
+/* Put the transport t (built over c->t, which it now owns) under the
+ * connection: HTTP upgraded to WebSocket, as h2o_upgrade_to_websocket does.
+ * What was queued goes out through the old one first; while some of it cannot
+ * (the client does not read), there is no switch: -1 with errno EBUSY. The
+ * codec that calls this switches itself next (conn_set_codec), and hands t
+ * the bytes it read past its last unit. Returns 0, or -1 (the caller closes). */
+int conn_set_transport(struct conn *c, struct transport *t);
+/* Serve the connection on the terms of another profile from now on (its
+ * limits; its codec stays until conn_set_codec): an upgraded HTTP connection
+ * gets the IRC limits. Its address keeps counting for --max-per-ip. */
+void conn_set_profile(struct conn *c, const struct conn_profile *p);
+/* 1 if its bytes travel encrypted (TLS, also under WebSocket). */
+int conn_secure(const struct conn *c);
+
 /* Queue a msg (a reference is taken) and schedule a coalesced write. */
 void conn_send(struct conn *c, struct msg *m);
 /* Bytes queued and not written yet. */

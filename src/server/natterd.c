@@ -25,6 +25,7 @@
 #include "core/loop.h"
 #include "core/net.h"
 #include "core/text.h"
+#include "server/codecs/http/httpcodec.h"
 #include "server/codecs/irc/irccodec.h"
 #include "server/operauth.h"
 #include "server/codecs/line/linecodec.h"
@@ -39,6 +40,7 @@
 #define RESERVED_FDS 16 /* listeners, epoll, signalfd, stdio, the spare, logs, the history database */
 #define TLS_DEFAULT_PORT 8889
 #define IRC_TLS_DEFAULT_PORT 6697
+#define HTTPS_DEFAULT_PORT 8443
 #define EXIT_HISTORY 3  /* the history database cannot be used */
 
 /* ==== Descriptors ==== */
@@ -68,7 +70,9 @@ static long raise_fd_limit(long max_clients)
 static struct {
     struct options o;          /* in force */
     struct hub *hub;
-    struct conn_profile *profiles[4]; /* plain, TLS, IRC, IRC/TLS: each gets the limits of a reload */
+    /* plain, TLS, IRC, IRC/TLS, HTTP, HTTPS, WebSocket, WebSocket/TLS: each gets the limits of a reload */
+    struct conn_profile *profiles[8];
+    struct http_config http;   /* the HTTP codec's settings (--web-origin) */
     char *motd;                /* o.motd, sanitised */
 } S;
 
@@ -108,7 +112,10 @@ static void apply(const struct options *o)
             continue;
         options_conn_limits(o, &S.profiles[i]->lim); /* in place: existing connections too */
         S.profiles[i]->motd = S.motd;
+        if (S.profiles[i]->codec == &http_codec) /* until it upgrades: --http-timeout in all */
+            S.profiles[i]->lim.login_timeout = S.profiles[i]->lim.idle_timeout = (int)o->http_timeout;
     }
+    S.http.origins = o->web_origin;
     struct hub_limits hl;
     options_hub_limits(o, &hl);
     hub_set_limits(S.hub, &hl);
@@ -539,9 +546,23 @@ int main(int argc, char **argv)
     struct conn_profile irc_tls = tls_profile(&irc, "irc-tls", tls);
     S.profiles[1] = tls ? &plain_tls : NULL;
     S.profiles[3] = tls ? &irc_tls : NULL;
-    /* Each open_listeners call adds up to OPT_MAX_BINDS: plain, TLS, IRC, IRC over TLS. */
-    struct listener *listeners[4 * OPT_MAX_BINDS];
+    /* HTTP: the page and /ws; an upgraded connection is served on the IRC terms. */
+    struct conn_profile http = {.name = "http", .codec = &http_codec, .hub = S.hub, .history = history};
+    struct conn_profile ws = irc, wss = irc_tls;
+    ws.name = "ws";
+    wss.name = "wss";
+    struct conn_profile https = tls_profile(&http, "https", tls);
+    S.profiles[4] = !o->no_web ? &http : NULL;
+    S.profiles[5] = !o->no_web && tls ? &https : NULL;
+    S.profiles[6] = &ws;
+    S.profiles[7] = &wss;
+    S.http = (struct http_config){.codec = &irc_codec, .ws = &ws, .wss = &wss};
+    http_setup(&S.http);
+    apply(o);
+    /* Each open_listeners call adds up to OPT_MAX_BINDS: plain, TLS, IRC, IRC over TLS, HTTP, HTTPS. */
+    struct listener *listeners[6 * OPT_MAX_BINDS];
     char ready[1024] = "", ready_tls[1024] = "", ready_irc[1024] = "", ready_irc_tls[1024] = "";
+    char ready_http[1024] = "", ready_https[1024] = "";
     /* The plain listeners last: their line says natterd is ready, with every
      * other listener already open. */
     int nlisteners = setup_irc(o) < 0 ? -1 : 0;
@@ -557,6 +578,11 @@ int main(int argc, char **argv)
         if (nlisteners > first) /* IRCv3 sts points plain IRC clients at the port it got */
             irc_set_sts(atoi(strrchr(listener_addr(listeners[first]), ':') + 1), (long)o->sts_duration);
     }
+    if (nlisteners >= 0 && !o->no_web)
+        nlisteners = more_listeners(o, (int)o->http_port, &http, listeners, nlisteners, ready_http);
+    if (nlisteners >= 0 && !o->no_web && tls)
+        nlisteners = more_listeners(o, o->https_port >= 0 ? (int)o->https_port : HTTPS_DEFAULT_PORT, &https,
+                                    listeners, nlisteners, ready_https);
     if (nlisteners >= 0)
         nlisteners = more_listeners(o, (int)o->port, &plain, listeners, nlisteners, ready);
     int rc = nlisteners < 0;
@@ -578,6 +604,10 @@ int main(int argc, char **argv)
             log_info("listening for IRC on %s", ready_irc);
         if (*ready_irc_tls)
             log_info("listening for IRC/TLS on %s", ready_irc_tls);
+        if (*ready_http)
+            log_info("listening for HTTP on %s", ready_http);
+        if (*ready_https)
+            log_info("listening for HTTPS on %s", ready_https);
         log_info("listening on %s (max %ld clients)", ready, max_clients);
         notify("READY=1\nSTATUS=serving");
         if (loop_run(loop) < 0) {

@@ -112,6 +112,18 @@ static const struct spec specs[] = {
     {"irc-motd", 0, TEXT, LIVE, AT(irc_motd), 0, 0, 0, "FILE", "message of the day for IRC clients, reread on SIGHUP",
      "none: the --motd line"},
     {"irc-password", 0, TEXT, 0, AT(irc_password), 0, 0, 0, "PASS", "password IRC clients must give (PASS)", "none"},
+    /* The browser page and IRC over WebSocket (issue 14; codecs/http/, transport/ws.c).
+     * Ports need a restart; the origins and the timeout change on a reload. */
+    {"http-port", 0, NUMBER, 0, AT(http_port), 0, 0, 65535, "PORT",
+     "HTTP port for the browser page and IRC over WebSocket (/ws); 0 picks a free one", NULL},
+    {"https-port", 0, NUMBER, 0, AT(https_port), 0, 0, 65535, "PORT",
+     "HTTPS port for the page and WebSocket (with --tls-cert); 0 picks a free one", "8443"},
+    {"web-origin", 0, TEXT, LIVE, AT(web_origin), 0, 0, 0, "ORIGINS",
+     "origins whose pages may open /ws, e.g. https://chat.example.org (space-separated)",
+     "the page's own: the scheme and the Host asked for"},
+    {"http-timeout", 0, NUMBER, LIVE, AT(http_timeout), 0, 1, 3600, "SECS",
+     "an HTTP connection's life before it upgrades: the request head and keep-alive", NULL},
+    {"no-web", 0, FLAG, 0, AT(no_web), 0, 0, 0, NULL, "no HTTP or HTTPS port: no page, no WebSocket", NULL},
     /* Running as a service (issue 8): the file, reloading it, a greeting. */
     {"config", 'c', TEXT, ARGV_ONLY, AT(config), 0, 0, 0, "FILE", "read options from FILE first; SIGHUP rereads it",
      OPT_DEFAULT_CONFIG " when present"},
@@ -160,6 +172,9 @@ void options_defaults(struct options *o)
         .irc_tls_port = -1,
         .sts_duration = 300,
         .network = "natter",
+        .http_port = 8080,
+        .https_port = -1,
+        .http_timeout = 10,
     };
 }
 
@@ -541,6 +556,10 @@ int options_check(const struct options *o, char *err, size_t errlen)
     }
     if (o->irc_tls_port >= 0 && !o->tls_cert) {
         snprintf(err, errlen, "--irc-tls-port needs --tls-cert and --tls-key");
+        return -1;
+    }
+    if (o->https_port >= 0 && !o->tls_cert) {
+        snprintf(err, errlen, "--https-port needs --tls-cert and --tls-key");
         return -1;
     }
     return 0;

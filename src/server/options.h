@@ -41,6 +41,11 @@ struct options {
     long long sts_duration;           /* IRCv3 sts, on the IRC TLS port */
     int no_irc;
     const char *server_name, *network, *irc_motd, *irc_password;
+    /* The browser page and IRC over WebSocket (issue 14; codecs/http/):
+     * https_port -1 = the default, 8443 (only with --tls-cert). */
+    long long http_port, https_port, http_timeout;
+    const char *web_origin; /* NULL: the page's own origin */
+    int no_web;
     /* Running as a service (issue 8). */
     const char *config;   /* the file read, or NULL */
     int check;            /* --check: only read the configuration */

@@ -92,7 +92,11 @@ class Server:
         irc = [] if "--irc-port" in self.args or "--no-irc" in self.args else ["--irc-port", "0"]
         if "--tls-cert" in self.args and "--irc-tls-port" not in self.args and "--no-irc" not in self.args:
             irc += ["--irc-tls-port", "0"]
-        cmd = [binary("natterd", build), "--bind", bind, "--port", str(port)] + db + irc + self.args
+        # HTTP (the page, WebSocket) too: the defaults 8080 and 8443 would clash.
+        web = [] if "--http-port" in self.args or "--no-web" in self.args else ["--http-port", "0"]
+        if "--tls-cert" in self.args and "--https-port" not in self.args and "--no-web" not in self.args:
+            web += ["--https-port", "0"]
+        cmd = [binary("natterd", build), "--bind", bind, "--port", str(port)] + db + irc + web + self.args
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, env=env or sanitizer_env(),
                                      preexec_fn=preexec_fn)
@@ -119,6 +123,12 @@ class Server:
                 self.kill()
                 raise
             self.irc_port = int(irc_m.group(2))
+        self.http_port = self.https_port = None
+        if "--no-web" not in self.args:  # logged before the ready line
+            m = re.search(r"listening for HTTP on (\[[^\]]+\]|[^ :]+):(\d+)", self.log)
+            self.http_port = int(m.group(2)) if m else None
+            m = re.search(r"listening for HTTPS on (\[[^\]]+\]|[^ :]+):(\d+)", self.log)
+            self.https_port = int(m.group(2)) if m else None
         self.family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
 
     def _pump(self):

@@ -218,7 +218,7 @@ def test_default_db_in_state_directory(binary, tmp_path):
     for state, where in ((True, tmp_path / "state" / "natter.db"), (False, tmp_path / "natter.db")):
         if not state:
             del env["STATE_DIRECTORY"]
-        proc = subprocess.Popen([binary("natterd"), "--bind", "127.0.0.1", "--port", "0"], cwd=str(tmp_path),
+        proc = subprocess.Popen([binary("natterd"), "--bind", "127.0.0.1", "--port", "0", "--http-port", "0"], cwd=str(tmp_path),
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         log = b""
         try:
@@ -308,7 +308,7 @@ def test_retention_days(natterd, client, tmp_path):
 
 def start_failing(build, *args, **kw):
     """Run natterd expecting it to refuse to start: (exit code, stderr)."""
-    cmd = [natlib.binary("natterd", build), "--bind", "127.0.0.1", "--port", "0"] + list(args)
+    cmd = [natlib.binary("natterd", build), "--bind", "127.0.0.1", "--port", "0", "--http-port", "0"] + list(args)
     p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                        timeout=60, env=natlib.sanitizer_env(), **kw)
     return p.returncode, p.stderr.decode("utf-8", "replace")
@@ -360,7 +360,7 @@ def test_unwritable_database_refused(build, natterd, tmp_path):
             ro_db = os.path.join(open_dir, "natter.db")
             shutil.copy2(db, ro_db)
             os.chmod(ro_db, 0o644)
-            cmd = [exe, "--bind", "127.0.0.1", "--port", "0", "--db", ro_db]
+            cmd = [exe, "--bind", "127.0.0.1", "--port", "0", "--http-port", "0", "--db", ro_db]
             p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                timeout=60, env=natlib.sanitizer_env(),
                                preexec_fn=lambda: (os.setgroups([]), os.setgid(65534), os.setuid(65534)))

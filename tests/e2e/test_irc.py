@@ -537,7 +537,7 @@ def test_irc_motd_is_the_motd_line_without_a_file(natterd, irc):
 
 def test_irc_motd_unreadable_is_a_startup_error(binary):
     import subprocess
-    p = subprocess.run([binary("natterd"), "--port", "0", "--irc-port", "0", "--irc-motd", "/nonexistent/motd"],
+    p = subprocess.run([binary("natterd"), "--port", "0", "--irc-port", "0", "--http-port", "0", "--irc-motd", "/nonexistent/motd"],
                        capture_output=True, text=True, timeout=10, env=natlib.sanitizer_env())
     assert p.returncode == 1 and "--irc-motd /nonexistent/motd" in p.stderr, p
     p = subprocess.run([binary("natterd"), "--server-name", "bad name"], capture_output=True, text=True, timeout=10)

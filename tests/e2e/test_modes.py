@@ -426,7 +426,7 @@ def test_hash_password_refuses_nothing(binary):
 
 
 def test_bad_oper_option_stops_the_server(binary):
-    p = subprocess.run([binary("natterd"), "--port", "0", "--oper", "root:plaintext"], capture_output=True,
+    p = subprocess.run([binary("natterd"), "--port", "0", "--http-port", "0", "--oper", "root:plaintext"], capture_output=True,
                        text=True, timeout=60, env=natlib.sanitizer_env())
     assert p.returncode == 1 and "is not NAME:HASH" in p.stderr, p
 

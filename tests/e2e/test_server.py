@@ -298,7 +298,7 @@ def test_usage_errors_and_version(binary):
 def test_port_in_use_is_a_clear_error(natterd, binary):
     import subprocess
     s = natterd()
-    p = subprocess.run([binary("natterd"), "--bind", "127.0.0.1", "--port", str(s.port), "--db", ":memory:"],
+    p = subprocess.run([binary("natterd"), "--bind", "127.0.0.1", "--port", str(s.port), "--http-port", "0", "--db", ":memory:"],
                        capture_output=True, text=True, timeout=10, env=natlib.sanitizer_env())
     assert p.returncode == 1, p
     assert re.search(r"listen 127\.0\.0\.1:%d: Address already in use" % s.port, p.stderr), p.stderr
@@ -356,7 +356,7 @@ def test_listen_errors_write_addresses_as_the_ready_line_does(natterd, binary):
         s = natterd(bind="::1")
     except AssertionError as e:
         pytest.skip(f"no IPv6 loopback: {e}")
-    p = subprocess.run([binary("natterd"), "-b", "::1", "-p", str(s.port)], capture_output=True, text=True,
+    p = subprocess.run([binary("natterd"), "-b", "::1", "-p", str(s.port), "--http-port", "0"], capture_output=True, text=True,
                        timeout=10, env=natlib.sanitizer_env())
     assert p.returncode == 1 and f"listen [::1]:{s.port}: Address already in use" in p.stderr, p.stderr
 

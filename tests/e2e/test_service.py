@@ -139,7 +139,7 @@ def test_config_file_keys_are_the_long_options_and_flags_win(natterd, client, tm
                           ("config = /x\n", 2, r"unknown key 'config'"),
                           ("max-line = 1e3\n", 2, r"--max-line: '1e3' is not a whole number from 64 to 16777216"),
                           ("[other]\nrate = 1\n", 2, r"unknown section \[other\]")):
-        p = subprocess.run([binary("natterd"), "--config", conf(tmp_path, text, "k.conf"), "-p", "0"],
+        p = subprocess.run([binary("natterd"), "--config", conf(tmp_path, text, "k.conf"), "-p", "0", "--http-port", "0"],
                            capture_output=True, text=True, timeout=10, env=natlib.sanitizer_env())
         assert p.returncode == rc and re.search(msg, p.stderr), (text, p.returncode, p.stderr)
     p = subprocess.run([binary("natterd"), "--config", str(tmp_path / "missing.conf")], capture_output=True,
@@ -199,10 +199,10 @@ def test_user_drops_root_after_binding(natterd, client, binary):
     assert ids["Groups"] in ([], [str(nobody.pw_gid)]), ids
     client(s).sync()
     # Unknown user: refuse to run at all rather than go on as root.
-    p = subprocess.run([binary("natterd"), "-b", "127.0.0.1", "-p", "0", "--user", "no-such-user-natter"],
+    p = subprocess.run([binary("natterd"), "-b", "127.0.0.1", "-p", "0", "--http-port", "0", "--user", "no-such-user-natter"],
                        capture_output=True, text=True, timeout=10, env=natlib.sanitizer_env())
     assert p.returncode == 1 and "--user no-such-user-natter: no such user" in p.stderr, p.stderr
-    p = subprocess.run([binary("natterd"), "-b", "127.0.0.1", "-p", "0", "--user", "root"],
+    p = subprocess.run([binary("natterd"), "-b", "127.0.0.1", "-p", "0", "--http-port", "0", "--user", "root"],
                        capture_output=True, text=True, timeout=10, env=natlib.sanitizer_env())
     assert p.returncode == 1 and "that is root" in p.stderr, p.stderr
 
@@ -248,7 +248,7 @@ def _run_with_journal_stream(binary, args, stop_when=None):
     st = os.fstat(w)
     env = natlib.sanitizer_env()
     env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
-    p = subprocess.Popen([binary("natterd"), "-b", "127.0.0.1", "-p", "0"] + args,
+    p = subprocess.Popen([binary("natterd"), "-b", "127.0.0.1", "-p", "0", "--http-port", "0"] + args,
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=w, env=env)
     os.close(w)
     out = b""
@@ -308,7 +308,7 @@ def test_syslog(binary):
     if not shutil.which("unshare"):
         pytest.skip("no unshare(1)")
     p = subprocess.run(["unshare", "-m", sys.executable, "-c", SYSLOG_PROBE, binary("natterd"), "--syslog",
-                        "-b", "127.0.0.1", "-p", "0"], capture_output=True, text=True, timeout=60,
+                        "-b", "127.0.0.1", "-p", "0", "--http-port", "0"], capture_output=True, text=True, timeout=60,
                        env=natlib.sanitizer_env())
     if p.returncode != 0 and ("unshare" in p.stderr or "mount" in p.stderr):
         pytest.skip(f"no private mount namespace here: {p.stderr.strip()[-200:]}")

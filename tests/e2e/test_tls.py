@@ -238,7 +238,7 @@ def test_tls_options_are_checked(binary, certs, tmp_path):
     natterd = binary("natterd")
 
     def run(*args):
-        p = subprocess.run([natterd, "--bind", "127.0.0.1", "--port", "0", *args], stdout=subprocess.PIPE,
+        p = subprocess.run([natterd, "--bind", "127.0.0.1", "--port", "0", "--http-port", "0", *args], stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, timeout=20, env=natlib.sanitizer_env())
         return p.returncode, p.stderr.decode()
     cert, key = certs["good"]

@@ -390,6 +390,12 @@ static const char *tls_error(struct transport *t)
     return ((struct tls *)t)->why;
 }
 
+static int tls_secure(const struct transport *t)
+{
+    (void)t;
+    return 1;
+}
+
 static const struct transport_ops tls_ops = {
     .name = "tls",
     .handshake = tls_handshake,
@@ -400,6 +406,7 @@ static const struct transport_ops tls_ops = {
     .shutdown = tls_shutdown,
     .close = tls_close,
     .error = tls_error,
+    .secure = tls_secure,
 };
 
 struct transport *tls_wrap(void *arg, struct transport *sock)

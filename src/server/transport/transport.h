@@ -24,7 +24,7 @@
 struct transport;
 
 struct transport_ops {
-    const char *name; /* for logs: "tcp", "tls" */
+    const char *name; /* for logs: "tcp", "tls", "ws" */
     /* Finish setting up (a TLS handshake) before the codec may greet the client:
      * 1 done, 0 not yet (call again when `events` is ready), -1 failed (errno set).
      * NULL: ready at once. */
@@ -55,6 +55,16 @@ struct transport_ops {
      * words, for the log ("TLS: wrong version number"). NULL: strerror says it.
      * The op itself may be NULL. */
     const char *(*error)(struct transport *t);
+    /* A liveness probe of the transport's own (a WebSocket ping), when the
+     * client has been silent for half its --idle-timeout. NULL: none. */
+    void (*ping)(struct transport *t);
+    /* The server is closing the connection for one of its limits (flooding,
+     * timeouts, too slow): a transport with close codes says so (WebSocket
+     * 1008) when it shuts down. NULL: nothing to say. */
+    void (*limit)(struct transport *t);
+    /* 1 if the bytes travel encrypted (TLS here or below), for IRC's +Z.
+     * NULL: no. */
+    int (*secure)(const struct transport *t);
 };
 
 struct transport {

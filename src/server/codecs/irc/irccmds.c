@@ -88,7 +88,7 @@ static int cap_ls(struct conn *c, struct irc_msg *m)
             append(list, sizeof list, " ", caps[i].name);
     if (irc_conf.sts_port && st->cap_302) { /* sts has values: CAP 302 clients only; never requested */
         char sts[64];
-        if (tls_transport(c->t))
+        if (conn_secure(c))
             snprintf(sts, sizeof sts, "sts=duration=%ld", irc_conf.sts_duration);
         else
             snprintf(sts, sizeof sts, "sts=port=%d", irc_conf.sts_port);
@@ -722,7 +722,7 @@ static int cmd_whois(struct conn *c, struct irc_msg *m)
     irc_num(c, "312", "%s %s :%s", u->name, irc_conf.server_name, st ? "natter, over IRC" : "natter, plain text");
     if (u->away)
         irc_num(c, "301", "%s :%s", u->name, u->away);
-    if (tls_transport(((const struct conn *)u->ctx)->t))
+    if (conn_secure((const struct conn *)u->ctx))
         irc_num(c, "671", "%s :is using a secure connection", u->name);
     if (st)
         irc_num(c, "317", "%s %lld %lld :seconds idle, signon time", u->name,
@@ -831,7 +831,7 @@ static int cmd_mode(struct conn *c, struct irc_msg *m)
         return 0;
     }
     if (m->nparams < 2) {
-        irc_num(c, "221", "+%s%s%s", st->invisible ? "i" : "", c->user->oper ? "o" : "", tls_transport(c->t) ? "Z" : "");
+        irc_num(c, "221", "+%s%s%s", st->invisible ? "i" : "", c->user->oper ? "o" : "", conn_secure(c) ? "Z" : "");
         return 0;
     }
     int plus = 1, changed = -1;
