@@ -174,7 +174,11 @@
     b.log.remove();
     b.li.remove();
     if (b.kind === 'room') saveRooms();
-    if (S.active === b) show(S.order[S.order.length - 1] || serverBuf());
+    // As natterd does for its plain users: the most recently joined room left becomes current.
+    if (S.active === b) {
+      const rooms = S.order.filter((x) => x.kind === 'room');
+      show(rooms[rooms.length - 1] || S.order[S.order.length - 1] || serverBuf());
+    }
   }
 
   function renameBuffer(b, name) {

@@ -547,7 +547,7 @@ class Browser(NodeLines):
                 break
         if not r["ok"]:
             raise AssertionError(f"browser {op} {kw}: {r['error']}")
-        return r["value"]
+        return r.get("value")
 
 
 class Kiwi(NodeLines):
