@@ -663,7 +663,7 @@
     const to = m.params[0];
     const k = fold(m.nick);
     const mine = sameNick(m.nick, S.nick);
-    if (mine) { S.nick = to; save('nick', to); $('me').textContent = to; }
+    if (mine) { S.nick = to; save('nick', to); status('connected as ' + to); }
     const text = (mine ? 'you are' : m.nick + ' is') + ' now known as ' + to;
     for (const b of S.order.slice()) {
       if (b.kind === 'room' && (b.members.has(k) || mine)) {
@@ -692,7 +692,6 @@
         save('nick', S.nick);
         $('retry').hidden = true;
         status('connected as ' + S.nick);
-        $('me').textContent = S.nick;
         enterApp();
         rejoin();
         return;

@@ -431,26 +431,39 @@ def node_path():
 
 def web_tools_missing(browser=True):
     """Why tests/web's programs cannot run here (a reason to skip), or None."""
-    if not node_path():
+    node = node_path()
+    if not node:
         return "node is not installed (Debian: apt-get install nodejs npm)"
     mods = os.path.join(WEB_TOOLS, "node_modules")
     for pkg in ("irc-framework",) + (("playwright-core",) if browser else ()):
         if not os.path.isdir(os.path.join(mods, pkg)):
             return f"tests/web/node_modules/{pkg} is absent (npm ci --prefix tests/web)"
+    if node_ws_flags() is None:
+        return f"{node} has no WebSocket (node 22, or node 20 or 21 with --experimental-websocket)"
     if browser and not os.access(CHROMIUM, os.X_OK):
         return f"{CHROMIUM} is absent (Debian: apt-get install chromium)"
     return None
 
 
+_ws_flags = []
+
+
+def node_ws_flags():
+    """node's options for a global WebSocket: [] from node 22, the flag in 20 and 21, None before."""
+    if not _ws_flags:
+        found = None
+        for flags in ([], ["--experimental-websocket"]):
+            p = subprocess.run([node_path()] + flags + ["-e", "process.exit(typeof WebSocket === 'function' ? 0 : 1)"],
+                               capture_output=True, timeout=30)
+            if p.returncode == 0:
+                found = flags
+                break
+        _ws_flags.append(found)
+    return _ws_flags[0]
+
+
 def node_command(script):
-    """node with a WebSocket: built in from node 22, behind a flag in node 20."""
-    node = node_path()
-    cmd = [node]
-    p = subprocess.run([node, "-e", "process.exit(typeof WebSocket === 'undefined' ? 1 : 0)"],
-                       capture_output=True, timeout=30)
-    if p.returncode != 0:
-        cmd.append("--experimental-websocket")
-    return cmd + ["--no-warnings", os.path.join(WEB_TOOLS, script)]
+    return [node_path()] + (node_ws_flags() or []) + ["--no-warnings", os.path.join(WEB_TOOLS, script)]
 
 
 class NodeLines:

@@ -168,6 +168,26 @@ def test_browser_users_and_nc_share_a_room(natterd, client, browser, shots):
         .endswith("said while alice looked away")
     assert b.call("eval", page="a", js=f"{lobby_badge}.hidden")
     b.call("shot", page="a", path=shots("new-messages-marker"))
+    # Notifications: never asked for on their own (the button asks); once granted, being
+    # named elsewhere makes one. (The page's Notification is replaced by a recorder.)
+    assert b.call("eval", page="a", js="Notification.permission") == "default"
+    assert b.call("eval", page="a", js="!document.getElementById('notify').hidden")
+    b.call("eval", page="a", js="window.seen = []; window.Notification = class { static get permission() "
+           "{ return 'granted'; } constructor(t, o) { window.seen.push(t + ': ' + o.body); } close() {} }")
+    b.call("eval", page="a", js="document.querySelector('.buffers li:nth-child(4) button').click()")
+    b.call("eval", page="b", js="document.querySelector('.buffers li:nth-child(2) button').click()")
+    b.call("say", page="b", text="alice: look here")
+    assert b.call("wait", page="a", js="window.seen.length && window.seen", timeout=WAIT) == ["bob in #lobby: alice: look here"]
+    # The keyboard: Alt+Up and Alt+Down go through the rooms and conversations.
+    b.call("eval", page="a", js="document.getElementById('input').focus()")
+    b.call("press", page="a", key="Alt+ArrowUp")
+    assert b.call("eval", page="a", js="document.getElementById('title').textContent") == "bob"
+    b.call("press", page="a", key="Alt+ArrowUp")
+    assert b.call("eval", page="a", js="document.getElementById('title').textContent") == "#lobby"
+    # Labelled for screen readers: every field has a label, messages are a polite live log.
+    assert b.call("eval", page="a", js="[...document.querySelectorAll('input')].every(i => i.labels.length > 0)")
+    assert b.call("eval", page="a", js=f"{log_of('#lobby')}.getAttribute('role') + ' ' + "
+                  f"{log_of('#lobby')}.getAttribute('aria-live')") == "log polite"
     b.call("say", page="b", text="/join #dev")
     wait_line(b, "b", "#dev", r"^The beginning of #dev$")
     pat.send("/join #dev")

@@ -10,6 +10,8 @@
 //   {"id":4, "op":"wait", "page":"a", "js":"EXPRESSION", "timeout":10000} -> its value
 //   {"id":5, "op":"eval", "page":"a", "js":"EXPRESSION"}                 -> its value
 //   {"id":6, "op":"shot", "page":"a", "path":"build/x.png"}
+//   {"id":8, "op":"press", "page":"a", "key":"Alt+ArrowDown"}      (to the focused element)
+//   {"id":9, "op":"errors", "page":"a"}    -> the page's console errors and exceptions
 //   {"id":7, "op":"close", "page":"a"}
 // Every wait is bounded (timeout, default 10 s). The browser exits when stdin closes,
 // and on its own after NATTER_BROWSER_LIFE seconds (default 300), whatever happens.
@@ -77,6 +79,11 @@ const OPS = {
   async eval(r) {
     const p = await page(r.page);
     return p.evaluate(r.js);
+  },
+  async press(r) {
+    const p = await page(r.page);
+    await p.keyboard.press(r.key);
+    return true;
   },
   async shot(r) {
     const p = await page(r.page);
