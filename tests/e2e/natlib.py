@@ -583,3 +583,167 @@ class Kiwi(NodeLines):
 
     def say(self, text):
         self.write(text)
+
+
+# ==== WebSocket (RFC 6455), by hand: the frames are what the tests look at ====
+
+def ws_frame(opcode, payload, fin=True, mask=True, rsv=0):
+    """One frame as a client sends it (masked unless mask=False)."""
+    payload = payload if isinstance(payload, bytes) else payload.encode()
+    head = bytes([(0x80 if fin else 0) | (rsv << 4) | opcode])
+    n = len(payload)
+    mbit = 0x80 if mask else 0
+    if n < 126:
+        head += bytes([mbit | n])
+    elif n < 65536:
+        head += bytes([mbit | 126]) + n.to_bytes(2, "big")
+    else:
+        head += bytes([mbit | 127]) + n.to_bytes(8, "big")
+    if not mask:
+        return head + payload
+    key = os.urandom(4)
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def ws_handshake(sock, host, path="/ws", protocols=None, origin=None, extra=(), timeout=DEFAULT_WAIT):
+    """Send an upgrade request and read the response head: (status, {header: value}, bytes after it)."""
+    import base64
+    key = base64.b64encode(os.urandom(16)).decode()
+    lines = [f"GET {path} HTTP/1.1", f"Host: {host}", "Upgrade: websocket", "Connection: Upgrade",
+             f"Sec-WebSocket-Key: {key}", "Sec-WebSocket-Version: 13"]
+    if protocols:
+        lines.append("Sec-WebSocket-Protocol: " + ", ".join(protocols))
+    if origin:
+        lines.append("Origin: " + origin)
+    lines += list(extra)
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+    status, headers, rest = http_read_head(sock, timeout)
+    if status == 101:
+        import hashlib
+        want = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
+        assert headers.get("sec-websocket-accept") == want.decode(), headers
+    return status, headers, rest
+
+
+def http_read_head(sock, timeout=DEFAULT_WAIT):
+    """Read an HTTP response head: (status, {lower-case name: value}, the bytes after it)."""
+    buf = b""
+    deadline = time.time() + timeout
+    while b"\r\n\r\n" not in buf:
+        left = deadline - time.time()
+        assert left > 0, f"no HTTP response head within {timeout}s: {buf[:300]!r}"
+        r, _, _ = select.select([sock], [], [], left)
+        if r:
+            chunk = sock.recv(65536)
+            assert chunk, f"EOF before the end of the response head: {buf[:300]!r}"
+            buf += chunk
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        k, v = line.split(":", 1)
+        headers[k.strip().lower()] = v.strip()
+    return status, headers, rest
+
+
+class WsIrcClient(IrcClient):
+    """IrcClient over WebSocket (IRCv3's binding: one IRC line per message, no CR LF).
+
+    Messages come in as lines (payload + CR LF) for IrcClient's reading; frames()
+    gives the raw (opcode, payload) of control frames seen, close is where a close
+    frame's (code, reason) lands."""
+
+    def __init__(self, host, port, protocols=("text.ircv3.net",), origin=None, timeout=DEFAULT_WAIT,
+                 sock=None, path="/ws"):
+        if sock is None:
+            super().__init__(host, port, timeout)
+        else:
+            self.sock, self.buf, self.lines, self.eof, self.nick = sock, b"", [], False, None
+        self.raw, self.control, self.close_frame, self.opcodes = b"", [], None, []
+        self.frag_op, self.frag = None, b""
+        status, self.headers, self.raw = ws_handshake(self.sock, f"{host}:{port}", path, list(protocols or ()),
+                                                      origin, timeout=timeout)
+        assert status == 101, f"WebSocket upgrade refused: {status} {self.headers}"
+        self.protocol = self.headers.get("sec-websocket-protocol")
+        self._parse()
+
+    def send(self, text):
+        data = text if isinstance(text, bytes) else text.encode()
+        self.send_frame(2 if self.protocol == "binary.ircv3.net" else 1, data)
+
+    def send_frame(self, opcode, payload, **kw):
+        self.sock.sendall(ws_frame(opcode, payload, **kw))
+
+    def _recv(self):
+        """Raw bytes from the socket (for TLS: records decrypted but unread first)."""
+        return self.sock.recv(65536)
+
+    def _parse(self):
+        while True:
+            b = self.raw
+            if len(b) < 2:
+                return
+            op, n, i = b[0] & 0x0F, b[1] & 0x7F, 2
+            assert not b[1] & 0x80, "the server masked a frame"
+            if n == 126:
+                if len(b) < 4:
+                    return
+                n, i = int.from_bytes(b[2:4], "big"), 4
+            elif n == 127:
+                if len(b) < 10:
+                    return
+                n, i = int.from_bytes(b[2:10], "big"), 10
+            if len(b) < i + n:
+                return
+            payload, self.raw = b[i:i + n], b[i + n:]
+            fin = b[0] & 0x80
+            self.opcodes.append(op)
+            if op >= 8:
+                self.control.append((op, payload))
+                if op == 8:
+                    code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
+                    self.close_frame = (code, payload[2:])
+                continue
+            if op == 0:
+                op, payload = self.frag_op, self.frag + payload
+            if not fin:
+                self.frag_op, self.frag = op, payload
+                continue
+            self.frag_op, self.frag = None, b""
+            assert b"\r" not in payload and b"\n" not in payload, f"CR or LF in a message: {payload!r}"
+            if op == 1:
+                payload.decode("utf-8")  # a text frame is UTF-8, always
+            self.buf += payload + b"\r\n"
+
+    def _fill(self, timeout):
+        if not self._pending_tls():
+            r, _, _ = select.select([self.sock], [], [], max(timeout, 0))
+            if not r:
+                return False
+        try:
+            chunk = self._recv()
+        except (ConnectionResetError, socket.timeout):
+            chunk = b""
+        except BlockingIOError:
+            return False
+        if not chunk:
+            self.eof = True
+            return False
+        self.raw += chunk
+        self._parse()
+        return True
+
+    def _pending_tls(self):
+        return hasattr(self.sock, "pending") and self.sock.pending() > 0
+
+    def wait_close(self, timeout=DEFAULT_WAIT):
+        """Read until a close frame came (and then EOF, or the timeout): its (code, reason)."""
+        deadline = time.time() + timeout
+        while self.close_frame is None and not self.eof:
+            left = deadline - time.time()
+            assert left > 0, f"no close frame within {timeout}s; lines {short(self.lines[-5:])}"
+            self._fill(left)
+            while b"\n" in self.buf:
+                self.readline(0.001)
+        return self.close_frame

@@ -50,7 +50,8 @@ struct http {
     size_t head;           /* bytes of this request's head so far */
     int done;              /* the head is complete: answer it */
     int in_value;          /* the parser is in a header's value (else in its name) */
-    int too_long;          /* the URL or a header we keep did not fit */
+    int too_long;          /* a header we keep did not fit */
+    int url_long;          /* the URL did not fit */
     char url[1024];
     size_t url_len;
     char name[32];         /* the header's name so far (longer ones are not ours) */
@@ -76,7 +77,7 @@ static int on_url(http_parser *p, const char *at, size_t n)
 {
     struct http *h = p->data;
     if (append(h->url, &h->url_len, sizeof h->url, at, n) < 0)
-        h->too_long = 1;
+        h->url_long = 1;
     return 0;
 }
 
@@ -392,8 +393,8 @@ static int answer(struct conn *c, struct http *h, const char *rest, size_t rest_
 {
     int keep = http_should_keep_alive(&h->p);
     const char *path = h->url;
-    if (h->too_long) {
-        reply(c, h, h->url_len + 1 >= sizeof h->url ? "414 URI Too Long" : "431 Request Header Fields Too Large", "", 0);
+    if (h->url_long || h->too_long) {
+        reply(c, h, h->url_long ? "414 URI Too Long" : "431 Request Header Fields Too Large", "", 0);
         keep = 0;
     } else if (strcmp(path, "/ws") == 0 || strncmp(path, "/ws?", 4) == 0) {
         if (upgrade(c, h, rest, rest_len))
