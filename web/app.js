@@ -374,6 +374,12 @@
 
   function loadOlder(b, n) {
     if (b.kind === 'server' || b.loading || b.noMore || !S.registered || (b.kind === 'room' && !b.joined)) return;
+    if (!S.caps.has('draft/chathistory')) { // history is off on this server
+      b.noMore = true;
+      b.topBtn.textContent = 'No history on this server';
+      b.topBtn.disabled = true;
+      return;
+    }
     if (!b.oldest) { askHistory(b, 'LATEST', '*', n); return; }
     askHistory(b, 'BEFORE', 'msgid=' + b.oldest.id, n);
   }
@@ -392,7 +398,8 @@
 
   function endHistory(batch) {
     const req = takeReq(batch.tags.label, fold(batch.target));
-    const b = targetBuf(batch.target, !!req || !isChan(batch.target));
+    // A room left meanwhile stays closed; a conversation opens for its history.
+    const b = targetBuf(batch.target, !isChan(batch.target));
     if (!b) return;
     const empty = !b.oldest;
     const readKey = b.readKey;
@@ -529,7 +536,12 @@
 
   const HANDLERS = {
     PING: (m) => send('PONG :' + (m.params[0] || '')),
-    ERROR: (m) => note(serverBuf(), 'the server closed the connection: ' + (m.params[0] || ''), 'err'),
+    ERROR: (m) => {
+      const why = m.params[0] || '';
+      // Put off the server by an operator (or refused): coming back by itself would be rude.
+      if (/Killed|Bad password|Banned/i.test(why)) S.userQuit = true;
+      note(S.active || serverBuf(), 'the server closed the connection: ' + why, 'err');
+    },
     CAP: onCap,
     BATCH: (m) => {
       const ref = m.params[0] || '';
@@ -827,8 +839,8 @@
   }
 
   function rejoin() {
-    const rooms = S.order.filter((b) => b.kind === 'room' && (b.rejoin || !b.joined)).map((b) => b.name);
-    const want = rooms.length || S.everJoined ? rooms : load('rooms', ['#lobby']);
+    const rooms = S.order.filter((b) => b.kind === 'room' && b.rejoin).map((b) => b.name);
+    const want = S.everJoined ? rooms : load('rooms', ['#lobby']);
     S.everJoined = true;
     if (want.length) send('JOIN ' + want.join(','));
     for (const b of S.order) if (b.kind === 'pm' && S.caps.has('draft/chathistory')) catchUp(b);

@@ -124,6 +124,8 @@ def test_browser_users_and_nc_share_a_room(natterd, client, browser, shots):
     assert why.startswith("error: ") and "taken" in why and "ALICE" in why, why
     b.call("shot", page="b", path=shots("name-taken"))
     assert b.call("login", page="b", name="has space") == "error: A name has no spaces."
+    why = b.call("login", page="b", name="#hash")  # the server's 432
+    assert why.startswith('error: The server does not take "#hash" as a name: 1 to 24'), why
     assert b.call("login", page="b", name="bob") == "app"
     pat.expect(r"^-- bob joined #lobby$")
     wait_line(b, "a", "#lobby", r"bob joined #lobby$")
