@@ -246,6 +246,8 @@
     let total = 0;
     for (const x of S.order) total += x.unread;
     document.title = (total ? '(' + total + ') ' : '') + 'natter';
+    $('menu').textContent = total ? 'Rooms (' + total + ')' : 'Rooms';
+    $('menu').setAttribute('aria-label', total ? 'Rooms, ' + total + ' unread' : 'Rooms');
   }
 
   // ---- lines in a buffer ----

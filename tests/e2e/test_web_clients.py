@@ -222,6 +222,16 @@ def test_browser_users_and_nc_share_a_room(natterd, client, browser, shots):
     b.call("eval", page="c", js="document.getElementById('menu').click()")
     assert b.call("eval", page="c", js="getComputedStyle(document.getElementById('side')).display") != "none"
     b.call("shot", page="c", path=shots("phone-rooms"))
+    # Joining with the form, leaving with the button.
+    b.call("eval", page="c", js="document.getElementById('join-name').value = 'dev'; "
+           "document.getElementById('join-form').requestSubmit()")
+    pat.expect(r"^-- carol joined #dev$")
+    wait_line(b, "c", "#dev", r"topic: the web room$")
+    assert b.call("eval", page="c", js="getComputedStyle(document.getElementById('side')).display") == "none"
+    b.call("eval", page="c", js="document.getElementById('leave').click()")
+    pat.expect(r"^-- carol left #dev$")
+    b.call("wait", page="c", js=f"!{log_of('#dev')} && document.getElementById('title').textContent === '#lobby'",
+           timeout=WAIT)
     no_page_errors(b, "a", "b", "c")
 
 
