@@ -338,12 +338,21 @@ def expect_close(w, code):
     read_eof(w.sock)
 
 
-def test_unmasked_client_frame_is_a_protocol_error(natterd, closing):
+@pytest.mark.parametrize("frame", [
+    natlib.ws_frame(1, "PING :x", mask=False),           # a client frame must be masked
+    natlib.ws_frame(1, "PING :x", rsv=4),                # no extension: no reserved bits
+    natlib.ws_frame(0, "orphan"),                        # a continuation with nothing to continue
+    natlib.ws_frame(3, "x"),                             # a reserved opcode
+    natlib.ws_frame(9, "p" * 126),                       # a control frame over 125 bytes
+    natlib.ws_frame(9, "p", fin=False),                  # a fragmented control frame
+    natlib.ws_frame(1, "a", fin=False) + natlib.ws_frame(1, "b"),  # a new message inside one
+], ids=["unmasked", "rsv", "orphan-continuation", "reserved-opcode", "long-ping", "fragmented-ping", "interleaved"])
+def test_protocol_errors_close_with_1002(natterd, closing, frame):
     s = web(natterd)
-    w = ws_user(s, closing, "nomask")
-    w.send_frame(1, "PING :x", mask=False)
+    w = ws_user(s, closing, "proto")
+    w.sock.sendall(frame)
     expect_close(w, 1002)
-    s.wait_log(r"read error: ws: protocol error")
+    s.wait_log(r"read error: ws: protocol error \(closed with 1002\)")
 
 
 def test_oversize_message_gets_1009(natterd, closing):

@@ -45,6 +45,7 @@ struct ws {
     int err;               /* its errno, when it failed */
     int stopped;           /* reading stopped with `in` full: call wslay again */
     int close_code;        /* what shutdown sends */
+    int raw_closed;        /* our close frame went out by hand: wslay's queue is not sent */
     const char *why;       /* the last failure, in words */
 };
 
@@ -154,6 +155,8 @@ static const struct wslay_event_callbacks callbacks = {
  * errno set when the transport below failed. */
 static int send_some(struct ws *s)
 {
+    if (s->raw_closed)
+        return 0;
     while (s->pre_off < s->pre_len) {
         ssize_t n = s->below->ops->write(s->below, s->pre + s->pre_off, s->pre_len - s->pre_off);
         if (n < 0)
@@ -173,6 +176,8 @@ static int send_some(struct ws *s)
 
 static int out_waiting(const struct ws *s)
 {
+    if (s->raw_closed)
+        return 0;
     return s->pre_off < s->pre_len || wslay_event_want_write(s->ctx);
 }
 
@@ -281,7 +286,7 @@ static ssize_t ws_write(struct transport *t, const void *buf, size_t len)
     struct ws *s = (struct ws *)t;
     if (send_some(s) < 0)
         return -1;
-    if (!wslay_event_get_write_enabled(s->ctx) || wslay_event_get_close_sent(s->ctx))
+    if (s->raw_closed || !wslay_event_get_write_enabled(s->ctx) || wslay_event_get_close_sent(s->ctx))
         return (ssize_t)len; /* our close frame has gone: nothing more may follow it */
     if (out_waiting(s)) {
         errno = EAGAIN;
@@ -344,6 +349,23 @@ static ssize_t read_ended(struct ws *s)
     return -1;
 }
 
+/* The frame layer found a protocol error (a control frame over 125 bytes or
+ * fragmented, a bad length): wslay queues a close without a code. When nothing
+ * of ours is half-sent, a close with 1002 goes out by hand instead (a frame
+ * of four bytes, into an empty socket buffer); else wslay's. */
+static void protocol_error(struct ws *s, int idle_out)
+{
+    static const unsigned char close_1002[] = {0x88, 0x02, 0x03, 0xEA};
+    s->why = "protocol error (closed with 1002)";
+    if (idle_out) {
+        s->below->ops->write(s->below, close_1002, sizeof close_1002);
+        s->raw_closed = 1;
+    } else {
+        send_some(s);
+    }
+    errno = EPROTO;
+}
+
 static ssize_t ws_read(struct transport *t, void *buf, size_t len)
 {
     struct ws *s = (struct ws *)t;
@@ -353,16 +375,21 @@ static ssize_t ws_read(struct transport *t, void *buf, size_t len)
         return take(s, buf, len);
     if (s->eof)
         return 0;
-    if (s->err) {
-        errno = s->err;
+    if (s->err || s->raw_closed) {
+        errno = s->err ? s->err : EPROTO;
         return -1;
     }
     if (!wslay_event_get_read_enabled(s->ctx))
         return read_ended(s);
     s->stopped = 0;
+    int idle_out = !out_waiting(s);
     int rc = wslay_event_recv(s->ctx);
-    if (rc < 0 && !s->eof && !s->err)
+    if (rc == WSLAY_ERR_NOMEM) {
         s->err = ENOMEM;
+    } else if (rc < 0 && !s->eof && !s->err) {
+        protocol_error(s, idle_out);
+        return -1;
+    }
     if (send_some(s) < 0 && !s->err)
         s->err = errno;
     if (s->in_len > s->in_off)
@@ -421,6 +448,8 @@ static int ws_shutdown(struct transport *t)
         s->partial = NULL;
         s->partial_len = 0;
     }
+    if (s->raw_closed)
+        return s->below->ops->shutdown(s->below);
     if (!wslay_event_get_close_sent(s->ctx))
         wslay_event_queue_close(s->ctx, (uint16_t)(s->close_code ? s->close_code : WSLAY_CODE_NORMAL_CLOSURE), NULL, 0);
     if (send_some(s) < 0)
