@@ -17,8 +17,12 @@
     ws: null, nick: '', registered: false, everRegistered: false, userQuit: false,
     caps: new Set(), offered: [], histMax: 128, serverName: '', attempt: 0, timer: 0,
     buffers: new Map(), order: [], active: null, pending: [], label: 0, switchTo: '',
-    listing: null, names: new Map(), sent: [], sentAt: -1,
+    listing: null, names: new Map(), sent: [], sentAt: -1, skew: 0,
   };
+  // The server's clock, as its live lines tell it: lines are sorted by the server's times,
+  // so the page's own notes must use that clock too, or a browser whose clock is off
+  // would put them among older or newer messages.
+  const serverNow = () => Date.now() + S.skew;
 
   // ---- small helpers ----
 
@@ -182,6 +186,8 @@
   }
 
   function renameBuffer(b, name) {
+    const other = S.buffers.get(fold(name));
+    if (other && other !== b) return; // a conversation under the new name is open already
     S.buffers.delete(b.key);
     b.key = fold(name);
     b.name = name;
@@ -333,7 +339,7 @@
 
   function note(b, text, type) {
     b = b || S.active || serverBuf();
-    return batchInsert(b, () => add(b, { ts: Date.now(), type: type || 'note', text }));
+    return batchInsert(b, () => add(b, { ts: serverNow(), type: type || 'note', text }));
   }
   const err = (text, b) => note(b, text, 'err');
 
@@ -435,7 +441,7 @@
   // A PRIVMSG or NOTICE (live or in a batch) as a record for add(); null if not one.
   function record(m) {
     if (m.command !== 'PRIVMSG' && m.command !== 'NOTICE') return null;
-    const ts = m.tags.time ? Date.parse(m.tags.time) || Date.now() : Date.now();
+    const ts = m.tags.time ? Date.parse(m.tags.time) || serverNow() : serverNow();
     let text = m.params[1] || '';
     if (fromServer(m)) return { ts, type: 'note', text: text.replace(/^\*\*\* /, '') };
     let type = m.command === 'NOTICE' ? 'notice' : 'msg';
@@ -506,6 +512,7 @@
     if (S.userQuit) { status('you left the server', true); $('retry').hidden = false; return; }
     if (!S.everRegistered && !$('login').hidden) {
       loginStatus('could not reach the server' + (ev && ev.code ? ' (' + ev.code + ')' : '') + ', trying again…');
+      $('login-go').disabled = false;
     }
     const delay = Math.min(BACKOFF_MAX, BACKOFF_MIN * Math.pow(2, S.attempt)) * (0.8 + 0.4 * Math.random());
     S.attempt++;
@@ -527,6 +534,10 @@
     const m = parse(line);
     if (!m) return;
     const ref = m.tags.batch;
+    if (m.tags.time && !ref) {
+      const t = Date.parse(m.tags.time);
+      if (t) S.skew = t - Date.now();
+    }
     if (ref && batches.has(ref)) {
       const bt = batches.get(ref);
       if (bt.type === 'chathistory') { bt.lines.push(m); return; }
@@ -861,7 +872,7 @@
     send('PRIVMSG ' + target + ' :' + body);
     if (!S.caps.has('echo-message')) {
       const b = targetBuf(target, true);
-      batchInsert(b, () => add(b, { ts: Date.now(), type: action ? 'action' : 'msg', nick: S.nick, text, self: true }));
+      batchInsert(b, () => add(b, { ts: serverNow(), type: action ? 'action' : 'msg', nick: S.nick, text, self: true }));
     }
   }
 
