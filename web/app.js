@@ -10,6 +10,8 @@
   const BACKOFF_MIN = 500;    // ms before the first reconnect, doubled each failure
   const BACKOFF_MAX = 30000;
   const HISTORY_WAIT = 15000; // a history answer that never comes frees its buffer after this
+  const MAX_LINES = 2000;     // lines a log keeps while read at its bottom ...
+  const TRIM = 500;           // ... dropping this many of the oldest at a time
   const $ = (id) => document.getElementById(id);
   const store = safeStorage();
 
@@ -327,14 +329,54 @@
   // Keep the view where it was: at the bottom if it was there, on the same line if older
   // lines came in above.
   function batchInsert(b, fn) {
-    const log = b.log, h = log.scrollHeight, top = log.scrollTop;
+    const log = b.log;
     const bottom = b.atBottom;
+    let anchor = bottom ? null : firstVisible(log);
+    if (anchor && anchor === b.top) anchor = anchor.nextElementSibling; // it stays first: no anchor
+    const offset = anchor ? anchor.offsetTop - log.scrollTop : 0;
     log.setAttribute('aria-busy', 'true');
     const r = fn();
     log.removeAttribute('aria-busy');
-    if (bottom) log.scrollTop = log.scrollHeight;
-    else log.scrollTop = top + (log.scrollHeight - h);
+    if (bottom) {
+      trim(b);
+      log.scrollTop = log.scrollHeight;
+    } else if (anchor && anchor.parentNode === log) {
+      log.scrollTop = anchor.offsetTop - offset;
+    }
     return r;
+  }
+
+  // The first line at least partly in view (lines are in offsetTop order: a binary search).
+  function firstVisible(log) {
+    const c = log.children;
+    let lo = 0, hi = c.length - 1;
+    if (hi < 0) return null;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (c[mid].offsetTop + c[mid].offsetHeight <= log.scrollTop) lo = mid + 1; else hi = mid;
+    }
+    return c[lo];
+  }
+
+  // A log read at its bottom keeps its newest MAX_LINES lines: the oldest go (scrolling
+  // up asks for them again), so a tab left open for weeks does not grow without end.
+  function trim(b) {
+    const log = b.log;
+    if (!b.top || log.childElementCount <= MAX_LINES + TRIM) return;
+    for (let i = 0; i < TRIM; i++) {
+      const li = b.top.nextSibling;
+      if (!li) break;
+      if (li.dataset.id) b.ids.delete(li.dataset.id);
+      if (li === b.marker) b.marker = null;
+      li.remove();
+    }
+    b.oldest = null;
+    for (let li = b.top.nextSibling; li; li = li.nextSibling) {
+      if (li.dataset.id && li.dataset.nick) { b.oldest = li._key; break; }
+    }
+    b.noMore = false;
+    b.topBtn.textContent = 'Load older messages';
+    b.topBtn.disabled = false;
   }
 
   function note(b, text, type) {

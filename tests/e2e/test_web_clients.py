@@ -258,6 +258,11 @@ def test_browser_scrollback_and_reconnect(natterd, client, browser, shots, tmp_p
     b.call("eval", page="a", js=f"{log_of('#lobby')}.scrollTop = 0")
     wait_line(b, "a", "#lobby", r"patseed 1$")
     assert b.call("eval", page="a", js=seeds) == 60
+    # The view stays where it was: the line that was at the top is still in sight.
+    in_view = (f"(() => {{ const log = {log_of('#lobby')}; const li = [...log.querySelectorAll('li')]"
+               f".find(l => l.textContent.endsWith('patseed 11')); const y = li.offsetTop - log.scrollTop; "
+               f"return y >= 0 && y < 100; }})()")
+    assert b.call("eval", page="a", js=in_view), "the view jumped when older lines came in above it"
     b.call("eval", page="a", js=f"{log_of('#lobby')}.scrollTop = 0")
     wait_line(b, "a", "#lobby", r"^The beginning of #lobby$")
     b.call("shot", page="a", path=shots("history-older"))
