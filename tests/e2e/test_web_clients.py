@@ -7,11 +7,12 @@ tests/web; Debian's chromium, never a downloaded one). Without node, chromium or
 tests/web/node_modules these tests are skipped, with the reason. Screenshots of every
 state of the page land in BUILD/web-screenshots/.
 """
-import json, os, re
+import json, os, re, shutil
 
 import pytest
 
 import natlib
+from test_tls import certs  # noqa: F401  (the module's certificates: a CA, localhost and 127.0.0.1)
 
 WAIT = 15  # seconds for anything the browser waits for (it is slower under ASan)
 
@@ -295,4 +296,25 @@ def test_browser_scrollback_and_reconnect(natterd, client, browser, shots, tmp_p
     marker = f"{log_of('#lobby')}.querySelector('li.marker')"
     assert b.call("eval", page="a", js=f"{marker} && {marker}.nextElementSibling.textContent").endswith("gap 1")
     b.call("shot", page="a", path=shots("reconnected"))
+    no_page_errors(b, "a")
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="no openssl command (Debian package openssl) for the certificate")
+def test_browser_over_https_speaks_wss(natterd, client, browser, shots, certs):  # noqa: F811
+    s = natterd("--tls-cert", certs["good"][0], "--tls-key", certs["good"][1])
+    assert s.https_port, "natterd logged no HTTPS port"
+    pat = client(s)
+    pat.nick("pat")
+    b = browser
+    # (The test CA is not the browser's: it is told to take the certificate.)
+    b.call("open", page="a", url=f"https://localhost:{s.https_port}/", insecure=True)
+    assert b.call("login", page="a", name="sec") == "app"
+    # An https page may only open wss://: being in the room is the proof, and the
+    # server says the connection is TLS (+Z).
+    pat.expect(r"^-- sec joined #lobby$")
+    b.call("say", page="a", text="/quote MODE sec")
+    wait_line(b, "a", "#lobby", r"your modes: \+\S*Z")
+    b.call("say", page="a", text="over wss")
+    pat.expect(r"^#lobby <sec> over wss$")
+    b.call("shot", page="a", path=shots("https"))
     no_page_errors(b, "a")

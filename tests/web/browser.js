@@ -5,6 +5,7 @@
 // It reads one JSON request a line on stdin and answers each with one JSON line on
 // stdout: {"id": N, "ok": true, "value": ...} or {"id": N, "ok": false, "error": "..."}.
 //   {"id":1, "op":"open", "page":"a", "url":"http://...", "width":1000, "height":700}
+//      (also "scheme": "dark", and "insecure": true to take a test certificate)
 //   {"id":2, "op":"login", "page":"a", "name":"alice"}  -> "app" or "error: TEXT"
 //   {"id":3, "op":"say", "page":"a", "text":"hello"}
 //   {"id":4, "op":"wait", "page":"a", "js":"EXPRESSION", "timeout":10000} -> its value
@@ -36,7 +37,7 @@ async function page(name) {
 const OPS = {
   async open(r) {
     const ctx = await browser.newContext({ viewport: { width: r.width || 1000, height: r.height || 700 },
-      colorScheme: r.scheme || 'light' });
+      colorScheme: r.scheme || 'light', ignoreHTTPSErrors: !!r.insecure });
     const p = await ctx.newPage();
     p.setDefaultTimeout(r.timeout || 10000);
     const errs = [];
