@@ -7,7 +7,7 @@ tests/web; Debian's chromium, never a downloaded one). Without node, chromium or
 tests/web/node_modules these tests are skipped, with the reason. Screenshots of every
 state of the page land in BUILD/web-screenshots/.
 """
-import json, os, re, shutil
+import json, os, shutil
 
 import pytest
 
