@@ -453,7 +453,6 @@
     if (!b) return;
     const empty = !b.oldest;
     const readKey = b.readKey;
-    let added = 0;
     batchInsert(b, () => {
       for (const m of batch.lines) {
         const rec = record(m);
@@ -461,7 +460,7 @@
         rec.history = true;
         rec.initial = empty && req && req.sub === 'LATEST';
         rec.readKey = readKey;
-        if (add(b, rec)) added++;
+        add(b, rec);
       }
     });
     if (!req) return;
@@ -477,7 +476,6 @@
     } else if (req.sub === 'AFTER' && batch.lines.length >= req.limit && b.newest) {
       catchUp(b);
     }
-    void added;
   }
 
   // A PRIVMSG or NOTICE (live or in a batch) as a record for add(); null if not one.

@@ -208,6 +208,11 @@ def test_browser_users_and_nc_share_a_room(natterd, client, browser, shots):
     b.call("wait", page="b", js=f"!{log_of('#dev')}", timeout=WAIT)
     b.call("say", page="b", text="/nosuch")
     wait_line(b, "b", "#lobby", r"unknown command: /nosuch")
+    b.call("say", page="b", text="/nick bobby")
+    pat.expect(r"^-- bob is now known as bobby$")
+    b.call("wait", page="b", js="document.getElementById('status').textContent === 'connected as bobby'", timeout=WAIT)
+    wait_line(b, "a", "#lobby", r"bob is now known as bobby$")
+    wait_line(b, "a", "bobby", r"bob is now known as bobby$")  # the conversation follows the name
 
     # A phone, in the dark: the room list folds behind a button.
     b.call("open", page="c", url=url(s), width=390, height=740, scheme="dark")
