@@ -7,7 +7,7 @@ tests/web; Debian's chromium, never a downloaded one). Without node, chromium or
 tests/web/node_modules these tests are skipped, with the reason. Screenshots of every
 state of the page land in BUILD/web-screenshots/.
 """
-import json, os, shutil
+import json, os, re, shutil
 
 import pytest
 
@@ -67,6 +67,24 @@ def no_page_errors(b, *pages):
     for p in pages:
         errs = b.call("errors", page=p)
         assert errs == [], f"page {p}: {errs}"
+
+
+# ==== The page's source: what the browser tests cannot see every way round ====
+
+WEB = os.path.join(os.path.dirname(__file__), "..", "..", "web")
+
+
+def test_page_source_makes_no_html_from_text_and_has_nothing_inline():
+    with open(os.path.join(WEB, "app.js")) as f:
+        app = f.read()
+    for bad in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function",
+                "setAttribute('style'", ".style."):
+        assert bad not in app, f"web/app.js uses {bad}: text from others must go in as textContent, under the CSP"
+    with open(os.path.join(WEB, "index.html")) as f:
+        page = f.read()
+    assert not re.search(r"<script(?![^>]*\bsrc=)", page), "an inline script (the CSP forbids it)"
+    assert not re.search(r"<style|\sstyle=|\son[a-z]+=", page), "inline style or an event attribute"
+    assert "http://" not in page and "https://" not in page, "the page loads something from elsewhere"
 
 
 # ==== Kiwi IRC's irc-framework ====
@@ -302,6 +320,18 @@ def test_browser_scrollback_and_reconnect(natterd, client, browser, shots, tmp_p
     assert b.call("eval", page="a", js=f"{marker} && {marker}.nextElementSibling.textContent").endswith("gap 1")
     b.call("shot", page="a", path=shots("reconnected"))
     no_page_errors(b, "a")
+
+    # Closed and opened again, the page remembers where alice left off.
+    b.call("reload", page="a")
+    pat3.expect(r"^-- alice quit")  # (so the name is free again)
+    pat3.send("said while the page was closed")
+    pat3.sync()
+    assert b.call("eval", page="a", js="document.getElementById('login-name').value") == "alice"
+    assert b.call("login", page="a", name="alice") == "app"
+    wait_line(b, "a", "#lobby", r"patsaid while the page was closed$")
+    assert b.call("wait", page="a", js=f"{marker} && {marker}.nextElementSibling.textContent",
+                  timeout=WAIT).endswith("said while the page was closed")
+    b.call("shot", page="a", path=shots("reopened"))
 
 
 @pytest.mark.skipif(not shutil.which("openssl"), reason="no openssl command (Debian package openssl) for the certificate")

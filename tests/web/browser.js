@@ -13,6 +13,7 @@
 //   {"id":6, "op":"shot", "page":"a", "path":"build/x.png"}
 //   {"id":8, "op":"press", "page":"a", "key":"Alt+ArrowDown"}      (to the focused element)
 //   {"id":9, "op":"errors", "page":"a"}    -> the page's console errors and exceptions
+//   {"id":10, "op":"reload", "page":"a"}   (the same browser profile: its localStorage stays)
 //   {"id":7, "op":"close", "page":"a"}
 // Every wait is bounded (timeout, default 10 s). The browser exits when stdin closes,
 // and on its own after NATTER_BROWSER_LIFE seconds (default 300), whatever happens.
@@ -80,6 +81,11 @@ const OPS = {
   async eval(r) {
     const p = await page(r.page);
     return p.evaluate(r.js);
+  },
+  async reload(r) {
+    const p = await page(r.page);
+    await p.reload({ timeout: r.timeout || 10000 });
+    return true;
   },
   async press(r) {
     const p = await page(r.page);
