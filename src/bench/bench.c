@@ -61,6 +61,8 @@ static const char usage_text[] =
     "      --irc                every client registers and speaks IRC (NICK, USER, JOIN, PRIVMSG)\n"
     "      --irc-every K        every K-th client speaks IRC, the others the plain protocol (mixed rooms)\n"
     "      --irc-port PORT      where the IRC clients connect (default: --port, which hands them over)\n"
+    "      --ws                 the IRC clients (all of them without --irc-every) go over WebSocket to\n"
+    "                           /ws on --irc-port, natterd's HTTP port: masked frames, one line each\n"
     "      --server-pid PID     report the server's CPU time per delivered message and its RSS\n"
     "      --expect-refused K   exactly K connections must be refused with\n"
     "                           \"!! server full\" (default 0)\n"
@@ -174,7 +176,7 @@ static void resolve_server(struct bench_cfg *c)
 }
 
 enum { O_RATE = 256, O_SIZE, O_IDLE, O_DRAIN, O_SETUP, O_SRC, O_PROCS, O_THREADS, O_BATCH,
-       O_PREFIX, O_PID, O_REFUSED, O_JSON, O_IRC, O_IRC_EVERY, O_IRC_PORT, O_TLS };
+       O_PREFIX, O_PID, O_REFUSED, O_JSON, O_IRC, O_IRC_EVERY, O_IRC_PORT, O_TLS, O_WS };
 
 static const struct option long_opts[] = {
     {"host", required_argument, 0, 'H'},        {"port", required_argument, 0, 'p'},
@@ -190,7 +192,7 @@ static const struct option long_opts[] = {
     {"irc", no_argument, 0, O_IRC},             {"irc-every", required_argument, 0, O_IRC_EVERY},
     {"irc-port", required_argument, 0, O_IRC_PORT},
     {"json", no_argument, 0, O_JSON},           {"verbose", no_argument, 0, 'v'},
-    {"tls", no_argument, 0, O_TLS},
+    {"tls", no_argument, 0, O_TLS},             {"ws", no_argument, 0, O_WS},
     {"help", no_argument, 0, 'h'},              {"version", no_argument, 0, 'V'},
     {0, 0, 0, 0}};
 
@@ -211,6 +213,7 @@ static void parse_options(struct bench_cfg *c, int argc, char **argv)
             port_given = 1;
             break;
         case O_TLS: c->tls = 1; break;
+        case O_WS: c->ws = 1; break;
         case 'c': c->clients = (uint32_t)parse_whole("--clients", optarg, 1, 10000000); break;
         case 'r': c->rooms = (uint32_t)parse_whole("--rooms", optarg, 1, 10000000); break;
         case 's': senders = (long)parse_whole("--senders", optarg, 0, 10000000); break;
@@ -255,6 +258,10 @@ static void parse_options(struct bench_cfg *c, int argc, char **argv)
         die_usage("--senders is per room and cannot exceed the room size (%s)", "clients / rooms");
     if (c->tls && !port_given)
         snprintf(c->port, sizeof c->port, "8889");
+    if (c->ws && !c->irc_every)
+        c->irc_every = 1; /* WebSocket carries IRC */
+    if (c->ws && !c->irc_port[0])
+        die_usage("--ws needs --irc-port (%s)", "natterd's HTTP port, --http-port");
     if (c->tls && c->irc_every)
         die_usage("--tls does not go with --irc (%s)", "the bench's IRC clients speak plain TCP only");
     if (c->tls && c->rate > 0)
@@ -550,6 +557,8 @@ static void print_text(struct run *r, struct totals *t)
         printf("window %u", c->window);
     if (c->irc_every)
         printf(c->irc_every == 1 ? ", all IRC" : ", every %u%s IRC", c->irc_every, c->irc_every == 2 ? "nd" : "th");
+    if (c->ws)
+        printf(" over WebSocket");
     if (c->messages)
         printf(", %llu messages each\n", (unsigned long long)c->messages);
     else
@@ -622,7 +631,7 @@ static void print_json(struct run *r, struct totals *t)
     const struct hist *h = &t->sum.lat;
     printf("{\"ok\":%s,\"clients\":%u,\"rooms\":%u,\"senders_per_room\":%u,\"window\":%u,\"rate\":%g,",
            t->ok ? "true" : "false", c->clients, c->rooms, c->senders, c->rate > 0 ? 0 : c->window, c->rate);
-    printf("\"irc_every\":%u,", c->irc_every);
+    printf("\"irc_every\":%u,\"ws\":%s,", c->irc_every, c->ws ? "true" : "false");
     printf("\"held\":%u,\"ready\":%u,\"refused\":%u,\"failed\":%u,\"lost\":%u,\"idle_survivors\":%u,", t->held,
            t->ready, t->refused, t->failed, t->lost, c->idle > 0 ? r->held_after_idle : t->held);
     printf("\"sent\":%llu,\"delivered\":%llu,\"expected\":%llu,\"missing\":%llu,\"duplicated\":%llu,"

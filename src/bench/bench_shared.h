@@ -43,6 +43,9 @@ struct bench_cfg {
     char irc_port[16];
     struct sockaddr_storage irc_addr;
     socklen_t irc_addrlen;
+    /* --ws: the IRC clients speak IRC over WebSocket (masked frames, text.ircv3.net)
+     * to /ws on irc_port, natterd's HTTP port. */
+    int ws;
 };
 
 enum phase { PH_SETUP, PH_HOLD, PH_RUN, PH_STOP, PH_DONE, PH_ABORT };

@@ -18,6 +18,11 @@
  * (NICK PREFIXgid, USER, JOIN #rK), send "PRIVMSG #rK :SEQ T_NS..." and read
  * ":PREFIXgid!user@host PRIVMSG #rK :SEQ T_NS...", checked the same way.
  *
+ * With --ws the IRC clients go over WebSocket: an upgrade request to /ws first,
+ * then every line out is one masked text frame (as RFC 6455 requires of
+ * clients: the masking is part of the cost measured) and every frame in one
+ * line.
+ *
  * Every message is "SEQ T_NS[ xxx...]": its per-sender sequence number and the
  * CLOCK_MONOTONIC time it was written. Each receiver keeps, per sender of its room,
  * the next sequence number it expects and a 64-bit map of the ones before it, which
@@ -61,6 +66,11 @@ struct conn {
     uint8_t send_dead; /* a write failed; the sending side gives up on it */
     uint8_t paced;     /* window mode: some receiver in this thread acknowledges it */
     uint8_t irc;       /* speaks IRC */
+    uint8_t ws;        /* --ws: over WebSocket */
+    uint8_t ws_up;     /* the upgrade's 101 has come */
+    char *raw;         /* --ws: an unfinished frame (or response head) from the last read */
+    uint32_t rawlen, rawcap;
+    uint32_t mask;     /* --ws: the next masking key's seed */
     int32_t acks_for;  /* window mode: index (in the process) of the sender it paces, or -1 */
     char *part;        /* unfinished line from the last read */
     uint32_t partlen, partcap;
@@ -109,6 +119,112 @@ static ssize_t conn_read(struct conn *c, void *buf, size_t len)
 static ssize_t conn_write(struct conn *c, const void *buf, size_t len)
 {
     return c->tls ? tlsc_write(c->tls, buf, len) : send(c->fd, buf, len, MSG_NOSIGNAL);
+}
+
+/* ==== WebSocket (--ws) ==== */
+
+#define WS_KEY "dGhlIHNhbXBsZSBub25jZQ==" /* RFC 6455's sample: the bench checks no Accept */
+
+/* Lines [p, p+n) (each ending in "\r\n") as masked text frames at out, which
+ * has room for n + 8 bytes per line. Returns the bytes written. */
+static size_t ws_frame_lines(struct conn *c, const char *p, size_t n, char *out)
+{
+    size_t o = 0;
+    const char *end = p + n, *nl;
+    while (p < end && (nl = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+        size_t len = (size_t)(nl - p);
+        if (len && p[len - 1] == '\r')
+            len--;
+        out[o++] = (char)0x81;
+        if (len < 126) {
+            out[o++] = (char)(0x80 | len);
+        } else {
+            out[o++] = (char)(0x80 | 126);
+            out[o++] = (char)(len >> 8);
+            out[o++] = (char)len;
+        }
+        c->mask = c->mask * 1103515245u + 12345u;
+        unsigned char key[4] = {(unsigned char)(c->mask >> 24), (unsigned char)(c->mask >> 16),
+                                (unsigned char)(c->mask >> 8), (unsigned char)c->mask};
+        memcpy(out + o, key, 4);
+        o += 4;
+        for (size_t i = 0; i < len; i++)
+            out[o + i] = (char)(p[i] ^ key[i & 3]);
+        o += len;
+        p = nl + 1;
+    }
+    return o;
+}
+
+static int keep_raw(struct conn *c, const char *p, size_t n)
+{
+    if (n > c->rawcap) {
+        uint32_t cap = c->rawcap ? c->rawcap : 256;
+        while (cap < n)
+            cap *= 2;
+        char *np = realloc(c->raw, cap);
+        if (!np)
+            return -1;
+        c->raw = np;
+        c->rawcap = cap;
+    }
+    memmove(c->raw, p, n);
+    c->rawlen = (uint32_t)n;
+    return 0;
+}
+
+/* The server's frames in [p, end) as lines, written in place from p (a line is
+ * never longer than its frame); an unfinished frame is kept. Returns the end of
+ * the lines, or NULL when the server closed or broke the protocol (*why says). */
+static char *ws_unframe(struct conn *c, char *p, char *end, const char **why)
+{
+    char *out = p;
+    while (end - p >= 2) {
+        unsigned op = (unsigned char)p[0] & 0x0F, len = (unsigned char)p[1] & 0x7F, head = 2;
+        if ((unsigned char)p[1] & 0x80) {
+            *why = "the server masked a frame";
+            return NULL;
+        }
+        if (len == 126) {
+            if (end - p < 4)
+                break;
+            len = (unsigned)(unsigned char)p[2] << 8 | (unsigned char)p[3];
+            head = 4;
+        } else if (len == 127) {
+            *why = "a frame over 64 KiB";
+            return NULL;
+        }
+        if ((size_t)(end - p) < head + len)
+            break;
+        if (op == 8) {
+            *why = "WebSocket closed by the server";
+            return NULL;
+        }
+        if (op == 1 || op == 2) { /* (pings: the bench's runs are shorter than any idle timeout) */
+            memmove(out, p + head, len);
+            out += len;
+            *out++ = '\n';
+        }
+        p += head + len;
+    }
+    if (keep_raw(c, p, (size_t)(end - p)) < 0) {
+        *why = "out of memory";
+        return NULL;
+    }
+    return out;
+}
+
+/* The upgrade request, right after the connect. */
+static int ws_upgrade(struct worker *w, struct conn *c)
+{
+    char req[512];
+    int n = snprintf(req, sizeof req,
+                     "GET /ws HTTP/1.1\r\nHost: %s:%s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: " WS_KEY "\r\nSec-WebSocket-Version: 13\r\n"
+                     "Sec-WebSocket-Protocol: text.ircv3.net\r\n\r\n",
+                     w->cfg->host, w->cfg->irc_port);
+    c->mask = c->gid * 2654435761u + 1;
+    return send(c->fd, req, (size_t)n, MSG_NOSIGNAL) == n ? 0 : -1;
 }
 
 static char *put_u64(char *p, uint64_t v)
@@ -295,6 +411,9 @@ static void connect_done(struct worker *w, struct conn *c)
             return;
         }
         c->state = C_HANDSHAKE;
+    } else if (c->ws) {
+        if (ws_upgrade(w, c) < 0)
+            setup_failed(w, c, "could not send the WebSocket upgrade");
     } else if (c->irc) { /* --tls and --irc are not combined (bench.c) */
         irc_register(w, c);
     }
@@ -311,7 +430,13 @@ static void irc_register(struct worker *w, struct conn *c)
                      room);
     snprintf(expect, sizeof expect, " JOIN %s", room);
     c->expect = strdup(expect);
-    if (!c->expect || send(c->fd, cmd, (size_t)n, MSG_NOSIGNAL) != n) {
+    char framed[256 + 3 * 8];
+    const char *out = cmd;
+    if (c->ws) {
+        n = (int)ws_frame_lines(c, cmd, (size_t)n, framed);
+        out = framed;
+    }
+    if (!c->expect || send(c->fd, out, (size_t)n, MSG_NOSIGNAL) != n) {
         setup_failed(w, c, "could not send the registration");
         return;
     }
@@ -608,6 +733,43 @@ static void take_lines(struct worker *w, struct conn *c, const char *p, const ch
         conn_lost(w, c, "out of memory");
 }
 
+/* --ws: r new bytes at p (with MAX_PART bytes of room before them): the 101
+ * response first, then frames, each one line. */
+static void ws_input(struct worker *w, struct conn *c, char *p, size_t r)
+{
+    if (c->rawlen > MAX_PART) {
+        conn_lost(w, c, "a WebSocket frame over 16 KB");
+        return;
+    }
+    char *start = p - c->rawlen, *end = p + r;
+    memcpy(start, c->raw, c->rawlen);
+    c->rawlen = 0;
+    if (!c->ws_up) {
+        char *head_end = memmem(start, (size_t)(end - start), "\r\n\r\n", 4);
+        if (!head_end) {
+            if (keep_raw(c, start, (size_t)(end - start)) < 0)
+                conn_lost(w, c, "out of memory");
+            return;
+        }
+        if (end - start < 12 || memcmp(start, "HTTP/1.1 101", 12) != 0) {
+            setup_failed(w, c, "the WebSocket upgrade was refused");
+            return;
+        }
+        c->ws_up = 1;
+        irc_register(w, c);
+        if (c->state == C_DEAD)
+            return;
+        start = head_end + 4;
+    }
+    const char *why = NULL;
+    char *lines_end = ws_unframe(c, start, end, &why);
+    if (!lines_end) {
+        conn_lost(w, c, why);
+        return;
+    }
+    take_lines(w, c, start, lines_end);
+}
+
 static void read_conn(struct worker *w, struct conn *c)
 {
     for (;;) {
@@ -621,6 +783,12 @@ static void read_conn(struct worker *w, struct conn *c)
             return;
         }
         w->now = bench_now_ns();
+        if (c->ws) {
+            ws_input(w, c, w->rbuf + MAX_PART, (size_t)r);
+            if ((size_t)r < READ_CHUNK || c->state == C_DEAD)
+                return;
+            continue;
+        }
         /* Put the unfinished line just before the new bytes: one contiguous run. */
         char *start = w->rbuf + MAX_PART - c->partlen;
         if (c->partlen)
@@ -695,7 +863,13 @@ static void send_messages(const struct bench_cfg *cfg, char *buf, struct conn *s
             len += format_msg(buf + len, cfg, s, s->seq++, t, cfg->size);
             count--;
         }
-        if (send_bytes(s, buf, len) < 0)
+        const char *out = buf;
+        if (s->ws) { /* one masked frame per line: at most 8 bytes more each */
+            static _Thread_local char framed[WRITE_CHUNK + 8 * (WRITE_CHUNK / 16)];
+            len = ws_frame_lines(s, buf, len, framed);
+            out = framed;
+        }
+        if (send_bytes(s, out, len) < 0)
             s->send_dead = 1;
     }
 }
@@ -1026,6 +1200,7 @@ static void free_conns(struct proc *p)
         if (c->fd >= 0)
             close(c->fd);
         free(c->part);
+        free(c->raw);
         free(c->expect);
         free(c->pairs);
         free(c->out);
@@ -1060,6 +1235,7 @@ int bench_worker_main(const struct bench_cfg *cfg, struct bench_shared *sh, uint
         p.conns[i].gid = p.lo + i;
         p.conns[i].acks_for = -1;
         p.conns[i].irc = (uint8_t)bench_is_irc(cfg, p.lo + i);
+        p.conns[i].ws = (uint8_t)(p.conns[i].irc && cfg->ws);
     }
     struct bench_result *res = bench_results(sh, cfg);
     int rc = 0;

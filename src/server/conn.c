@@ -434,7 +434,9 @@ static void on_readable(struct conn *c)
     if (n < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK) {
             c->close_errno = errno;
-            conn_close(c, "read error", 0);
+            /* A protocol error (a transport's own close frame on its way, as
+             * WebSocket's 1002) lingers like a goodbye: no reset under it. */
+            conn_close(c, "read error", errno == EPROTO);
         }
         return;
     }

@@ -25,7 +25,10 @@
 
 #include "core/loop.h"
 
-#define IN_HIGH (64 * 1024) /* decoded input waiting before reading from below stops */
+#define IN_HIGH (64 * 1024)  /* decoded input waiting before reading from below stops */
+#define OUT_HIGH (64 * 1024) /* wslay's frames waiting for below before it must wait too */
+#define FRAMES (64 * 1024)   /* lines are framed into a buffer of this size ... */
+#define FRAMES_WRITE (16 * 1024) /* ... and written once it holds this much */
 
 struct ws {
     struct transport base; /* fd: the socket's, for the loop */
@@ -35,8 +38,9 @@ struct ws {
     size_t in_len, in_off, in_cap;
     char *early;           /* raw bytes the HTTP codec read after the request head */
     size_t early_len, early_off;
-    char *pre;             /* the 101 response, written raw before any frame */
-    size_t pre_len, pre_off;
+    char *out;             /* bytes for below that it has not taken yet (the 101 response
+                            * first), from out_off; freed when empty */
+    size_t out_len, out_off;
     char *partial;         /* an outgoing line whose LF has not come yet */
     size_t partial_len;
     size_t max_msg;
@@ -46,12 +50,29 @@ struct ws {
     int stopped;           /* reading stopped with `in` full: call wslay again */
     int close_code;        /* what shutdown sends */
     int raw_closed;        /* our close frame went out by hand: wslay's queue is not sent */
+    int failed;            /* read reported a protocol error: from now on it passes on
+                            * what comes from below, for the connection to discard while
+                            * it lingers (no reset while the client still sends) */
     const char *why;       /* the last failure, in words */
 };
 
 static const struct transport_ops ws_ops;
 
 /* ==== wslay's callbacks: the transport below ==== */
+
+/* Keep n bytes for below after what it has not taken yet. */
+static int keep_out(struct ws *s, const char *p, size_t n)
+{
+    if (s->out_off == s->out_len)
+        s->out_off = s->out_len = 0;
+    char *out = realloc(s->out, s->out_len + n);
+    if (!out)
+        return -1;
+    memcpy(out + s->out_len, p, n);
+    s->out = out;
+    s->out_len += n;
+    return 0;
+}
 
 static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *ud)
 {
@@ -88,20 +109,22 @@ static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
     return -1;
 }
 
+/* wslay's frames (control frames, and lines too long for the fast path) go
+ * into `out`, written with ours; past OUT_HIGH it waits. */
 static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags, void *ud)
 {
     (void)flags;
     struct ws *s = ud;
-    ssize_t n = s->below->ops->write(s->below, data, len);
-    if (n >= 0)
-        return n;
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+    if (s->out_len - s->out_off >= OUT_HIGH) {
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
         return -1;
     }
-    s->err = errno;
-    wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-    return -1;
+    if (keep_out(s, (const char *)data, len) < 0) {
+        s->err = ENOMEM;
+        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+        return -1;
+    }
+    return (ssize_t)len;
 }
 
 static int keep_in(struct ws *s, const uint8_t *p, size_t n)
@@ -151,25 +174,37 @@ static const struct wslay_event_callbacks callbacks = {
 
 /* ==== Output ==== */
 
-/* Send what is waiting: the 101 response, then wslay's queue. 0, or -1 with
- * errno set when the transport below failed. */
+/* Hand below what is kept for it. 0 (all of it, or it would block), or -1
+ * with errno set when below failed. */
+static int flush_out(struct ws *s)
+{
+    while (s->out_off < s->out_len) {
+        ssize_t n = s->below->ops->write(s->below, s->out + s->out_off, s->out_len - s->out_off);
+        if (n < 0)
+            return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
+        s->out_off += (size_t)n;
+    }
+    free(s->out); /* an idle connection holds no buffer */
+    s->out = NULL;
+    s->out_len = s->out_off = 0;
+    return 0;
+}
+
+/* Send what is waiting: what below did not take, then wslay's queue. 0, or -1
+ * with errno set when the transport below failed. */
 static int send_some(struct ws *s)
 {
     if (s->raw_closed)
         return 0;
-    while (s->pre_off < s->pre_len) {
-        ssize_t n = s->below->ops->write(s->below, s->pre + s->pre_off, s->pre_len - s->pre_off);
-        if (n < 0)
-            return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
-        s->pre_off += (size_t)n;
-    }
-    if (s->pre) {
-        free(s->pre);
-        s->pre = NULL;
-    }
-    if (wslay_event_want_write(s->ctx) && wslay_event_send(s->ctx) < 0) {
-        errno = s->err ? s->err : EPIPE;
+    if (flush_out(s) < 0)
         return -1;
+    while (s->out_len == 0 && wslay_event_want_write(s->ctx)) {
+        if (wslay_event_send(s->ctx) < 0) {
+            errno = s->err ? s->err : EPIPE;
+            return -1;
+        }
+        if (flush_out(s) < 0)
+            return -1;
     }
     return 0;
 }
@@ -178,7 +213,7 @@ static int out_waiting(const struct ws *s)
 {
     if (s->raw_closed)
         return 0;
-    return s->pre_off < s->pre_len || wslay_event_want_write(s->ctx);
+    return s->out_off < s->out_len || wslay_event_want_write(s->ctx);
 }
 
 /* Bytes of s[0..n) that start a UTF-8 character (RFC 3629: shortest form, no
@@ -281,8 +316,69 @@ static int line_part(struct ws *s, const char *p, size_t n, int last)
     return queue_line(s, p, n);
 }
 
+/* A frame of ours for a line (server frames are not masked): its header and
+ * payload at dst. Returns the bytes written. */
+static size_t frame_into(char *dst, int binary, const char *p, size_t n)
+{
+    size_t h = 0;
+    dst[h++] = (char)(0x80 | (binary ? WSLAY_BINARY_FRAME : WSLAY_TEXT_FRAME));
+    if (n < 126) {
+        dst[h++] = (char)n;
+    } else if (n < 65536) {
+        dst[h++] = 126;
+        dst[h++] = (char)(n >> 8);
+        dst[h++] = (char)n;
+    } else {
+        dst[h++] = 127;
+        for (int i = 7; i >= 0; i--)
+            dst[h++] = (char)((uint64_t)n >> (8 * i));
+    }
+    memcpy(dst + h, p, n);
+    return h + n;
+}
+
+/* Frame the whole lines at [*p, end) into frames[] until it holds FRAMES_WRITE
+ * bytes or the next line does not fit (or has no LF yet). Returns the bytes
+ * framed and moves *p past the lines taken; 0 with *p unmoved when the first
+ * line must take the slow path (line_part), or on ENOMEM (*p unmoved, -1 in
+ * *failed). */
+static size_t frame_lines(struct ws *s, char *frames, const char **p, const char *end, int *failed)
+{
+    size_t fl = 0;
+    const char *q = *p;
+    while (q < end && fl < FRAMES_WRITE && !s->partial_len) {
+        const char *nl = memchr(q, '\n', (size_t)(end - q));
+        if (!nl)
+            break;
+        size_t n = (size_t)(nl - q), len;
+        if (n && q[n - 1] == '\r')
+            n--;
+        char *owned = NULL;
+        const char *text = s->binary ? (len = n, q) : as_utf8(q, n, &len, &owned);
+        if (!text) {
+            *failed = fl == 0;
+            break;
+        }
+        if (fl + len + 10 > FRAMES) {
+            free(owned);
+            break;
+        }
+        fl += frame_into(frames + fl, s->binary, text, len);
+        free(owned);
+        q = nl + 1;
+    }
+    *p = q;
+    return fl;
+}
+
+/* Lines out, one frame each. Whole lines are framed into one shared buffer and
+ * written in one call below (a frame per write would cost a system call per
+ * line: 30 times plain TCP's cost per message); what below does not take is
+ * kept (at most FRAMES_WRITE and a line). wslay sends the rare rest: control
+ * frames, a line without its LF yet, one too long for the buffer. */
 static ssize_t ws_write(struct transport *t, const void *buf, size_t len)
 {
+    static char frames[FRAMES];
     struct ws *s = (struct ws *)t;
     if (send_some(s) < 0)
         return -1;
@@ -294,6 +390,32 @@ static ssize_t ws_write(struct transport *t, const void *buf, size_t len)
     }
     const char *p = buf, *end = p + len;
     while (p < end) {
+        const char *q = p;
+        int failed = 0;
+        size_t fl = frame_lines(s, frames, &q, end, &failed);
+        if (failed) {
+            errno = ENOMEM;
+            return p > (const char *)buf ? p - (const char *)buf : -1;
+        }
+        if (fl) {
+            ssize_t n = s->below->ops->write(s->below, frames, fl);
+            if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                return -1;
+            if (n < 0 && p == (const char *)buf)
+                return -1; /* nothing taken (EAGAIN) */
+            if (n < 0)
+                break;
+            if ((size_t)n < fl) { /* the lines are taken: keep the rest of their frames */
+                if (keep_out(s, frames + n, fl - (size_t)n) < 0) {
+                    errno = ENOMEM;
+                    return -1;
+                }
+                p = q;
+                break;
+            }
+            p = q;
+            continue;
+        }
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *stop = nl ? nl : end;
         if (line_part(s, p, (size_t)(stop - p), nl != NULL) < 0) {
@@ -345,6 +467,7 @@ static ssize_t read_ended(struct ws *s)
         default: return 0;
         }
     }
+    s->failed = 1;
     errno = EPROTO;
     return -1;
 }
@@ -363,20 +486,23 @@ static void protocol_error(struct ws *s, int idle_out)
     } else {
         send_some(s);
     }
+    s->failed = 1;
     errno = EPROTO;
 }
 
 static ssize_t ws_read(struct transport *t, void *buf, size_t len)
 {
     struct ws *s = (struct ws *)t;
+    if (s->failed)
+        return s->below->ops->read(s->below, buf, len);
     if (send_some(s) < 0)
         return -1;
     if (s->in_len > s->in_off)
         return take(s, buf, len);
     if (s->eof)
         return 0;
-    if (s->err || s->raw_closed) {
-        errno = s->err ? s->err : EPROTO;
+    if (s->err) {
+        errno = s->err;
         return -1;
     }
     if (!wslay_event_get_read_enabled(s->ctx))
@@ -466,7 +592,7 @@ static void ws_close(struct transport *t)
         wslay_event_context_free(s->ctx);
     free(s->in);
     free(s->early);
-    free(s->pre);
+    free(s->out);
     free(s->partial);
     s->below->ops->close(s->below);
     free(s);
@@ -520,15 +646,15 @@ struct transport *ws_wrap(struct transport *below, int binary, size_t max_msg, c
     s->base.ops = &ws_ops;
     s->base.fd = below->fd;
     if (wslay_event_context_server_init(&s->ctx, &callbacks, s) != 0 ||
-        (preamble_len && !(s->pre = copy(preamble, preamble_len))) || (early_len && !(s->early = copy(early, early_len)))) {
+        (preamble_len && !(s->out = copy(preamble, preamble_len))) || (early_len && !(s->early = copy(early, early_len)))) {
         if (s->ctx)
             wslay_event_context_free(s->ctx);
-        free(s->pre);
+        free(s->out);
         free(s);
         errno = ENOMEM;
         return NULL;
     }
-    s->pre_len = preamble_len;
+    s->out_len = preamble_len;
     s->early_len = early_len;
     wslay_event_config_set_max_recv_msg_length(s->ctx, max_msg);
     return &s->base;
