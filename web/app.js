@@ -691,6 +691,7 @@
       b.members = new Map();
       badge(b);
       if (S.switchTo === b.key || !S.active || S.active.kind === 'server') { S.switchTo = ''; show(b); }
+      note(b, 'you joined ' + b.name);
       if (S.caps.has('draft/chathistory')) catchUp(b);
       return;
     }
