@@ -18,6 +18,7 @@
 #include "server/transport/ws.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,8 +28,8 @@
 
 #define IN_HIGH (64 * 1024)  /* decoded input waiting before reading from below stops */
 #define OUT_HIGH (64 * 1024) /* wslay's frames waiting for below before it must wait too */
-#define FRAMES (64 * 1024)   /* lines are framed into a buffer of this size ... */
-#define FRAMES_WRITE (16 * 1024) /* ... and written once it holds this much */
+#define FRAMES (96 * 1024)   /* lines are framed into a buffer of this size ... */
+#define FRAMES_WRITE (64 * 1024) /* ... and written once it holds this much */
 
 struct ws {
     struct transport base; /* fd: the socket's, for the loop */
@@ -245,9 +246,19 @@ static size_t utf8_char(const unsigned char *p, size_t n)
  * text to send, p itself when it is clean, or NULL when out of memory. */
 static const char *as_utf8(const char *p, size_t n, size_t *out_len, char **owned)
 {
-    size_t i = 0, k;
-    while (i < n && (k = utf8_char((const unsigned char *)p + i, n - i)) != 0)
-        i += k;
+    size_t i = 0, k = 1;
+    /* Chat is mostly ASCII: eight bytes at a time while no high bit is set. */
+    while (k) {
+        uint64_t w;
+        while (i + 8 <= n && (memcpy(&w, p + i, 8), !(w & 0x8080808080808080ULL)))
+            i += 8;
+        while (i < n && (unsigned char)p[i] < 0x80)
+            i++;
+        if (i == n)
+            break;
+        if ((k = utf8_char((const unsigned char *)p + i, n - i)) != 0)
+            i += k;
+    }
     *owned = NULL;
     *out_len = n;
     if (i == n)
