@@ -449,3 +449,41 @@ def test_https_port_needs_a_certificate(binary):
     p = subprocess.run([binary("natterd"), "--https-port", "0"], capture_output=True, text=True, timeout=10,
                        env=natlib.sanitizer_env())
     assert p.returncode == 2 and "--https-port needs --tls-cert" in p.stderr
+
+
+def test_bench_over_websocket(natterd, binary):
+    import json, subprocess
+    s = web(natterd, "--rate", "0")
+    p = subprocess.run([binary("natter-bench"), "--port", str(s.port), "--ws", "--irc-port", str(s.http_port),
+                        "-c", "20", "-m", "50", "--json"], capture_output=True, text=True, timeout=60,
+                       env=natlib.sanitizer_env())
+    assert p.returncode == 0, p.stderr
+    rep = json.loads(p.stdout)
+    assert rep["ok"] and rep["ws"] and rep["delivered"] == rep["expected"] == 20 * 19 * 50
+    s.wait_log(r"(?s)(WebSocket \(text\.ircv3\.net\).*){20}")  # every one of them upgraded
+
+
+def test_bench_ws_needs_the_http_port(binary):
+    import subprocess
+    p = subprocess.run([binary("natter-bench"), "--ws"], capture_output=True, text=True, timeout=10)
+    assert p.returncode == 2 and "--ws needs --irc-port" in p.stderr
+
+
+def test_lines_decoded_inside_the_transport_are_served_after_a_yield(natterd, closing, client):
+    """A connection that yields its turn (the hub's --turn-fanout budget is spent on
+    a room over 64) must still get the lines its transport decoded already, with no
+    new bytes arriving to wake it: the WebSocket transport holds them, not the socket."""
+    s = web(natterd, "--turn-fanout", "1", "--max-per-ip", "0", "--rate", "1000", "--burst", "1000",
+            "--max-announce", "0")
+    crowd = [closing(socket.create_connection((s.host, s.port))) for _ in range(66)]  # #lobby over 64
+    watcher = client(s)
+    natlib.wait_until(lambda: s.drain_log().count("connect #") >= 67, what="the crowd")
+    w = ws_user(s, closing, "burst")
+    w.send("JOIN #lobby")
+    w.expect(r"JOIN :?#lobby$")
+    watcher.sync()
+    frames = b"".join(natlib.ws_frame(1, "PRIVMSG #lobby :%02d %s" % (i, "y" * 300)) for i in range(30))
+    w.sock.sendall(frames)  # 30 lines, ~10 KB: more than one read of --max-line + 1
+    for i in range(30):
+        watcher.expect(r"^#lobby <burst> %02d y+$" % i, timeout=5)
+    assert len(crowd) == 66
