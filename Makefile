@@ -239,10 +239,14 @@ build-fuzz/fuzz_irc: tests/fuzz/fuzz_irc.c tests/fuzz/fuzz_util.h $(FUZZ_SERVER)
 	@mkdir -p build-fuzz
 	$(FUZZ_CC) $(ALL_CPPFLAGS) $(CFLAGS_SQLITE) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_irc.c $(FUZZ_SERVER) build-fuzz/webfiles.c $(LIBS_D) $(LIBS_CORE) $(LDLIBS_SSL) $(LDLIBS_SQLITE) $(LDLIBS_SODIUM) $(LDLIBS_WEB) -lpthread
 
-fuzz-build: build-fuzz/fuzz_sanitize build-fuzz/fuzz_framing build-fuzz/fuzz_irc
+build-fuzz/fuzz_web: tests/fuzz/fuzz_web.c tests/fuzz/fuzz_util.h $(FUZZ_SERVER) $(HEADERS) build-fuzz/webfiles.c
+	@mkdir -p build-fuzz
+	$(FUZZ_CC) $(ALL_CPPFLAGS) $(CFLAGS_SQLITE) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_web.c $(FUZZ_SERVER) build-fuzz/webfiles.c $(LIBS_D) $(LIBS_CORE) $(LDLIBS_SSL) $(LDLIBS_SQLITE) $(LDLIBS_SODIUM) $(LDLIBS_WEB) -lpthread
+
+fuzz-build: build-fuzz/fuzz_sanitize build-fuzz/fuzz_framing build-fuzz/fuzz_irc build-fuzz/fuzz_web
 
 fuzz: fuzz-build
-	@for t in sanitize framing irc; do \
+	@for t in sanitize framing irc web; do \
 	  mkdir -p build-fuzz/corpus/$$t; \
 	  echo "fuzz_$$t: $(FUZZ_SECONDS)s"; \
 	  build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \

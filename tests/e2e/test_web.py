@@ -487,3 +487,15 @@ def test_lines_decoded_inside_the_transport_are_served_after_a_yield(natterd, cl
     for i in range(30):
         watcher.expect(r"^#lobby <burst> %02d y+$" % i, timeout=5)
     assert len(crowd) == 66
+
+
+def test_quit_closes_with_1000_and_shutdown_with_1001(natterd, closing):
+    s = web(natterd)
+    a = ws_user(s, closing, "leaver")
+    b = ws_user(s, closing, "stayer")
+    a.send("QUIT :bye")
+    a.expect(r"^ERROR ")
+    expect_close(a, 1000)
+    s.stop()
+    b.expect(r"^ERROR ")
+    assert b.wait_close()[0] == 1001

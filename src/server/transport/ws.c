@@ -147,7 +147,8 @@ static int keep_in(struct ws *s, const uint8_t *p, size_t n)
         s->in = in;
         s->in_cap = cap;
     }
-    memcpy(s->in + s->in_len, p, n);
+    if (n) /* (an empty message's payload may be NULL) */
+        memcpy(s->in + s->in_len, p, n);
     memcpy(s->in + s->in_len + n, "\r\n", 2);
     s->in_len += n + 2;
     return 0;
@@ -597,6 +598,13 @@ static int ws_shutdown(struct transport *t)
 static void ws_close(struct transport *t)
 {
     struct ws *s = (struct ws *)t;
+    /* Closed without a close frame of ours (natterd shutting down, a client
+     * dropped as too slow): one, best effort, with 1001 going away (or the
+     * limit's 1008). */
+    if (!s->raw_closed && !s->failed && !s->err && !s->eof && wslay_event_get_write_enabled(s->ctx) &&
+        !wslay_event_get_close_sent(s->ctx) &&
+        wslay_event_queue_close(s->ctx, (uint16_t)(s->close_code ? s->close_code : WSLAY_CODE_GOING_AWAY), NULL, 0) == 0)
+        send_some(s);
     if (s->ctx)
         wslay_event_context_free(s->ctx);
     free(s->in);
