@@ -499,3 +499,23 @@ def test_quit_closes_with_1000_and_shutdown_with_1001(natterd, closing):
     s.stop()
     b.expect(r"^ERROR ")
     assert b.wait_close()[0] == 1001
+
+
+def test_web_origin_and_http_timeout_change_on_sighup(natterd, closing, tmp_path):
+    import signal
+    path = tmp_path / "natterd.conf"
+    path.write_text("web-origin = http://a.example\nhttp-timeout = 30\n")
+    s = web(natterd, "--config", str(path))
+
+    def code(origin):
+        c = closing(socket.create_connection((s.host, s.http_port)))
+        return natlib.ws_handshake(c, f"{s.host}:{s.http_port}", origin=origin)[0]
+    assert code("http://a.example") == 101 and code("http://b.example") == 403
+    path.write_text("web-origin = http://b.example\nhttp-timeout = 1\n")
+    start = len(s.drain_log())
+    s.proc.send_signal(signal.SIGHUP)
+    s.wait_log(r"reloaded .*: 2 live changes", start=start)
+    assert code("http://b.example") == 101 and code("http://a.example") == 403
+    slow = closing(socket.create_connection((s.host, s.http_port)))
+    slow.sendall(b"GET / HTTP/1.1\r\n")
+    assert read_eof(slow, timeout=5).startswith(b"HTTP/1.1 408 ")  # the new --http-timeout

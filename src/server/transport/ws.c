@@ -500,23 +500,35 @@ static void protocol_error(struct ws *s, int idle_out)
     errno = EPROTO;
 }
 
+/* What read can answer without asking wslay: decoded lines, the end, a
+ * failure, reading over. 1 with *r set when it did, 0 when wslay must read. */
+static int answered(struct ws *s, void *buf, size_t len, ssize_t *r)
+{
+    if (s->in_len > s->in_off) {
+        *r = take(s, buf, len);
+    } else if (s->eof) {
+        *r = 0;
+    } else if (s->err) {
+        errno = s->err;
+        *r = -1;
+    } else if (!wslay_event_get_read_enabled(s->ctx)) {
+        *r = read_ended(s);
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
 static ssize_t ws_read(struct transport *t, void *buf, size_t len)
 {
     struct ws *s = (struct ws *)t;
+    ssize_t r;
     if (s->failed)
         return s->below->ops->read(s->below, buf, len);
     if (send_some(s) < 0)
         return -1;
-    if (s->in_len > s->in_off)
-        return take(s, buf, len);
-    if (s->eof)
-        return 0;
-    if (s->err) {
-        errno = s->err;
-        return -1;
-    }
-    if (!wslay_event_get_read_enabled(s->ctx))
-        return read_ended(s);
+    if (answered(s, buf, len, &r))
+        return r;
     s->stopped = 0;
     int idle_out = !out_waiting(s);
     int rc = wslay_event_recv(s->ctx);
@@ -527,17 +539,9 @@ static ssize_t ws_read(struct transport *t, void *buf, size_t len)
         return -1;
     }
     if (send_some(s) < 0 && !s->err)
-        s->err = errno;
-    if (s->in_len > s->in_off)
-        return take(s, buf, len);
-    if (s->eof)
-        return 0;
-    if (s->err) {
-        errno = s->err;
-        return -1;
-    }
-    if (!wslay_event_get_read_enabled(s->ctx))
-        return read_ended(s);
+        s->err = errno; /* (pongs, close replies) */
+    if (answered(s, buf, len, &r))
+        return r;
     errno = EAGAIN;
     return -1;
 }
