@@ -143,6 +143,17 @@ def test_keep_alive_serves_several_requests_on_one_connection(natterd):
         assert read_eof(c).startswith(b"HTTP/1.1 200 ")
 
 
+def test_pipelined_requests_are_answered_in_order(natterd):
+    """Several requests in one write, one with an Upgrade header that is not WebSocket."""
+    s = web(natterd)
+    with socket.create_connection((s.host, s.http_port)) as c:
+        c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n"
+                  b"HEAD /app.js HTTP/1.1\r\nHost: x\r\n\r\n"
+                  b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = read_eof(c)
+    assert re.findall(rb"^HTTP/1\.1 (\d+)", data, re.M) == [b"200", b"200", b"404"]
+
+
 def test_slowloris_is_dropped_within_http_timeout(natterd, closing):
     s = web(natterd, "--http-timeout", "2")
     c = closing(socket.create_connection((s.host, s.http_port)))
