@@ -93,8 +93,11 @@ $(BUILD)/tls.o $(BUILD)/tlsclient.o: NATTER_CPPFLAGS += $(CFLAGS_SSL)
 $(BUILD)/history.o: NATTER_CPPFLAGS += $(CFLAGS_SQLITE)
 $(BUILD)/ws.o $(BUILD)/httpcodec.o: NATTER_CPPFLAGS += $(CFLAGS_WEB) $(CFLAGS_SSL)
 
-# The page, embedded: rebuilt when a file in web/ (or the list of them) changes.
-$(BUILD)/webfiles.c: web/embed.sh $(WEB_FILES) | $(BUILD)
+# The page, embedded: rebuilt when a file in web/ changes, or the list of them
+# (webfiles.list is rewritten only when the list differs: a file removed counts).
+$(BUILD)/webfiles.list: FORCE | $(BUILD)
+	@echo '$(WEB_FILES)' | cmp -s - $@ || echo '$(WEB_FILES)' > $@
+$(BUILD)/webfiles.c: web/embed.sh $(WEB_FILES) $(BUILD)/webfiles.list | $(BUILD)
 	sh web/embed.sh $@ $(WEB_FILES)
 $(BUILD)/webfiles.o: $(BUILD)/webfiles.c
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
@@ -271,4 +274,6 @@ soak: $(BUILD)/natterd
 clean:
 	rm -rf build build-asan build-fuzz
 
-.PHONY: all tests test test-e2e test-trees bench run deps install uninstall clean
+FORCE:
+
+.PHONY: all tests test test-e2e test-trees bench run deps install uninstall clean FORCE
