@@ -93,8 +93,11 @@ $(BUILD)/tls.o $(BUILD)/tlsclient.o: NATTER_CPPFLAGS += $(CFLAGS_SSL)
 $(BUILD)/history.o: NATTER_CPPFLAGS += $(CFLAGS_SQLITE)
 $(BUILD)/ws.o $(BUILD)/httpcodec.o: NATTER_CPPFLAGS += $(CFLAGS_WEB) $(CFLAGS_SSL)
 
-# The page, embedded: rebuilt when a file in web/ (or the list of them) changes.
-$(BUILD)/webfiles.c: web/embed.sh $(WEB_FILES) | $(BUILD)
+# The page, embedded: rebuilt when a file in web/ changes, or the list of them
+# (webfiles.list is rewritten only when the list differs: a file removed counts).
+$(BUILD)/webfiles.list: FORCE | $(BUILD)
+	@echo '$(WEB_FILES)' | cmp -s - $@ || echo '$(WEB_FILES)' > $@
+$(BUILD)/webfiles.c: web/embed.sh $(WEB_FILES) $(BUILD)/webfiles.list | $(BUILD)
 	sh web/embed.sh $@ $(WEB_FILES)
 $(BUILD)/webfiles.o: $(BUILD)/webfiles.c
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
@@ -239,10 +242,14 @@ build-fuzz/fuzz_irc: tests/fuzz/fuzz_irc.c tests/fuzz/fuzz_util.h $(FUZZ_SERVER)
 	@mkdir -p build-fuzz
 	$(FUZZ_CC) $(ALL_CPPFLAGS) $(CFLAGS_SQLITE) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_irc.c $(FUZZ_SERVER) build-fuzz/webfiles.c $(LIBS_D) $(LIBS_CORE) $(LDLIBS_SSL) $(LDLIBS_SQLITE) $(LDLIBS_SODIUM) $(LDLIBS_WEB) -lpthread
 
-fuzz-build: build-fuzz/fuzz_sanitize build-fuzz/fuzz_framing build-fuzz/fuzz_irc
+build-fuzz/fuzz_web: tests/fuzz/fuzz_web.c tests/fuzz/fuzz_util.h $(FUZZ_SERVER) $(HEADERS) build-fuzz/webfiles.c
+	@mkdir -p build-fuzz
+	$(FUZZ_CC) $(ALL_CPPFLAGS) $(CFLAGS_SQLITE) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_web.c $(FUZZ_SERVER) build-fuzz/webfiles.c $(LIBS_D) $(LIBS_CORE) $(LDLIBS_SSL) $(LDLIBS_SQLITE) $(LDLIBS_SODIUM) $(LDLIBS_WEB) -lpthread
+
+fuzz-build: build-fuzz/fuzz_sanitize build-fuzz/fuzz_framing build-fuzz/fuzz_irc build-fuzz/fuzz_web
 
 fuzz: fuzz-build
-	@for t in sanitize framing irc; do \
+	@for t in sanitize framing irc web; do \
 	  mkdir -p build-fuzz/corpus/$$t; \
 	  echo "fuzz_$$t: $(FUZZ_SECONDS)s"; \
 	  build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
@@ -267,4 +274,6 @@ soak: $(BUILD)/natterd
 clean:
 	rm -rf build build-asan build-fuzz
 
-.PHONY: all tests test test-e2e test-trees bench run deps install uninstall clean
+FORCE:
+
+.PHONY: all tests test test-e2e test-trees bench run deps install uninstall clean FORCE

@@ -31,6 +31,7 @@ start_server() { # kind [extra args...]; sets server_pid and port
     server_pid=$!
     for _ in $(seq 200); do # poll for the listening line, at most 10 s
         port=$(sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\).*/\1/p' "$server_log" | head -1)
+        http_port=$(sed -n 's/.*listening for HTTP on [^ ]*:\([0-9][0-9]*\).*/\1/p' "$server_log" | head -1)
         [ -n "$port" ] && return 0
         kill -0 "$server_pid" 2>/dev/null || break
         sleep 0.05
@@ -54,7 +55,9 @@ scenario() {
     start_server "$kind" $sargs
     echo "== $name vs $kind: natter-bench $* --server-pid PID"
     local json rc=0
-    json=$(timeout 600 "$BENCH" --port "$port" --server-pid "$server_pid" --json "$@") || rc=$?
+    local args=("$@")
+    args=("${args[@]/@HTTP@/$http_port}") # the HTTP port, known once the server is up (--ws)
+    json=$(timeout 600 "$BENCH" --port "$port" --server-pid "$server_pid" --json "${args[@]}") || rc=$?
     echo "$json" | python3 bench/summary.py || echo "   (no report; exit $rc)"
     stop_server
     if [ "$kind" = natterd ] && [ -f "$state_dir/natter.db" ] && command -v sqlite3 >/dev/null; then
@@ -87,6 +90,10 @@ run_all() { # KIND
             --duration 5 --irc
         scenario "2m mixed: 500 plain + 500 IRC, 10 senders" "$kind" "" --clients 1000 --senders 10 \
             --duration 5 --irc-every 2
+        scenario "1w WebSocket: one room, 100 IRC-over-WebSocket clients" "$kind" "" --clients 100 --window 16 \
+            --duration 5 --ws --irc-port @HTTP@
+        scenario "2w WebSocket: one room, 1000 IRC-over-WebSocket clients, 10 senders" "$kind" "" --clients 1000 \
+            --senders 10 --duration 5 --ws --irc-port @HTTP@
     fi
     scenario "3a latency, 100 clients, 200 msgs/s" "$kind" "" --clients 100 --rate 200 --duration 10
     scenario "3b latency, 1000 clients, 20 msgs/s" "$kind" "" --clients 1000 --rate 20 --duration 10

@@ -156,21 +156,28 @@ static size_t ws_frame_lines(struct conn *c, const char *p, size_t n, char *out)
     return o;
 }
 
-static int keep_raw(struct conn *c, const char *p, size_t n)
+/* Keep exactly n bytes from p in a buffer grown to fit (*buf, *len, *cap):
+ * an unfinished line or frame between reads. */
+static int keep_bytes(char **buf, uint32_t *len, uint32_t *cap, const char *p, size_t n)
 {
-    if (n > c->rawcap) {
-        uint32_t cap = c->rawcap ? c->rawcap : 256;
-        while (cap < n)
-            cap *= 2;
-        char *np = realloc(c->raw, cap);
+    if (n > *cap) {
+        uint32_t c = *cap ? *cap : 64;
+        while (c < n)
+            c *= 2;
+        char *np = realloc(*buf, c);
         if (!np)
             return -1;
-        c->raw = np;
-        c->rawcap = cap;
+        *buf = np;
+        *cap = c;
     }
-    memmove(c->raw, p, n);
-    c->rawlen = (uint32_t)n;
+    memmove(*buf, p, n);
+    *len = (uint32_t)n;
     return 0;
+}
+
+static int keep_raw(struct conn *c, const char *p, size_t n)
+{
+    return keep_bytes(&c->raw, &c->rawlen, &c->rawcap, p, n);
 }
 
 /* The server's frames in [p, end) as lines, written in place from p (a line is
@@ -699,19 +706,7 @@ static void on_line(struct worker *w, struct conn *c, const char *line, size_t l
 
 static int keep_part(struct conn *c, const char *p, size_t n)
 {
-    if (n > c->partcap) {
-        uint32_t cap = c->partcap ? c->partcap : 64;
-        while (cap < n)
-            cap *= 2;
-        char *np = realloc(c->part, cap);
-        if (!np)
-            return -1;
-        c->part = np;
-        c->partcap = cap;
-    }
-    memcpy(c->part, p, n);
-    c->partlen = (uint32_t)n;
-    return 0;
+    return keep_bytes(&c->part, &c->partlen, &c->partcap, p, n);
 }
 
 /* Frame and handle the lines in [p, end); keep an unfinished last line. */

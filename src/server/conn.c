@@ -702,11 +702,18 @@ static void serve_yielded(void)
         if (c->flags & CONN_CLOSING)
             continue;
         watch(c);
-        if (!(c->flags & CONN_THROTTLED))
-            reoffer_kept(c, now);
+        if (c->flags & CONN_THROTTLED)
+            continue;
+        reoffer_kept(c, now);
+        /* Input the transport decoded already (TLS records, WebSocket frames)
+         * announces itself to no descriptor: it is offered before the loop
+         * sleeps, as after any read. */
+        if (!(c->flags & (CONN_CLOSING | CONN_THROTTLED | CONN_YIELDED)) && c->t->ops->pending &&
+            c->t->ops->pending(c->t))
+            mark_reoffer(c);
     }
     free(batch);
-    if (S.yielded.n)
+    if (S.yielded.n || S.reoffer.n)
         loop_add_timer(S.loop, 0, wake, NULL); /* no sleeping while some wait */
 }
 

@@ -143,6 +143,17 @@ def test_keep_alive_serves_several_requests_on_one_connection(natterd):
         assert read_eof(c).startswith(b"HTTP/1.1 200 ")
 
 
+def test_pipelined_requests_are_answered_in_order(natterd):
+    """Several requests in one write, one with an Upgrade header that is not WebSocket."""
+    s = web(natterd)
+    with socket.create_connection((s.host, s.http_port)) as c:
+        c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n"
+                  b"HEAD /app.js HTTP/1.1\r\nHost: x\r\n\r\n"
+                  b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = read_eof(c)
+    assert re.findall(rb"^HTTP/1\.1 (\d+)", data, re.M) == [b"200", b"200", b"404"]
+
+
 def test_slowloris_is_dropped_within_http_timeout(natterd, closing):
     s = web(natterd, "--http-timeout", "2")
     c = closing(socket.create_connection((s.host, s.http_port)))
@@ -449,3 +460,73 @@ def test_https_port_needs_a_certificate(binary):
     p = subprocess.run([binary("natterd"), "--https-port", "0"], capture_output=True, text=True, timeout=10,
                        env=natlib.sanitizer_env())
     assert p.returncode == 2 and "--https-port needs --tls-cert" in p.stderr
+
+
+def test_bench_over_websocket(natterd, binary):
+    import json, subprocess
+    s = web(natterd, "--rate", "0")
+    p = subprocess.run([binary("natter-bench"), "--port", str(s.port), "--ws", "--irc-port", str(s.http_port),
+                        "-c", "20", "-m", "50", "--json"], capture_output=True, text=True, timeout=60,
+                       env=natlib.sanitizer_env())
+    assert p.returncode == 0, p.stderr
+    rep = json.loads(p.stdout)
+    assert rep["ok"] and rep["ws"] and rep["delivered"] == rep["expected"] == 20 * 19 * 50
+    s.wait_log(r"(?s)(WebSocket \(text\.ircv3\.net\).*){20}")  # every one of them upgraded
+
+
+def test_bench_ws_needs_the_http_port(binary):
+    import subprocess
+    p = subprocess.run([binary("natter-bench"), "--ws"], capture_output=True, text=True, timeout=10)
+    assert p.returncode == 2 and "--ws needs --irc-port" in p.stderr
+
+
+def test_lines_decoded_inside_the_transport_are_served_after_a_yield(natterd, closing, client):
+    """A connection that yields its turn (the hub's --turn-fanout budget is spent on
+    a room over 64) must still get the lines its transport decoded already, with no
+    new bytes arriving to wake it: the WebSocket transport holds them, not the socket."""
+    s = web(natterd, "--turn-fanout", "1", "--max-per-ip", "0", "--rate", "1000", "--burst", "1000",
+            "--max-announce", "0")
+    crowd = [closing(socket.create_connection((s.host, s.port))) for _ in range(66)]  # #lobby over 64
+    watcher = client(s)
+    natlib.wait_until(lambda: s.drain_log().count("connect #") >= 67, what="the crowd")
+    w = ws_user(s, closing, "burst")
+    w.send("JOIN #lobby")
+    w.expect(r"JOIN :?#lobby$")
+    watcher.sync()
+    frames = b"".join(natlib.ws_frame(1, "PRIVMSG #lobby :%02d %s" % (i, "y" * 300)) for i in range(30))
+    w.sock.sendall(frames)  # 30 lines, ~10 KB: more than one read of --max-line + 1
+    for i in range(30):
+        watcher.expect(r"^#lobby <burst> %02d y+$" % i, timeout=5)
+    assert len(crowd) == 66
+
+
+def test_quit_closes_with_1000_and_shutdown_with_1001(natterd, closing):
+    s = web(natterd)
+    a = ws_user(s, closing, "leaver")
+    b = ws_user(s, closing, "stayer")
+    a.send("QUIT :bye")
+    a.expect(r"^ERROR ")
+    expect_close(a, 1000)
+    s.stop()
+    b.expect(r"^ERROR ")
+    assert b.wait_close()[0] == 1001
+
+
+def test_web_origin_and_http_timeout_change_on_sighup(natterd, closing, tmp_path):
+    import signal
+    path = tmp_path / "natterd.conf"
+    path.write_text("web-origin = http://a.example\nhttp-timeout = 30\n")
+    s = web(natterd, "--config", str(path))
+
+    def code(origin):
+        c = closing(socket.create_connection((s.host, s.http_port)))
+        return natlib.ws_handshake(c, f"{s.host}:{s.http_port}", origin=origin)[0]
+    assert code("http://a.example") == 101 and code("http://b.example") == 403
+    path.write_text("web-origin = http://b.example\nhttp-timeout = 1\n")
+    start = len(s.drain_log())
+    s.proc.send_signal(signal.SIGHUP)
+    s.wait_log(r"reloaded .*: 2 live changes", start=start)
+    assert code("http://b.example") == 101 and code("http://a.example") == 403
+    slow = closing(socket.create_connection((s.host, s.http_port)))
+    slow.sendall(b"GET / HTTP/1.1\r\n")
+    assert read_eof(slow, timeout=5).startswith(b"HTTP/1.1 408 ")  # the new --http-timeout

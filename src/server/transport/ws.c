@@ -18,6 +18,7 @@
 #include "server/transport/ws.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,8 +28,8 @@
 
 #define IN_HIGH (64 * 1024)  /* decoded input waiting before reading from below stops */
 #define OUT_HIGH (64 * 1024) /* wslay's frames waiting for below before it must wait too */
-#define FRAMES (64 * 1024)   /* lines are framed into a buffer of this size ... */
-#define FRAMES_WRITE (16 * 1024) /* ... and written once it holds this much */
+#define FRAMES (96 * 1024)   /* lines are framed into a buffer of this size ... */
+#define FRAMES_WRITE (64 * 1024) /* ... and written once it holds this much */
 
 struct ws {
     struct transport base; /* fd: the socket's, for the loop */
@@ -146,7 +147,8 @@ static int keep_in(struct ws *s, const uint8_t *p, size_t n)
         s->in = in;
         s->in_cap = cap;
     }
-    memcpy(s->in + s->in_len, p, n);
+    if (n) /* (an empty message's payload may be NULL) */
+        memcpy(s->in + s->in_len, p, n);
     memcpy(s->in + s->in_len + n, "\r\n", 2);
     s->in_len += n + 2;
     return 0;
@@ -245,9 +247,19 @@ static size_t utf8_char(const unsigned char *p, size_t n)
  * text to send, p itself when it is clean, or NULL when out of memory. */
 static const char *as_utf8(const char *p, size_t n, size_t *out_len, char **owned)
 {
-    size_t i = 0, k;
-    while (i < n && (k = utf8_char((const unsigned char *)p + i, n - i)) != 0)
-        i += k;
+    size_t i = 0, k = 1;
+    /* Chat is mostly ASCII: eight bytes at a time while no high bit is set. */
+    while (k) {
+        uint64_t w;
+        while (i + 8 <= n && (memcpy(&w, p + i, 8), !(w & 0x8080808080808080ULL)))
+            i += 8;
+        while (i < n && (unsigned char)p[i] < 0x80)
+            i++;
+        if (i == n)
+            break;
+        if ((k = utf8_char((const unsigned char *)p + i, n - i)) != 0)
+            i += k;
+    }
     *owned = NULL;
     *out_len = n;
     if (i == n)
@@ -440,11 +452,9 @@ static ssize_t take(struct ws *s, void *buf, size_t len)
     s->in_off += n;
     if (s->in_off == s->in_len) {
         s->in_off = s->in_len = 0;
-        if (s->in_cap > 4096) { /* an idle connection holds no big buffer */
-            free(s->in);
-            s->in = NULL;
-            s->in_cap = 0;
-        }
+        free(s->in); /* an idle connection holds no buffer of ours (wslay's context: 9.4 KB) */
+        s->in = NULL;
+        s->in_cap = 0;
     }
     return (ssize_t)n;
 }
@@ -490,23 +500,35 @@ static void protocol_error(struct ws *s, int idle_out)
     errno = EPROTO;
 }
 
+/* What read can answer without asking wslay: decoded lines, the end, a
+ * failure, reading over. 1 with *r set when it did, 0 when wslay must read. */
+static int answered(struct ws *s, void *buf, size_t len, ssize_t *r)
+{
+    if (s->in_len > s->in_off) {
+        *r = take(s, buf, len);
+    } else if (s->eof) {
+        *r = 0;
+    } else if (s->err) {
+        errno = s->err;
+        *r = -1;
+    } else if (!wslay_event_get_read_enabled(s->ctx)) {
+        *r = read_ended(s);
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
 static ssize_t ws_read(struct transport *t, void *buf, size_t len)
 {
     struct ws *s = (struct ws *)t;
+    ssize_t r;
     if (s->failed)
         return s->below->ops->read(s->below, buf, len);
     if (send_some(s) < 0)
         return -1;
-    if (s->in_len > s->in_off)
-        return take(s, buf, len);
-    if (s->eof)
-        return 0;
-    if (s->err) {
-        errno = s->err;
-        return -1;
-    }
-    if (!wslay_event_get_read_enabled(s->ctx))
-        return read_ended(s);
+    if (answered(s, buf, len, &r))
+        return r;
     s->stopped = 0;
     int idle_out = !out_waiting(s);
     int rc = wslay_event_recv(s->ctx);
@@ -517,17 +539,9 @@ static ssize_t ws_read(struct transport *t, void *buf, size_t len)
         return -1;
     }
     if (send_some(s) < 0 && !s->err)
-        s->err = errno;
-    if (s->in_len > s->in_off)
-        return take(s, buf, len);
-    if (s->eof)
-        return 0;
-    if (s->err) {
-        errno = s->err;
-        return -1;
-    }
-    if (!wslay_event_get_read_enabled(s->ctx))
-        return read_ended(s);
+        s->err = errno; /* (pongs, close replies) */
+    if (answered(s, buf, len, &r))
+        return r;
     errno = EAGAIN;
     return -1;
 }
@@ -588,6 +602,13 @@ static int ws_shutdown(struct transport *t)
 static void ws_close(struct transport *t)
 {
     struct ws *s = (struct ws *)t;
+    /* Closed without a close frame of ours (natterd shutting down, a client
+     * dropped as too slow): one, best effort, with 1001 going away (or the
+     * limit's 1008). */
+    if (!s->raw_closed && !s->failed && !s->err && !s->eof && wslay_event_get_write_enabled(s->ctx) &&
+        !wslay_event_get_close_sent(s->ctx) &&
+        wslay_event_queue_close(s->ctx, (uint16_t)(s->close_code ? s->close_code : WSLAY_CODE_GOING_AWAY), NULL, 0) == 0)
+        send_some(s);
     if (s->ctx)
         wslay_event_context_free(s->ctx);
     free(s->in);

@@ -16,7 +16,6 @@
 #include "server/codecs/irc/ircuser.h"
 #include "server/conn.h"
 #include "server/hub.h"
-#include "server/transport/tls.h"
 #include "server/roommodes.h"
 
 #define TARGMAX 4       /* targets of one PRIVMSG or NOTICE */
