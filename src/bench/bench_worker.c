@@ -170,7 +170,8 @@ static int keep_bytes(char **buf, uint32_t *len, uint32_t *cap, const char *p, s
         *buf = np;
         *cap = c;
     }
-    memmove(*buf, p, n);
+    if (n)
+        memmove(*buf, p, n);
     *len = (uint32_t)n;
     return 0;
 }
@@ -737,7 +738,8 @@ static void ws_input(struct worker *w, struct conn *c, char *p, size_t r)
         return;
     }
     char *start = p - c->rawlen, *end = p + r;
-    memcpy(start, c->raw, c->rawlen);
+    if (c->rawlen)
+        memcpy(start, c->raw, c->rawlen);
     c->rawlen = 0;
     if (!c->ws_up) {
         char *head_end = memmem(start, (size_t)(end - start), "\r\n\r\n", 4);

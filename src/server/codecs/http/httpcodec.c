@@ -448,6 +448,20 @@ static size_t http_input(struct conn *c, char *data, size_t len)
             conn_close(c, "bad HTTP request", 1);
             return len;
         }
+        if (n == 0 && e == HPE_OK && chunk > 0) {
+            /* The parser took nothing and saw nothing wrong (it stops after a
+             * message it counts as an upgrade, Upgrade: h2c on a file, say):
+             * start it afresh on the next request; a fresh one always moves. */
+            if (h->p.upgrade == 0 && h->head == 0) {
+                reply(c, h, "400 Bad Request", "", 0);
+                conn_close(c, "bad HTTP request", 1);
+                return len;
+            }
+            next_request(h);
+            http_parser_init(&h->p, HTTP_REQUEST);
+            h->p.data = h;
+            continue;
+        }
         if (h->head >= HTTP_MAX_HEAD) {
             reply(c, h, "431 Request Header Fields Too Large", "", 0);
             conn_close(c, "HTTP request head too large", 1);
