@@ -32,7 +32,7 @@ struct loop;
 struct hub_event;
 struct history;
 
-#define HISTORY_SCHEMA_VERSION 1
+#define HISTORY_SCHEMA_VERSION 2
 #define HISTORY_MAX_LIMIT 1000      /* most entries one query returns */
 #define HISTORY_MAX_PENDING 256     /* queries waiting at once, server-wide */
 #define HISTORY_MAX_REPLAYS 65536   /* replays on join waiting at once (everyone back after a restart) */
