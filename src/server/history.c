@@ -206,7 +206,8 @@ struct history {
 
     /* the thread's */
     sqlite3 *db;
-    sqlite3_stmt *ins, *gap_ins;
+    sqlite3_stmt *ins, *gap_ins, *conv_ins;
+    sqlite3_stmt *range_st[2];  /* range_msgs' (oldest first, newest first), prepared once */
     struct packer *pk;         /* the batch's messages, grouped by target into chunks */
     struct gaps failed;        /* not recorded because the database failed */
     struct list held;          /* messages waiting for the next try after a failure */
@@ -280,6 +281,8 @@ static int64_t now_real(void)
     "CREATE INDEX chunks_by_target ON chunks(target, last_id);"                                                \
     "CREATE TABLE gaps(target TEXT NOT NULL COLLATE NOCASE, id INTEGER NOT NULL, time_ms INTEGER NOT NULL,"   \
     " lost INTEGER NOT NULL, PRIMARY KEY (target, id)) WITHOUT ROWID;"                                         \
+    "CREATE TABLE convs(name TEXT NOT NULL COLLATE NOCASE, target TEXT NOT NULL COLLATE NOCASE,"             \
+    " PRIMARY KEY (name, target)) WITHOUT ROWID;"                                                              \
     "CREATE VIRTUAL TABLE chunks_fts USING fts5(text, content='');"                                           \
     "CREATE TRIGGER chunks_ad AFTER DELETE ON chunks"                                                          \
     " WHEN old.id <= (SELECT value FROM meta WHERE key = 'fts_upto') BEGIN"                                    \
@@ -309,7 +312,11 @@ static const char *const migrations[] = {
     "  WHERE old.kind != 4 AND old.id <= (SELECT value FROM meta WHERE key = 'fts_upto'); END;",
     /* 1 -> 2: packed rows (move_to_chunks moves the messages, then migrations_after) */
     V2_TABLES
-    "INSERT INTO gaps(target, id, time_ms, lost) SELECT target, id, time_ms, lost FROM messages WHERE kind = 4;",
+    "INSERT INTO gaps(target, id, time_ms, lost) SELECT target, id, time_ms, lost FROM messages WHERE kind = 4;"
+    "INSERT OR IGNORE INTO convs(name, target) SELECT substr(target, 1, instr(target, ' ') - 1), target"
+    " FROM (SELECT DISTINCT target FROM messages WHERE kind = 3);"
+    "INSERT OR IGNORE INTO convs(name, target) SELECT substr(target, instr(target, ' ') + 1), target"
+    " FROM (SELECT DISTINCT target FROM messages WHERE kind = 3);",
 };
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
 static const char *const migrations_after[NMIGRATIONS] = {
@@ -701,6 +708,9 @@ static int open_db(struct history *h, char *err, size_t errlen)
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(h->db, "INSERT OR IGNORE INTO gaps(target, id, time_ms, lost) VALUES (?1, ?2, ?3, ?4)",
                                 -1, &h->gap_ins, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(h->db, "INSERT OR IGNORE INTO convs(name, target) VALUES (?1, ?2)", -1, &h->conv_ins,
+                                NULL);
     if (rc != SQLITE_OK) {
         open_error(h, rc, "preparing statements", err, errlen);
         return -1;
@@ -765,9 +775,31 @@ struct packer {
     struct pbuf *last;              /* the one the last message went to */
 };
 
+/* A private conversation's key ("alice bob") under each of its two names, for
+ * CHATHISTORY TARGETS (rooms are known to the hub, conversations only here). */
+static int note_conversation(struct history *h, const char *key)
+{
+    const char *sp = strchr(key, ' ');
+    if (!sp || key[0] == '#')
+        return SQLITE_OK;
+    char names[2][HISTORY_KEY_MAX];
+    snprintf(names[0], sizeof names[0], "%.*s", (int)(sp - key), key);
+    snprintf(names[1], sizeof names[1], "%s", sp + 1);
+    int rc = SQLITE_OK;
+    for (int i = 0; i < 2 && rc == SQLITE_OK; i++) {
+        sqlite3_bind_text(h->conv_ins, 1, names[i], -1, SQLITE_STATIC);
+        sqlite3_bind_text(h->conv_ins, 2, key, -1, SQLITE_STATIC);
+        rc = sqlite3_step(h->conv_ins) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(h->db);
+        sqlite3_reset(h->conv_ins);
+    }
+    return rc;
+}
+
 static int pack_write(struct history *h, struct pbuf *b)
 {
     int rc = insert_chunk(h->ins, b->target, b->first, b->last, b->n, b->data, b->len);
+    if (rc == SQLITE_OK)
+        rc = note_conversation(h, b->target);
     if (rc == SQLITE_OK) {
         h->pk->chunks++;
         if (h->cfg.max_per_room > 0)
@@ -834,6 +866,8 @@ static int pack_add(struct history *h, const struct mnode *m)
         size = rec_put(one, 0, 0, m->id, m->time_ms, (int)m->kind, m->from, nf, m->to, nt, m->text, nx);
         int rc = insert_chunk(h->ins, m->target, m->id, m->id, 1, one, size);
         free(one);
+        if (rc == SQLITE_OK)
+            rc = note_conversation(h, m->target);
         if (rc == SQLITE_OK)
             pk->chunks++;
         return rc;
@@ -1496,10 +1530,12 @@ static int range_msgs(struct history *h, struct collect *c, const char *target, 
         "SELECT target, data FROM chunks WHERE target = ?1 AND last_id > ?2 AND id < ?3 ORDER BY last_id",
         "SELECT target, data FROM chunks WHERE target = ?1 AND last_id > ?2 AND id < ?3 ORDER BY last_id DESC",
     };
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v3(h->db, sql[newest], -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+    int rc = SQLITE_OK;
+    if (!h->range_st[newest])
+        rc = sqlite3_prepare_v3(h->db, sql[newest], -1, SQLITE_PREPARE_PERSISTENT, &h->range_st[newest], NULL);
     if (rc != SQLITE_OK)
         return rc;
+    sqlite3_stmt *st = h->range_st[newest];
     sqlite3_bind_text(st, 1, target, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)lo);
     sqlite3_bind_int64(st, 3, (sqlite3_int64)hi);
@@ -1528,7 +1564,8 @@ static int range_msgs(struct history *h, struct collect *c, const char *target, 
     }
     if (rc == SQLITE_ROW || rc == SQLITE_DONE)
         rc = SQLITE_OK;
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
     return rc;
 }
 
@@ -1769,6 +1806,65 @@ static int search(struct history *h, struct collect *c, const struct history_que
     return SQLITE_OK;
 }
 
+/* HQ_TARGETS: for each room asked about and each private conversation of the
+ * asker, its newest message strictly between a and b (in either order); then
+ * `limit` of them from a's side, oldest first. */
+#define TARGETS_CONVS_MAX 1000
+static int targets(struct history *h, struct collect *c, const struct history_query *q)
+{
+    uint64_t a_lo = lo_of(&q->a), a_hi = hi_of(&q->a), b_lo = lo_of(&q->b), b_hi = hi_of(&q->b);
+    int forward = !given(&q->b) || a_lo < b_hi;
+    uint64_t lo = forward ? a_lo : b_lo, hi = forward ? (given(&q->b) ? b_hi : UINT64_MAX >> 1) : a_hi;
+    int rc = SQLITE_OK;
+    for (size_t i = 0; i < q->ntargets && rc == SQLITE_OK; i++)
+        rc = range_msgs(h, c, q->targets[i], lo, hi, 1, 1);
+    if (rc == SQLITE_OK && q->target && q->target[0]) {
+        sqlite3_stmt *st;
+        char *keys = NULL; /* (range_msgs cannot run while st walks: copied first) */
+        size_t nk = 0, used = 0, cap = 0;
+        if ((rc = sqlite3_prepare_v2(h->db, "SELECT target FROM convs WHERE name = ?1 LIMIT ?2", -1, &st, NULL)) !=
+            SQLITE_OK)
+            return rc;
+        sqlite3_bind_text(st, 1, q->target, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, TARGETS_CONVS_MAX);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            const char *k = (const char *)sqlite3_column_text(st, 0);
+            size_t len = strlen(k) + 1;
+            if (used + len > cap) {
+                size_t ncap = cap ? cap * 2 : 4096;
+                while (ncap < used + len)
+                    ncap *= 2;
+                char *p = realloc(keys, ncap);
+                if (!p) {
+                    rc = SQLITE_NOMEM;
+                    break;
+                }
+                keys = p;
+                cap = ncap;
+            }
+            memcpy(keys + used, k, len);
+            used += len;
+            nk++;
+        }
+        sqlite3_finalize(st);
+        rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+        for (size_t i = 0, off = 0; i < nk && rc == SQLITE_OK; i++) {
+            rc = range_msgs(h, c, keys + off, lo, hi, 1, 1);
+            off += strlen(keys + off) + 1;
+        }
+        free(keys);
+    }
+    if (rc != SQLITE_OK)
+        return rc;
+    qsort(c->e, c->n, sizeof *c->e, by_id);
+    if (c->n > q->limit) {
+        if (!forward)
+            memmove(c->e, c->e + c->n - q->limit, q->limit * sizeof *c->e);
+        c->n = q->limit;
+    }
+    return SQLITE_OK;
+}
+
 static void answer(struct history *h, struct qnode *qn)
 {
     const struct history_query *q = &qn->q;
@@ -1803,6 +1899,9 @@ static void answer(struct history *h, struct qnode *qn)
     }
     case HQ_SEARCH:
         rc = search(h, &c, q);
+        break;
+    case HQ_TARGETS:
+        rc = targets(h, &c, q);
         break;
     }
     qn->r.status = HISTORY_OK;
@@ -2114,7 +2213,7 @@ int history_query(struct history *h, const struct history_query *q)
     if (q->replay ? h->pending_replays >= HISTORY_MAX_REPLAYS : h->pending >= HISTORY_MAX_PENDING)
         return -1;
     size_t size = sizeof(struct qnode) + 4;
-    size_t nt = q->sel == HQ_SEARCH ? q->ntargets : 0;
+    size_t nt = q->sel == HQ_SEARCH || q->sel == HQ_TARGETS ? q->ntargets : 0;
     if (nt > 1000)
         nt = 1000;
     size += q->target ? strlen(q->target) : 0;
@@ -2286,6 +2385,9 @@ void history_close(struct history *h)
     dict_free(&h->touched);
     sqlite3_finalize(h->ins);
     sqlite3_finalize(h->gap_ins);
+    sqlite3_finalize(h->conv_ins);
+    sqlite3_finalize(h->range_st[0]);
+    sqlite3_finalize(h->range_st[1]);
     if (h->tokenizer)
         h->tok.xDelete(h->tokenizer);
     if (h->pk) {

@@ -278,8 +278,12 @@ def test_chathistory_errors(natterd, client, irc):
     fails = [
         ("CHATHISTORY", r" 461 bob CHATHISTORY :Not enough parameters$"),
         ("CHATHISTORY FOO #lobby * 10", r"^:natter FAIL CHATHISTORY UNKNOWN_COMMAND FOO :Unknown command$"),
-        ("CHATHISTORY TARGETS timestamp=2000-01-01T00:00:00Z timestamp=2100-01-01T00:00:00Z 10",
-         r"^:natter FAIL CHATHISTORY UNKNOWN_COMMAND TARGETS :TARGETS is not supported$"),
+        ("CHATHISTORY TARGETS timestamp=2000-01-01T00:00:00Z 10",
+         r"^:natter FAIL CHATHISTORY NEED_MORE_PARAMS TARGETS :Missing parameters$"),
+        ("CHATHISTORY TARGETS msgid=1a timestamp=2100-01-01T00:00:00Z 10",
+         r"^:natter FAIL CHATHISTORY INVALID_PARAMS msgid=1a :Invalid timestamp$"),
+        ("CHATHISTORY TARGETS timestamp=2000-01-01T00:00:00Z timestamp=2100-01-01T00:00:00Z x",
+         r"^:natter FAIL CHATHISTORY INVALID_PARAMS x :Invalid limit$"),
         ("CHATHISTORY LATEST #lobby *", r"^:natter FAIL CHATHISTORY NEED_MORE_PARAMS LATEST :Missing parameters$"),
         ("CHATHISTORY BETWEEN #lobby * 10", r"^:natter FAIL CHATHISTORY NEED_MORE_PARAMS BETWEEN :"),
         ("CHATHISTORY BEFORE #lobby * 10", r"^:natter FAIL CHATHISTORY INVALID_PARAMS \* :Invalid message reference$"),
@@ -401,6 +405,80 @@ def test_private_history_both_ways(natterd, client, irc):
     pl.expect(r"^-- history of bob: 2 messages$")
     pl.expect(r"^== %s -> \*bob\* hello bob$" % ISO)
     pl.expect(r"^== %s \*bob\* hi alice$" % ISO)
+
+
+def read_targets(c, timeout=natlib.DEFAULT_WAIT):
+    """Read a draft/chathistory-targets batch: [(target, time)]."""
+    m = c.expect(r"^(@\S+ )?:\S+ BATCH \+(\S+) draft/chathistory-targets$", timeout)
+    ref, out = m.group(2), []
+    while True:
+        line = c.readline(timeout)
+        assert line is not None, "EOF inside a batch"
+        if re.match(r"^:\S+ BATCH -%s$" % re.escape(ref), line):
+            return out
+        assert tags_of(line).get("batch") == ref, line
+        t = re.match(r"^:natter CHATHISTORY TARGETS (\S+) (%s)$" % ISO, body_of(line))
+        assert t, line
+        out.append((t.group(1), t.group(2)))
+
+
+def test_chathistory_targets(natterd, client, irc):
+    """TARGETS: the rooms bob is in and his private conversations with messages between two
+    times, each with the time of its newest message there, oldest first, `limit` of them from
+    the first time's side; nothing of rooms he is not in, nor of others' conversations."""
+    s = serve(natterd, "--history-private")
+    pl, carol = client(s), client(s)
+    pl.nick("alice")
+    carol.nick("carol")
+    c = history_client(s, irc, "bob", caps=HISTORY_CAPS + ["labeled-response"])
+    joined(c, "#dev")
+    carol.send("/join #secret")
+    carol.expect(r"joined #secret")
+    carol.send("secret words")
+    carol.send("/msg alice not bob's")
+    pl.expect(r"not bob's")
+    t0 = time.time()
+    say_all(pl, ["in the lobby"])
+    pl.send("/join #dev")
+    pl.expect(r"joined #dev")
+    say_all(pl, ["in dev"])
+    pl.send("/msg bob psst")
+    c.expect(r"PRIVMSG bob :psst$")
+    carol.send("/msg Bob from carol")
+    c.expect(r"PRIVMSG bob :from carol$")
+    c.send("CHATHISTORY TARGETS timestamp=2000-01-01T00:00:00Z timestamp=2100-01-01T00:00:00Z 50")
+    got = read_targets(c)
+    assert [t for t, _ in got] == ["#lobby", "#dev", "alice", "carol"], got
+    times = [w for _, w in got]
+    assert times == sorted(times), times
+    # the newest message of #lobby was said after t0: its time is the line's
+    when = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t0 - 1))
+    assert all(w >= when for w in times), (times, when)
+    c.send("CHATHISTORY TARGETS timestamp=2000-01-01T00:00:00Z timestamp=2100-01-01T00:00:00Z 2")
+    assert [t for t, _ in read_targets(c)] == ["#lobby", "#dev"]  # from the first time's side
+    c.send("CHATHISTORY TARGETS timestamp=2100-01-01T00:00:00Z timestamp=2000-01-01T00:00:00Z 2")
+    assert [t for t, _ in read_targets(c)] == ["alice", "carol"]  # backwards: the newest
+    # between: only what has a message after the time of #dev's newest
+    c.send("CHATHISTORY TARGETS timestamp=%s timestamp=2100-01-01T00:00:00Z 50" % times[1])
+    assert [t for t, _ in read_targets(c)] == ["alice", "carol"]
+    c.send("CHATHISTORY TARGETS timestamp=2100-01-01T00:00:00Z timestamp=2200-01-01T00:00:00Z 50")
+    assert read_targets(c) == []
+    c.send("@label=t1 CHATHISTORY TARGETS timestamp=2000-01-01T00:00:00Z timestamp=2100-01-01T00:00:00Z 1")
+    c.expect(r"^@label=t1 :natter BATCH \+\S+ draft/chathistory-targets$")
+    c.sync("labels")
+    assert not any(re.search(r":natter ACK$", l) for l in c.lines), c.lines
+
+
+def test_chathistory_targets_without_private_history(natterd, client, irc):
+    s = serve(natterd)
+    pl = client(s)
+    pl.nick("alice")
+    c = history_client(s, irc, "bob")
+    pl.send("/msg bob psst")
+    c.expect(r"PRIVMSG bob :psst$")
+    say_all(pl, ["hello"])
+    c.send("CHATHISTORY TARGETS timestamp=2000-01-01T00:00:00Z timestamp=2100-01-01T00:00:00Z 50")
+    assert [t for t, _ in read_targets(c)] == ["#lobby"]
 
 
 def test_private_history_off_gives_an_empty_batch(natterd, client, irc):

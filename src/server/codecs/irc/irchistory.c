@@ -21,6 +21,7 @@
 /* What an answer needs to be worded: kept until it comes. */
 struct asked {
     int replay;                   /* a replay on join, not a CHATHISTORY */
+    int targets;                  /* CHATHISTORY TARGETS: a list of targets, not of messages */
     int keep_newest;              /* when the output queue cannot take it all: drop the oldest */
     const char *sub;              /* CHATHISTORY's subcommand (static) */
     char target[HISTORY_KEY_MAX]; /* as the client sees it: "#dev" or the other's nick */
@@ -240,6 +241,51 @@ static void answer(struct conn *c, const struct asked *a, const struct history_e
         conn_charge(c, (double)(conn_queued(c) - queued) / IRC_LINE_MAX);
 }
 
+/* "2026-12-02T14:35:16.123Z" */
+static void iso_time(char *out, size_t len, int64_t time_ms)
+{
+    time_t secs = (time_t)(time_ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    snprintf(out, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", (tm.tm_year + 1900) % 10000, (tm.tm_mon + 1) % 100,
+             tm.tm_mday % 100, tm.tm_hour % 100, tm.tm_min % 100, tm.tm_sec % 100, (int)(time_ms % 1000));
+}
+
+/* CHATHISTORY TARGETS' answer: a line per target, with the time of its newest
+ * message, in a draft/chathistory-targets batch when batch was negotiated. */
+static void answer_targets(struct conn *c, const struct asked *a, const struct history_entry *entries, size_t count)
+{
+    struct irc_state *st = irc_st(c);
+    int batched = (st->caps & CAP_BATCH) != 0;
+    struct out o = {0};
+    char ref[16] = "";
+    if (batched) {
+        snprintf(ref, sizeof ref, "H%u", ++st->batches);
+        if (a->label[0])
+            out_printf(&o, "@label=%s ", a->label);
+        out_printf(&o, ":%s BATCH +%s draft/chathistory-targets\r\n", irc_conf.server_name, ref);
+    } else if (a->label[0]) {
+        out_printf(&o, "@label=%s :%s ACK\r\n", a->label, irc_conf.server_name);
+    }
+    for (size_t i = 0; i < count; i++) {
+        const struct history_entry *e = &entries[i];
+        /* a conversation is named by the other side, as the client sees it */
+        const char *name = e->target[0] == '#' ? e->target : text_ieq(e->from, irc_nick(c)) ? e->to : e->from;
+        char when[64];
+        iso_time(when, sizeof when, e->time_ms);
+        out_printf(&o, "%s%s%s:%s CHATHISTORY TARGETS %s %s\r\n", batched ? "@batch=" : "", ref, batched ? " " : "",
+                   irc_conf.server_name, name, when);
+    }
+    if (batched)
+        out_printf(&o, ":%s BATCH -%s\r\n", irc_conf.server_name, ref);
+    struct msg *m = o.failed || o.n == 0 ? NULL : msg_new(o.p, o.n);
+    free(o.p);
+    if (m) {
+        conn_send(c, m);
+        msg_unref(m);
+    }
+}
+
 static void fail(struct conn *c, const char *code, const char *context, const char *text)
 {
     irc_send(c, ":%s FAIL CHATHISTORY %s %s%s:%s", irc_conf.server_name, code, context, *context ? " " : "", text);
@@ -255,7 +301,9 @@ static void on_answer(void *arg, uint64_t cookie, const struct history_result *r
     }
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (r->status == HISTORY_OK) {
+    if (r->status == HISTORY_OK && a->targets) {
+        answer_targets(c, a, r->entries, r->count);
+    } else if (r->status == HISTORY_OK) {
         answer(c, a, r->entries, r->count);
     } else if (a->replay) {
         irc_send(c, ":%s NOTICE %s :*** History of %s is unavailable", irc_conf.server_name, a->target, a->target);
@@ -403,6 +451,63 @@ static const struct sub {
     {"AROUND", HQ_AROUND, 1, 0},  {"BETWEEN", HQ_BETWEEN, 2, 0},
 };
 
+/* CHATHISTORY TARGETS timestamp=A timestamp=B limit: the rooms the client is in
+ * and (with --history-private) its private conversations that have messages
+ * between A and B, each with the time of its newest one there. */
+static int chathistory_targets(struct conn *c, struct irc_msg *m)
+{
+    struct irc_state *st = irc_st(c);
+    struct history *h = conn_history(c);
+    if (m->nparams < 4) {
+        fail(c, "NEED_MORE_PARAMS", "TARGETS", "Missing parameters");
+        return 0;
+    }
+    if (!h) {
+        fail(c, "MESSAGE_ERROR", "TARGETS", "History is off on this server");
+        return 0;
+    }
+    struct history_query q = {.sel = HQ_TARGETS};
+    for (int i = 0; i < 2; i++)
+        if (strncmp(m->params[1 + i], "timestamp=", 10) != 0 ||
+            parse_point(m->params[1 + i], 0, i ? &q.b : &q.a) < 0) {
+            fail(c, "INVALID_PARAMS", m->params[1 + i], "Invalid timestamp");
+            return 0;
+        }
+    const char *limit = m->params[3];
+    char *end;
+    long n = strtol(limit, &end, 10);
+    if (*limit < '0' || *limit > '9' || *end || n < 1) {
+        fail(c, "INVALID_PARAMS", limit, "Invalid limit");
+        return 0;
+    }
+    unsigned max = irc_history_limit(c);
+    q.limit = n > (long)max ? max : (unsigned)n;
+    struct user *u = c->user;
+    const char *rooms[1000];
+    size_t nr = 0;
+    for (uint16_t i = 0; i < u->nrooms && nr < sizeof rooms / sizeof rooms[0]; i++)
+        rooms[nr++] = hub_room_name(u->rooms[i]);
+    q.targets = rooms;
+    q.ntargets = nr;
+    q.target = history_config(h)->private_msgs ? u->name : NULL;
+    struct asked *a = calloc(1, sizeof *a);
+    if (!a) {
+        fail(c, "MESSAGE_ERROR", "TARGETS", "Server out of memory");
+        return 0;
+    }
+    a->targets = 1;
+    a->sub = "TARGETS";
+    snprintf(a->label, sizeof a->label, "%s", st->label);
+    /* Each target asked about is a query of its own on the history thread: charged as lines. */
+    conn_charge(c, 1.0 + (double)nr / 10);
+    if (ask(c, &q, a) < 0) {
+        fail(c, "MESSAGE_ERROR", "TARGETS", "History is busy, try again");
+        return 0;
+    }
+    st->label[0] = '\0';
+    return 0;
+}
+
 int irc_cmd_chathistory(struct conn *c, struct irc_msg *m)
 {
     struct irc_state *st = irc_st(c);
@@ -411,9 +516,10 @@ int irc_cmd_chathistory(struct conn *c, struct irc_msg *m)
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
         if (text_ieq(name, subs[i].name))
             sub = &subs[i];
+    if (text_ieq(name, "TARGETS"))
+        return chathistory_targets(c, m);
     if (!sub) {
-        /* TARGETS needs a query history.c does not have (the newest message of every target). */
-        fail(c, "UNKNOWN_COMMAND", name, text_ieq(name, "TARGETS") ? "TARGETS is not supported" : "Unknown command");
+        fail(c, "UNKNOWN_COMMAND", name, "Unknown command");
         return 0;
     }
     if (m->nparams < 3 + sub->points) {
