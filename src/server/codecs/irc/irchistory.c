@@ -22,6 +22,7 @@
 struct asked {
     int replay;                   /* a replay on join, not a CHATHISTORY */
     int targets;                  /* CHATHISTORY TARGETS: a list of targets, not of messages */
+    int search;                   /* SEARCH: messages of several rooms, in a soju.im/search batch */
     int keep_newest;              /* when the output queue cannot take it all: drop the oldest */
     const char *sub;              /* CHATHISTORY's subcommand (static) */
     char target[HISTORY_KEY_MAX]; /* as the client sees it: "#dev" or the other's nick */
@@ -145,23 +146,26 @@ static void add_batched(struct out *o, struct conn *c, const char *ref, const st
     }
 }
 
-/* One entry as a server NOTICE to target: "[2026-12-02 14:35:16] <alice> hello". */
-static void add_notice(struct out *o, const struct history_entry *e, const char *target)
+/* One entry as a server NOTICE to target: "[2026-12-02 14:35:16] <alice> hello"
+ * (with_room: "[...] #dev <alice> hello", for search results of several rooms). */
+static void add_notice(struct out *o, const struct history_entry *e, const char *target, int with_room)
 {
     time_t secs = (time_t)(e->time_ms / 1000);
     struct tm tm;
     gmtime_r(&secs, &tm);
-    char when[32], head[IRC_LINE_MAX + HISTORY_KEY_MAX];
+    char when[32], head[IRC_LINE_MAX + 2 * HISTORY_KEY_MAX], room[HISTORY_KEY_MAX + 1] = "";
     strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
+    if (with_room)
+        snprintf(room, sizeof room, "%s ", e->target);
     char text[128];
     switch (e->kind) {
     case HK_SAY:
     case HK_PRIVMSG:
-        snprintf(head, sizeof head, ":%s NOTICE %s :[%s] <%s> ", irc_conf.server_name, target, when, e->from);
+        snprintf(head, sizeof head, ":%s NOTICE %s :[%s] %s<%s> ", irc_conf.server_name, target, when, room, e->from);
         add_cut(o, NULL, NULL, e, head, e->text, "");
         return;
     case HK_ACTION:
-        snprintf(head, sizeof head, ":%s NOTICE %s :[%s] * %s ", irc_conf.server_name, target, when, e->from);
+        snprintf(head, sizeof head, ":%s NOTICE %s :[%s] %s* %s ", irc_conf.server_name, target, when, room, e->from);
         add_cut(o, NULL, NULL, e, head, e->text, "");
         return;
     case HK_GAP:
@@ -210,7 +214,10 @@ static void answer(struct conn *c, const struct asked *a, const struct history_e
         snprintf(ref, sizeof ref, "H%u", ++st->batches);
         if (a->label[0])
             out_printf(&o, "@label=%s ", a->label);
-        out_printf(&o, ":%s BATCH +%s chathistory %s\r\n", irc_conf.server_name, ref, a->target);
+        if (a->search)
+            out_printf(&o, ":%s BATCH +%s soju.im/search\r\n", irc_conf.server_name, ref);
+        else
+            out_printf(&o, ":%s BATCH +%s chathistory %s\r\n", irc_conf.server_name, ref, a->target);
     } else if (a->label[0]) { /* labeled-response needs batch: cannot happen, but answer the label */
         out_printf(&o, "@label=%s :%s ACK\r\n", a->label, irc_conf.server_name);
     }
@@ -221,9 +228,12 @@ static void answer(struct conn *c, const struct asked *a, const struct history_e
         if (batched)
             add_batched(&o, c, ref, &entries[i], notice_to);
         else
-            add_notice(&o, &entries[i], notice_to);
+            add_notice(&o, &entries[i], notice_to, a->search);
     }
-    if (!batched && count == 0 && !a->replay)
+    if (!batched && count == 0 && a->search)
+        out_printf(&o, ":%s NOTICE %s :*** Search for %s: nothing found\r\n", irc_conf.server_name, notice_to,
+                   a->target);
+    else if (!batched && count == 0 && !a->replay)
         out_printf(&o, ":%s NOTICE %s :*** No history of %s\r\n", irc_conf.server_name, notice_to, a->target);
     if (!batched && last < count)
         out_printf(&o, ":%s NOTICE %s :*** %zu newer message%s of history not shown (ask for fewer)\r\n",
@@ -286,9 +296,14 @@ static void answer_targets(struct conn *c, const struct asked *a, const struct h
     }
 }
 
+static void fail_cmd(struct conn *c, const char *cmd, const char *code, const char *context, const char *text)
+{
+    irc_send(c, ":%s FAIL %s %s %s%s:%s", irc_conf.server_name, cmd, code, context, *context ? " " : "", text);
+}
+
 static void fail(struct conn *c, const char *code, const char *context, const char *text)
 {
-    irc_send(c, ":%s FAIL CHATHISTORY %s %s%s:%s", irc_conf.server_name, code, context, *context ? " " : "", text);
+    fail_cmd(c, "CHATHISTORY", code, context, text);
 }
 
 static void on_answer(void *arg, uint64_t cookie, const struct history_result *r)
@@ -307,6 +322,15 @@ static void on_answer(void *arg, uint64_t cookie, const struct history_result *r
         answer(c, a, r->entries, r->count);
     } else if (a->replay) {
         irc_send(c, ":%s NOTICE %s :*** History of %s is unavailable", irc_conf.server_name, a->target, a->target);
+    } else if (a->search) {
+        const char *why = r->status == HISTORY_ESLOW    ? "The search took too long: use rarer words"
+                          : r->status == HISTORY_EWORDS ? "Nothing to search for"
+                                                        : "Messages could not be retrieved";
+        const char *code = r->status == HISTORY_EWORDS ? "INVALID_PARAMS" : "MESSAGE_ERROR";
+        if (a->label[0])
+            irc_send(c, "@label=%s :%s FAIL SEARCH %s :%s", a->label, irc_conf.server_name, code, why);
+        else
+            fail_cmd(c, "SEARCH", code, "", why);
     } else {
         char context[HISTORY_KEY_MAX + 16];
         snprintf(context, sizeof context, "%s %s", a->sub, a->target);
@@ -593,6 +617,111 @@ int irc_cmd_chathistory(struct conn *c, struct irc_msg *m)
         char context[HISTORY_KEY_MAX + 16];
         snprintf(context, sizeof context, "%s %s", sub->name, target);
         fail(c, "MESSAGE_ERROR", context, "History is busy, try again");
+        return 0;
+    }
+    st->label[0] = '\0';
+    return 0;
+}
+
+/* ==== SEARCH (soju.im/search) ==== */
+
+#define IRC_SEARCH_RESULTS 20 /* the most results of one SEARCH, as /search */
+#define IRC_SEARCH_COST 10    /* flood-control units a search costs up front, as /search */
+
+/* A message-tag value unescaped in place (\s space, \: semicolon, \\ backslash). */
+static void unescape_value(char *s)
+{
+    char *w = s;
+    for (char *r = s; *r; r++) {
+        if (*r != '\\') {
+            *w++ = *r;
+            continue;
+        }
+        r++;
+        if (!*r)
+            break;
+        *w++ = *r == 's' ? ' ' : *r == ':' ? ';' : *r == 'r' ? '\r' : *r == 'n' ? '\n' : *r;
+    }
+    *w = '\0';
+}
+
+int irc_cmd_search(struct conn *c, struct irc_msg *m)
+{
+    struct irc_state *st = irc_st(c);
+    struct history *h = conn_history(c);
+    if (!h) {
+        fail_cmd(c, "SEARCH", "MESSAGE_ERROR", "", "History is off on this server");
+        return 0;
+    }
+    /* The attributes: one parameter, as message tags are written; the rest of the
+     * line too (a client that did not escape its spaces means them). */
+    char attrs[IRC_LINE_MAX + 1] = "";
+    for (int i = 0; i < m->nparams; i++) {
+        size_t n = strlen(attrs);
+        snprintf(attrs + n, sizeof attrs - n, "%s%s", i ? " " : "", m->params[i]);
+    }
+    const char *text = NULL, *in = NULL;
+    long limit = IRC_SEARCH_RESULTS;
+    for (char *save, *kv = strtok_r(attrs, ";", &save); kv; kv = strtok_r(NULL, ";", &save)) {
+        char *eq = strchr(kv, '=');
+        if (!eq)
+            continue;
+        *eq = '\0';
+        char *v = eq + 1;
+        unescape_value(v);
+        if (strcmp(kv, "text") == 0) {
+            text = v;
+        } else if (strcmp(kv, "in") == 0) {
+            in = v;
+        } else if (strcmp(kv, "limit") == 0) {
+            char *end;
+            limit = strtol(v, &end, 10);
+            if (*v < '0' || *v > '9' || *end || limit < 1) {
+                fail_cmd(c, "SEARCH", "INVALID_PARAMS", "limit", "Invalid limit");
+                return 0;
+            }
+        } /* others (from, after, before): not supported, ignored */
+    }
+    while (text && (*text == ' ' || *text == '\t'))
+        text++;
+    if (!text || !*text) {
+        fail_cmd(c, "SEARCH", "INVALID_PARAMS", "text", "Nothing to search for");
+        return 0;
+    }
+    struct user *u = c->user;
+    const char *rooms[1024];
+    size_t nr = 0;
+    if (in) { /* one room, which the asker must be in: what it may read */
+        struct room *r = hub_find_room(conn_hub(c), in);
+        if (in[0] != '#' || !r || !hub_in_room(conn_hub(c), u, in)) {
+            fail_cmd(c, "SEARCH", "INVALID_TARGET", in, "Messages could not be retrieved");
+            return 0;
+        }
+        rooms[nr++] = hub_room_name(r);
+    } else {
+        for (uint16_t i = 0; i < u->nrooms && nr < sizeof rooms / sizeof rooms[0]; i++)
+            rooms[nr++] = hub_room_name(u->rooms[i]);
+    }
+    struct asked *a = calloc(1, sizeof *a);
+    if (!a) {
+        fail_cmd(c, "SEARCH", "MESSAGE_ERROR", "", "Server out of memory");
+        return 0;
+    }
+    a->search = 1;
+    a->sub = "SEARCH";
+    snprintf(a->target, sizeof a->target, "\"%.200s\"", text);
+    snprintf(a->label, sizeof a->label, "%s", st->label);
+    conn_charge(c, IRC_SEARCH_COST);
+    if (nr == 0) { /* in no room: nothing it may read */
+        st->label[0] = '\0';
+        answer(c, a, NULL, 0);
+        free(a);
+        return 0;
+    }
+    struct history_query q = {.sel = HQ_SEARCH, .words = text, .targets = rooms, .ntargets = nr,
+                              .limit = limit > IRC_SEARCH_RESULTS ? IRC_SEARCH_RESULTS : (unsigned)limit};
+    if (ask(c, &q, a) < 0) {
+        fail_cmd(c, "SEARCH", "MESSAGE_ERROR", "", "History is busy, try again");
         return 0;
     }
     st->label[0] = '\0';
