@@ -195,6 +195,8 @@ struct history {
     struct gaps dropped_taken; /* the thread's copy */
 
     /* the loop's */
+    struct slab *open;         /* being filled, not on the queue yet: handed over whole (handover) */
+    size_t seen_items, seen_bytes; /* the queue's size at the last handover (for the bound) */
     struct slab *spare;        /* the next slab, made outside the mutex */
     struct list pool;          /* emptied slabs back from the thread (under mu): no malloc in steady state */
     size_t npool;
@@ -2106,6 +2108,51 @@ static char *copy_in(char **p, const char *s)
     return at;
 }
 
+/* Put the open slab on the queue (the caller holds no lock). The loop fills a
+ * slab of its own and hands it over whole, at the end of its turn (before_sleep),
+ * when it is full, and before a question (which must come after it): one lock a
+ * turn, not one a message, which cost the loop a cache line's round trip to the
+ * history thread every time. Takes a reused slab back as the spare meanwhile. */
+static void handover_locked(struct history *h)
+{
+    struct slab *sl = h->open;
+    h->open = NULL;
+    if (sl && sl->count) {
+        list_push(&h->in, &sl->n);
+        h->in_items += sl->count;
+        h->in_bytes += sl->used;
+        if (h->waiting)
+            pthread_cond_signal(&h->wake);
+    } else if (sl && !h->spare) {
+        h->spare = sl;
+    } else {
+        free(sl);
+    }
+    if (!h->spare && h->pool.head) { /* one back from the thread */
+        h->spare = (struct slab *)h->pool.head;
+        if (!(h->pool.head = h->pool.head->next))
+            h->pool.tail = NULL;
+        h->npool--;
+    }
+    h->seen_items = h->in_items;
+    h->seen_bytes = h->in_bytes;
+}
+
+static void handover(struct history *h)
+{
+    pthread_mutex_lock(&h->mu);
+    handover_locked(h);
+    pthread_mutex_unlock(&h->mu);
+}
+
+static void before_sleep(struct loop *l, void *data)
+{
+    (void)l;
+    struct history *h = data;
+    if (h->open && h->open->count)
+        handover(h);
+}
+
 static char *copy_n(char **p, const char *s, size_t len)
 {
     char *at = *p;
@@ -2142,30 +2189,28 @@ void history_record(void *arg, const struct hub_event *ev)
     if (ntarget >= HISTORY_KEY_MAX || nfrom > 0xffff || nto > 0xffff || ntext > 0x7fffffff)
         return; /* (names are far shorter, lines too: never so, but never packed wrong) */
     size_t size = (sizeof(struct mnode) + ntarget + nfrom + nto + ntext + 4 + 7) & ~(size_t)7;
-    struct slab *big = size > SLAB_SIZE ? slab_new(size) : NULL; /* (a long line: a slab of its own) */
-    pthread_mutex_lock(&h->mu);
-    int full = h->in_items >= QUEUE_MAX_ITEMS || h->in_bytes + size > QUEUE_MAX_BYTES;
-    struct slab *sl = h->in.tail && h->in.tail->kind == N_SLAB ? (struct slab *)h->in.tail : NULL;
+    /* The queue's bound, as last seen, with what waits in the open slab. */
+    size_t open_items = h->open ? h->open->count : 0, open_bytes = h->open ? h->open->used : 0;
+    int full = h->seen_items + open_items >= QUEUE_MAX_ITEMS || h->seen_bytes + open_bytes + size > QUEUE_MAX_BYTES;
+    struct slab *sl = h->open;
     if (!full && (!sl || sl->cap - sl->used < size)) {
-        if (!h->spare && h->pool.head) { /* one back from the thread */
-            h->spare = (struct slab *)h->pool.head;
-            if (!(h->pool.head = h->pool.head->next))
-                h->pool.tail = NULL;
-            h->npool--;
-            h->spare->used = h->spare->count = 0;
-        }
-        sl = big ? big : h->spare && h->spare->cap >= size ? h->spare : NULL;
-        if (sl == h->spare)
+        if (sl)
+            handover(h);
+        if (size > SLAB_SIZE) /* a long line: a slab of its own */
+            sl = slab_new(size);
+        else if ((sl = h->spare))
             h->spare = NULL;
-        big = NULL;
-        if (sl) {
-            list_push(&h->in, &sl->n);
-        } else {
-            full = 1; /* out of memory for a slab */
-        }
+        else
+            sl = slab_new(SLAB_SIZE);
+        if (sl)
+            sl->used = sl->count = 0;
+        h->open = sl;
+        full = !sl; /* out of memory for a slab */
     }
     if (full) {
+        pthread_mutex_lock(&h->mu); /* (rare: the queue is full) */
         gaps_add(&h->dropped, target, ev->id, ev->time_ms);
+        pthread_mutex_unlock(&h->mu);
     } else {
         struct mnode *m = (struct mnode *)(void *)(sl->data + sl->used);
         m->id = ev->id;
@@ -2183,13 +2228,9 @@ void history_record(void *arg, const struct hub_event *ev)
         m->ntext = (uint32_t)ntext;
         sl->used += size;
         sl->count++;
-        h->in_items++;
-        h->in_bytes += size;
-        if (h->waiting)
-            pthread_cond_signal(&h->wake);
+        if (!h->loop)
+            handover(h); /* no loop to hand over at the end of its turn: at once */
     }
-    pthread_mutex_unlock(&h->mu);
-    free(big);
     if (!h->spare)
         h->spare = slab_new(SLAB_SIZE);
     if (full) {
@@ -2237,6 +2278,7 @@ int history_query(struct history *h, const struct history_query *q)
     n->q.target = copy_in(&p, q->target);
     n->q.words = copy_in(&p, q->words);
     pthread_mutex_lock(&h->mu);
+    handover_locked(h); /* what was said before the question comes before it */
     enqueue(h, &n->n, 0);
     h->in_queries++;
     if (!h->waiting)
@@ -2253,6 +2295,7 @@ static void sync_settle(struct history *h, int settle)
 {
     struct snode s = {.n.kind = N_SYNC, .settle = settle};
     pthread_mutex_lock(&h->mu);
+    handover_locked(h);
     enqueue(h, &s.n, 0);
     h->in_queries++;
     pthread_cond_signal(&h->wake);
@@ -2321,7 +2364,8 @@ struct history *history_open(struct loop *l, const struct history_config *cfg, c
     pthread_cond_init(&h->wake, NULL);
     pthread_cond_init(&h->synced, NULL);
     h->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (h->efd < 0 || (l && loop_watch(l, h->efd, LOOP_READ, on_answers, h) < 0)) {
+    if (h->efd < 0 || (l && (loop_watch(l, h->efd, LOOP_READ, on_answers, h) < 0 ||
+                             loop_add_before_sleep(l, before_sleep, h) < 0))) {
         snprintf(err, errlen, "history: eventfd: %s", strerror(errno));
         history_close(h);
         return NULL;
@@ -2346,6 +2390,7 @@ void history_close(struct history *h)
         return;
     if (h->started) {
         pthread_mutex_lock(&h->mu);
+        handover_locked(h);
         h->stop = 1;
         pthread_cond_signal(&h->wake);
         pthread_mutex_unlock(&h->mu);
@@ -2366,6 +2411,8 @@ void history_close(struct history *h)
             log_info("history: %llu messages were not recorded before the end",
                      (unsigned long long)(h->failed.total + h->dropped.total));
     }
+    if (h->loop)
+        loop_remove_before_sleep(h->loop, before_sleep, h);
     if (h->efd >= 0) {
         if (h->loop)
             loop_unwatch(h->loop, h->efd);
@@ -2376,6 +2423,7 @@ void history_close(struct history *h)
         pthread_cond_destroy(&h->wake);
         pthread_cond_destroy(&h->synced);
     }
+    free(h->open);
     free(h->spare);
     for (struct node *n = h->pool.head, *next; n; n = next) {
         next = n->next;

@@ -514,7 +514,7 @@ def test_full_disk_logged_once_chat_goes_on_gap_marked(natterd, client, tmp_path
     if not hasattr(resource, "prlimit"):
         pytest.skip("no resource.prlimit to lift the file-size limit again")
     db = str(tmp_path / "natter.db")
-    limit = 200 * 1024
+    limit = 512 * 1024  # (a new database of 16 KiB pages takes about 200 KiB before any message)
 
     def small_files():
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
