@@ -33,8 +33,8 @@
 #define QUEUE_MAX_ITEMS 500000          /* messages waiting for the thread: ~0.5 s of scenario 4 */
 #define QUEUE_MAX_BYTES (64u << 20)
 #define HISTORY_NICE 5                  /* the history thread's nice, relative to the loop */
-#define COMMIT_MS 50                    /* at most one commit this often: bigger batches write fewer pages */
-#define GATHER_MAX 50000                /* ... unless this many messages wait already */
+#define COMMIT_MS 100                   /* at most one commit this often: bigger batches write fewer pages */
+#define GATHER_MAX 100000               /* ... unless this many messages wait already */
 #define INDEX_CHUNK 2000                /* chunks added to the search index per transaction */
 #define INDEX_IDLE_MS 200               /* the index is brought up to date after this long without writes */
 #define INDEX_BACKLOG 100000            /* ... or once this many chunks wait (then chunk by chunk): ~4M
@@ -690,7 +690,7 @@ static int open_db(struct history *h, char *err, size_t errlen)
         /* In WAL mode NORMAL loses no committed transaction when the process dies
          * (kill -9): only a power cut can take the last few. */
         exec(h->db, "PRAGMA synchronous = NORMAL");
-        exec(h->db, "PRAGMA wal_autocheckpoint = 1000"); /* 16 MB of WAL between checkpoints */
+        exec(h->db, "PRAGMA wal_autocheckpoint = 4000"); /* 64 MB of WAL between checkpoints */
     }
     exec(h->db, "PRAGMA cache_size = -16384"); /* 16 MB: the index pages of busy rooms stay cached */
     exec(h->db, "PRAGMA temp_store = MEMORY");
