@@ -1398,28 +1398,6 @@ struct collect {
     size_t blen, bcap;
 };
 
-/* Strings are kept as offsets into blob while it grows, turned into pointers at the end. */
-static size_t keep_str(struct collect *c, const unsigned char *s)
-{
-    size_t len = s ? strlen((const char *)s) : 0;
-    if (c->blen + len + 1 > c->bcap) {
-        size_t cap = c->bcap ? c->bcap * 2 : 4096;
-        while (cap < c->blen + len + 1)
-            cap *= 2;
-        char *p = realloc(c->blob, cap);
-        if (!p)
-            return (size_t)-1;
-        c->blob = p;
-        c->bcap = cap;
-    }
-    size_t off = c->blen;
-    if (len)
-        memcpy(c->blob + off, s, len);
-    c->blob[off + len] = '\0';
-    c->blen += len + 1;
-    return off;
-}
-
 static struct history_entry *collect_one(struct collect *c)
 {
     if (c->n == c->cap) {
@@ -1433,7 +1411,8 @@ static struct history_entry *collect_one(struct collect *c)
     return &c->e[c->n];
 }
 
-/* Keep a string of n bytes (not NUL-terminated). */
+/* Keep a string of n bytes (not NUL-terminated). Strings are kept as offsets
+ * into blob while it grows, turned into pointers at the end. */
 static size_t keep_strn(struct collect *c, const char *s, size_t len)
 {
     if (c->blen + len + 1 > c->bcap) {
@@ -1452,6 +1431,11 @@ static size_t keep_strn(struct collect *c, const char *s, size_t len)
     c->blob[off + len] = '\0';
     c->blen += len + 1;
     return off;
+}
+
+static size_t keep_str(struct collect *c, const unsigned char *s)
+{
+    return keep_strn(c, (const char *)s, s ? strlen((const char *)s) : 0);
 }
 
 /* Append a message of a chunk (its target kept at target_off in blob). */
@@ -1602,7 +1586,8 @@ static int range(struct history *h, struct collect *c, const char *target, uint6
     if (rc != SQLITE_OK)
         return rc;
     /* Both in id order, then the `limit` wanted from the right end. */
-    qsort(c->e + from, c->n - from, sizeof *c->e, by_id);
+    if (c->n > from) /* (c->e is NULL while empty) */
+        qsort(c->e + from, c->n - from, sizeof *c->e, by_id);
     if (c->n - from > limit) {
         if (newest)
             memmove(c->e + from, c->e + c->n - limit, limit * sizeof *c->e);
@@ -1804,7 +1789,8 @@ static int search(struct history *h, struct collect *c, const struct history_que
     if (rc != SQLITE_ROW && rc != SQLITE_DONE && rc != SQLITE_OK)
         return rc;
     /* Chunks of several targets overlap in time: what was found, newest last. */
-    qsort(c->e + from, c->n - from, sizeof *c->e, by_id);
+    if (c->n > from)
+        qsort(c->e + from, c->n - from, sizeof *c->e, by_id);
     return SQLITE_OK;
 }
 
@@ -1858,7 +1844,8 @@ static int targets(struct history *h, struct collect *c, const struct history_qu
     }
     if (rc != SQLITE_OK)
         return rc;
-    qsort(c->e, c->n, sizeof *c->e, by_id);
+    if (c->n)
+        qsort(c->e, c->n, sizeof *c->e, by_id);
     if (c->n > q->limit) {
         if (!forward)
             memmove(c->e, c->e + c->n - q->limit, q->limit * sizeof *c->e);

@@ -475,6 +475,20 @@ static const struct sub {
     {"AROUND", HQ_AROUND, 1, 0},  {"BETWEEN", HQ_BETWEEN, 2, 0},
 };
 
+/* A CHATHISTORY limit: 1 or more, clamped to CHATHISTORY=; -1 (FAIL sent) if not a number. */
+static int parse_limit(struct conn *c, const char *limit, unsigned *out)
+{
+    char *end;
+    long n = strtol(limit, &end, 10);
+    if (*limit < '0' || *limit > '9' || *end || n < 1) {
+        fail(c, "INVALID_PARAMS", limit, "Invalid limit");
+        return -1;
+    }
+    unsigned max = irc_history_limit(c);
+    *out = n > (long)max ? max : (unsigned)n;
+    return 0;
+}
+
 /* CHATHISTORY TARGETS timestamp=A timestamp=B limit: the rooms the client is in
  * and (with --history-private) its private conversations that have messages
  * between A and B, each with the time of its newest one there. */
@@ -497,15 +511,8 @@ static int chathistory_targets(struct conn *c, struct irc_msg *m)
             fail(c, "INVALID_PARAMS", m->params[1 + i], "Invalid timestamp");
             return 0;
         }
-    const char *limit = m->params[3];
-    char *end;
-    long n = strtol(limit, &end, 10);
-    if (*limit < '0' || *limit > '9' || *end || n < 1) {
-        fail(c, "INVALID_PARAMS", limit, "Invalid limit");
+    if (parse_limit(c, m->params[3], &q.limit) < 0)
         return 0;
-    }
-    unsigned max = irc_history_limit(c);
-    q.limit = n > (long)max ? max : (unsigned)n;
     struct user *u = c->user;
     const char *rooms[1000];
     size_t nr = 0;
@@ -564,15 +571,8 @@ int irc_cmd_chathistory(struct conn *c, struct irc_msg *m)
         fail(c, "INVALID_PARAMS", m->params[2], "Invalid message reference");
         return 0;
     }
-    const char *limit = m->params[2 + sub->points];
-    char *end;
-    long n = strtol(limit, &end, 10);
-    if (*limit < '0' || *limit > '9' || *end || n < 1) {
-        fail(c, "INVALID_PARAMS", limit, "Invalid limit");
+    if (parse_limit(c, m->params[2 + sub->points], &q.limit) < 0)
         return 0;
-    }
-    unsigned max = irc_history_limit(c);
-    q.limit = n > (long)max ? max : (unsigned)n;
     struct asked *a = calloc(1, sizeof *a);
     if (!a) {
         fail(c, "MESSAGE_ERROR", sub->name, "Server out of memory");
