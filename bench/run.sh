@@ -63,7 +63,7 @@ scenario() {
     if [ "$kind" = natterd ] && [ -f "$state_dir/natter.db" ] && command -v sqlite3 >/dev/null; then
         # History: every message sent must be in the database (rows = messages, not deliveries).
         local rows sent
-        rows=$(sqlite3 "$state_dir/natter.db" "SELECT count(*) FROM messages WHERE kind != 4" 2>/dev/null || echo "?")
+        rows=$(sqlite3 "$state_dir/natter.db" "SELECT coalesce(sum(n), 0) FROM chunks" 2>/dev/null || echo "?")
         sent=$(echo "$json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["sent"])' 2>/dev/null || echo "?")
         echo "   history: $rows of $sent messages sent persisted$(grep -q 'not recorded' "$server_log" && echo ', SOME NOT RECORDED')"
         [ "$rows" = "$sent" ] || rc=1

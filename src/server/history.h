@@ -32,7 +32,7 @@ struct loop;
 struct hub_event;
 struct history;
 
-#define HISTORY_SCHEMA_VERSION 1
+#define HISTORY_SCHEMA_VERSION 2
 #define HISTORY_MAX_LIMIT 1000      /* most entries one query returns */
 #define HISTORY_MAX_PENDING 256     /* queries waiting at once, server-wide */
 #define HISTORY_MAX_REPLAYS 65536   /* replays on join waiting at once (everyone back after a restart) */
@@ -91,6 +91,9 @@ enum history_select {
     HQ_AROUND,   /* up to limit/2 before a, the rest from a on */
     HQ_BETWEEN,  /* strictly between a and b, starting from a's side */
     HQ_SEARCH,   /* the newest `limit` matching words, in any of targets[] */
+    HQ_TARGETS,  /* the targets with messages strictly between a and b: of targets[] and,
+                    when target is a name, that name's private conversations (one entry each:
+                    its newest message there); `limit` of them, from a's side, oldest first */
 };
 
 /* A point in a target's history: an event id or a time. Neither (both 0): none. */
@@ -120,11 +123,11 @@ typedef void history_done_fn(void *arg, uint64_t cookie, const struct history_re
 
 struct history_query {
     enum history_select sel;
-    const char *target;              /* not HQ_SEARCH */
+    const char *target;              /* not HQ_SEARCH; HQ_TARGETS: the asker's name, or NULL */
     struct history_point a, b;
     unsigned limit;                  /* clamped to 1..HISTORY_MAX_LIMIT */
     const char *words;               /* HQ_SEARCH: plain words, every one must match */
-    const char *const *targets;      /* HQ_SEARCH: where the asker may read */
+    const char *const *targets;      /* HQ_SEARCH, HQ_TARGETS: where the asker may read (rooms) */
     size_t ntargets;
     int replay;                      /* a replay on join: counted against HISTORY_MAX_REPLAYS, not
                                         HISTORY_MAX_PENDING, so asking cannot crowd out joining */

@@ -34,14 +34,72 @@ def texts(lines, room="#lobby"):
     return out
 
 
+def _varint(data, off):
+    v = shift = 0
+    while True:
+        c = data[off]
+        off += 1
+        v |= (c & 0x7f) << shift
+        shift += 7
+        if not c & 0x80:
+            return v, off
+
+
+def unpack(data):
+    """A chunk's messages (schema 2, history.c "Packing"): [(id, time_ms, kind, from, to, text)]."""
+    out, off, mid, t = [], 0, 0, 0
+    while off < len(data):
+        kind = data[off]
+        off += 1
+        did, off = _varint(data, off)
+        dt, off = _varint(data, off)
+        lens = []
+        for _ in range(3):
+            n, off = _varint(data, off)
+            lens.append(n)
+        mid += did
+        t += -(dt >> 1) - 1 if dt & 1 else dt >> 1
+        strs = []
+        for n in lens:
+            strs.append(data[off:off + n].decode("utf-8", "replace"))
+            off += n
+        out.append((mid, t, kind) + tuple(strs))
+    return out
+
+
+def pack(msgs):
+    """The reverse of unpack: [(id, time_ms, kind, from, to, text)] as a chunk's data."""
+    def varint(v):
+        b = bytearray()
+        while v >= 0x80:
+            b.append((v & 0x7f) | 0x80)
+            v >>= 7
+        b.append(v)
+        return bytes(b)
+    out, pid, pt = bytearray(), 0, 0
+    for mid, t, kind, frm, to, text in msgs:
+        dt = t - pt
+        out.append(kind)
+        out += varint(mid - pid) + varint(((-dt - 1) << 1) | 1 if dt < 0 else dt << 1)
+        parts = [x.encode() for x in (frm, to, text)]
+        for x in parts:
+            out += varint(len(x))
+        for x in parts:
+            out += x
+        pid, pt = mid, t
+    return bytes(out)
+
+
 def db_texts(path, room="#lobby"):
     """What the database holds for room, in id order: text, or ('GAP', lost)."""
     con = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
     try:
-        rows = con.execute("SELECT kind, text, lost FROM messages WHERE target = ? ORDER BY id", (room,)).fetchall()
+        rows = [(m[0], m[5]) for (data,) in con.execute("SELECT data FROM chunks WHERE target = ?", (room,))
+                for m in unpack(data)]
+        rows += [(i, ("GAP", lost)) for i, lost in con.execute("SELECT id, lost FROM gaps WHERE target = ?", (room,))]
     finally:
         con.close()
-    return [("GAP", lost) if kind == 4 else text for kind, text, lost in rows]
+    return [what for _, what in sorted(rows)]
 
 
 def test_replay_on_join(natterd, client):
@@ -173,6 +231,8 @@ def test_search(natterd, client):
     b.expect(r"^-- end of search$")
     b.send("/search quick fox")
     b.expect(r'^-- search for "quick fox": 1 result$')
+    b.send("/search brown word")  # both words are in #lobby, never in one message
+    b.expect(r'^-- search for "brown word": nothing found$')
     b.send("/search secret")  # not in #secret: nothing of it
     b.expect(r'^-- search for "secret": nothing found$')
     b.send('/search "fox" OR NEAR( * : ^')  # FTS5 syntax is just text
@@ -208,6 +268,74 @@ def test_restart_keeps_history(natterd, client, tmp_path):
     b.sync()
     s.stop()
     assert db_texts(db)[-2:] == ["before restart 4", "after restart"]  # ids keep ascending
+
+
+# Schema 1 exactly as natterd before schema 2 created it (one row per message).
+SCHEMA_V1 = """
+CREATE TABLE messages(id INTEGER PRIMARY KEY, target TEXT NOT NULL COLLATE NOCASE, time_ms INTEGER NOT NULL,
+ kind INTEGER NOT NULL, sender TEXT NOT NULL, recipient TEXT NOT NULL DEFAULT '', text TEXT NOT NULL,
+ lost INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE by_target(target TEXT NOT NULL COLLATE NOCASE, id INTEGER NOT NULL,
+ PRIMARY KEY (target, id)) WITHOUT ROWID;
+CREATE VIRTUAL TABLE messages_fts USING fts5(text, content='messages', content_rowid='id');
+CREATE TABLE meta(key TEXT PRIMARY KEY, value);
+INSERT INTO meta(key, value) VALUES ('fts_upto', 0), ('target_upto', 0);
+CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN
+ DELETE FROM by_target WHERE target = old.target AND id = old.id;
+ INSERT INTO messages_fts(messages_fts, rowid, text) SELECT 'delete', old.id, old.text
+  WHERE old.kind != 4 AND old.id <= (SELECT value FROM meta WHERE key = 'fts_upto'); END;
+PRAGMA user_version = 1;
+"""
+
+
+def test_schema_1_migrated(natterd, client, tmp_path):
+    """A database of the old layout (a row per message) is moved to chunks at start, once, and
+    reads as before: replay, /history, a gap row, /search, private messages."""
+    db = str(tmp_path / "natter.db")
+    con = sqlite3.connect(db, isolation_level=None)
+    con.execute("PRAGMA journal_mode = WAL")
+    con.executescript(SCHEMA_V1)
+    t = int((time.time() - 3600) * 1000)
+    rows = [((t << 16) + 2 * i, "#lobby", t, 1, "old%d" % (i % 2), "", "old words %d" % i, 0) for i in range(300)]
+    rows.insert(150, ((t << 16) + 299, "#lobby", t, 4, "", "", "", 7))  # a gap of 7, after the 150th
+    rows += [(((t + 2) << 16) + i, "#Other", t + 2, 2, "zed", "", "waves %d" % i, 0) for i in range(3)]
+    rows += [(((t + 3) << 16), "ann bob", t + 3, 3, "ann", "bob", "psst", 0)]
+    con.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    con.execute("INSERT INTO by_target SELECT target, id FROM messages")
+    con.execute("INSERT INTO messages_fts(messages_fts) VALUES ('rebuild')")
+    con.execute("UPDATE meta SET value = (SELECT max(id) FROM messages)")
+    con.close()
+
+    s = natterd("--db", db, "--history-private")
+    natlib.wait_until(lambda: "schema upgraded to version 2" in s.log, what="the upgrade logged")
+    a = client(s)
+    got = texts(history_block(a, "#lobby"))
+    assert got == ["old words %d" % i for i in range(250, 300)], got
+    a.send("/history #lobby 1000")
+    lines = history_block(a, "#lobby")
+    assert len(lines) == 301 and re.match(r"^== %s #lobby -- 7 messages not recorded here$" % TIME, lines[150]), \
+        lines[148:153]
+    a.send("/join #other")
+    assert [l.split(" ", 2)[2] for l in history_block(a, "#other")] == ["#Other * zed waves %d" % i for i in range(3)]
+    a.send("/search words 299")
+    a.expect(r'^-- search for "words 299": 1 result$')
+    a.expect(r"^== %s #lobby <old1> old words 299$" % TIME)
+    a.nick("ann")
+    a.send("/history bob")
+    a.expect(r"^-- history of bob: 1 message$")
+    s.stop()
+    con = sqlite3.connect("file:%s?mode=ro" % db, uri=True)
+    try:
+        assert con.execute("PRAGMA user_version").fetchone()[0] == 2
+        names = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
+        assert "messages" not in names and "by_target" not in names and "chunks" in names, names
+    finally:
+        con.close()
+    assert len(db_texts(db)) == 301
+    s = natterd("--db", db)  # once: no second upgrade
+    client(s).sync()
+    assert "schema upgraded" not in s.log
+    s.stop()
 
 
 def test_default_db_in_state_directory(binary, tmp_path):
@@ -294,15 +422,19 @@ def test_retention_days(natterd, client, tmp_path):
     s.stop()
     con = sqlite3.connect(db)
     old_ms = int((time.time() - 3 * 86400) * 1000)
-    con.execute("INSERT INTO messages(id, target, time_ms, kind, sender, text) VALUES (?, '#lobby', ?, 1, 'x', 'old')",
-                (old_ms << 16, old_ms))
+    # two old messages and one just inside the limit, in one chunk: the chunk is cut, not dropped whole
+    new_ms = int((time.time() - 1 * 86400) * 1000)
+    con.execute("INSERT INTO chunks(id, target, last_id, n, data) VALUES (?, '#lobby', ?, 3, ?)",
+                (old_ms << 16, new_ms << 16, pack([(old_ms << 16, old_ms, 1, "x", "", "old"),
+                                                   ((old_ms << 16) + 1, old_ms, 1, "x", "", "older"),
+                                                   (new_ms << 16, new_ms, 1, "x", "", "yesterday")])))
     con.commit()
     con.close()
     s = natterd("--db", db, "--history-days", "2")
 
     def gone():
-        return db_texts(db) == ["recent"]
-    natlib.wait_until(gone, what="the 3-day-old row deleted")
+        return db_texts(db) == ["yesterday", "recent"]
+    natlib.wait_until(gone, what="the 3-day-old messages deleted")
     s.stop()
 
 
@@ -382,7 +514,7 @@ def test_full_disk_logged_once_chat_goes_on_gap_marked(natterd, client, tmp_path
     if not hasattr(resource, "prlimit"):
         pytest.skip("no resource.prlimit to lift the file-size limit again")
     db = str(tmp_path / "natter.db")
-    limit = 200 * 1024
+    limit = 512 * 1024  # (a new database of 16 KiB pages takes about 200 KiB before any message)
 
     def small_files():
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))

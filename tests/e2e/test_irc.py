@@ -55,7 +55,7 @@ def test_irc_registration_with_cap_waits_for_cap_end(natterd, irc):
     advertised = m.group(1).split()
     assert set(advertised) == {"away-notify", "batch", "cap-notify", "draft/chathistory", "echo-message",
                                "labeled-response", "message-tags", "multi-prefix", "server-time", "setname",
-                               "userhost-in-names"}, advertised
+                               "soju.im/search", "userhost-in-names"}, advertised
     c.sync("before-end")  # PING works before registration...
     assert not any(" 001 " in l for l in c.lines), c.lines  # ...but no welcome until CAP END
     c.send("CAP REQ :server-time no-such-cap")

@@ -278,8 +278,12 @@ def test_chathistory_errors(natterd, client, irc):
     fails = [
         ("CHATHISTORY", r" 461 bob CHATHISTORY :Not enough parameters$"),
         ("CHATHISTORY FOO #lobby * 10", r"^:natter FAIL CHATHISTORY UNKNOWN_COMMAND FOO :Unknown command$"),
-        ("CHATHISTORY TARGETS timestamp=2000-01-01T00:00:00Z timestamp=2100-01-01T00:00:00Z 10",
-         r"^:natter FAIL CHATHISTORY UNKNOWN_COMMAND TARGETS :TARGETS is not supported$"),
+        ("CHATHISTORY TARGETS timestamp=2000-01-01T00:00:00Z 10",
+         r"^:natter FAIL CHATHISTORY NEED_MORE_PARAMS TARGETS :Missing parameters$"),
+        ("CHATHISTORY TARGETS msgid=1a timestamp=2100-01-01T00:00:00Z 10",
+         r"^:natter FAIL CHATHISTORY INVALID_PARAMS msgid=1a :Invalid timestamp$"),
+        ("CHATHISTORY TARGETS timestamp=2000-01-01T00:00:00Z timestamp=2100-01-01T00:00:00Z x",
+         r"^:natter FAIL CHATHISTORY INVALID_PARAMS x :Invalid limit$"),
         ("CHATHISTORY LATEST #lobby *", r"^:natter FAIL CHATHISTORY NEED_MORE_PARAMS LATEST :Missing parameters$"),
         ("CHATHISTORY BETWEEN #lobby * 10", r"^:natter FAIL CHATHISTORY NEED_MORE_PARAMS BETWEEN :"),
         ("CHATHISTORY BEFORE #lobby * 10", r"^:natter FAIL CHATHISTORY INVALID_PARAMS \* :Invalid message reference$"),
@@ -403,6 +407,80 @@ def test_private_history_both_ways(natterd, client, irc):
     pl.expect(r"^== %s \*bob\* hi alice$" % ISO)
 
 
+def read_targets(c, timeout=natlib.DEFAULT_WAIT):
+    """Read a draft/chathistory-targets batch: [(target, time)]."""
+    m = c.expect(r"^(@\S+ )?:\S+ BATCH \+(\S+) draft/chathistory-targets$", timeout)
+    ref, out = m.group(2), []
+    while True:
+        line = c.readline(timeout)
+        assert line is not None, "EOF inside a batch"
+        if re.match(r"^:\S+ BATCH -%s$" % re.escape(ref), line):
+            return out
+        assert tags_of(line).get("batch") == ref, line
+        t = re.match(r"^:natter CHATHISTORY TARGETS (\S+) (%s)$" % ISO, body_of(line))
+        assert t, line
+        out.append((t.group(1), t.group(2)))
+
+
+def test_chathistory_targets(natterd, client, irc):
+    """TARGETS: the rooms bob is in and his private conversations with messages between two
+    times, each with the time of its newest message there, oldest first, `limit` of them from
+    the first time's side; nothing of rooms he is not in, nor of others' conversations."""
+    s = serve(natterd, "--history-private")
+    pl, carol = client(s), client(s)
+    pl.nick("alice")
+    carol.nick("carol")
+    c = history_client(s, irc, "bob", caps=HISTORY_CAPS + ["labeled-response"])
+    joined(c, "#dev")
+    carol.send("/join #secret")
+    carol.expect(r"joined #secret")
+    carol.send("secret words")
+    carol.send("/msg alice not bob's")
+    pl.expect(r"not bob's")
+    t0 = time.time()
+    say_all(pl, ["in the lobby"])
+    pl.send("/join #dev")
+    pl.expect(r"joined #dev")
+    say_all(pl, ["in dev"])
+    pl.send("/msg bob psst")
+    c.expect(r"PRIVMSG bob :psst$")
+    carol.send("/msg Bob from carol")
+    c.expect(r"PRIVMSG bob :from carol$")
+    c.send("CHATHISTORY TARGETS timestamp=2000-01-01T00:00:00Z timestamp=2100-01-01T00:00:00Z 50")
+    got = read_targets(c)
+    assert [t for t, _ in got] == ["#lobby", "#dev", "alice", "carol"], got
+    times = [w for _, w in got]
+    assert times == sorted(times), times
+    # the newest message of #lobby was said after t0: its time is the line's
+    when = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t0 - 1))
+    assert all(w >= when for w in times), (times, when)
+    c.send("CHATHISTORY TARGETS timestamp=2000-01-01T00:00:00Z timestamp=2100-01-01T00:00:00Z 2")
+    assert [t for t, _ in read_targets(c)] == ["#lobby", "#dev"]  # from the first time's side
+    c.send("CHATHISTORY TARGETS timestamp=2100-01-01T00:00:00Z timestamp=2000-01-01T00:00:00Z 2")
+    assert [t for t, _ in read_targets(c)] == ["alice", "carol"]  # backwards: the newest
+    # between: only what has a message after the time of #dev's newest
+    c.send("CHATHISTORY TARGETS timestamp=%s timestamp=2100-01-01T00:00:00Z 50" % times[1])
+    assert [t for t, _ in read_targets(c)] == ["alice", "carol"]
+    c.send("CHATHISTORY TARGETS timestamp=2100-01-01T00:00:00Z timestamp=2200-01-01T00:00:00Z 50")
+    assert read_targets(c) == []
+    c.send("@label=t1 CHATHISTORY TARGETS timestamp=2000-01-01T00:00:00Z timestamp=2100-01-01T00:00:00Z 1")
+    c.expect(r"^@label=t1 :natter BATCH \+\S+ draft/chathistory-targets$")
+    c.sync("labels")
+    assert not any(re.search(r":natter ACK$", l) for l in c.lines), c.lines
+
+
+def test_chathistory_targets_without_private_history(natterd, client, irc):
+    s = serve(natterd)
+    pl = client(s)
+    pl.nick("alice")
+    c = history_client(s, irc, "bob")
+    pl.send("/msg bob psst")
+    c.expect(r"PRIVMSG bob :psst$")
+    say_all(pl, ["hello"])
+    c.send("CHATHISTORY TARGETS timestamp=2000-01-01T00:00:00Z timestamp=2100-01-01T00:00:00Z 50")
+    assert [t for t, _ in read_targets(c)] == ["#lobby"]
+
+
 def test_private_history_off_gives_an_empty_batch(natterd, client, irc):
     s = serve(natterd)
     pl = client(s)
@@ -425,3 +503,95 @@ def test_an_answer_bigger_than_the_output_queue_keeps_the_newest(natterd, client
     got = ask(c, "CHATHISTORY AFTER #lobby timestamp=2000-01-01T00:00:00Z 20")  # the oldest asked for
     assert 3 <= len(got) < 20 and got == words[:len(got)], [g[:5] for g in got]
     c.sync("still here")
+
+
+# ==== SEARCH (soju.im/search) ====
+
+
+def read_search(c, timeout=natlib.DEFAULT_WAIT):
+    """Read a soju.im/search batch: its PRIVMSG lines."""
+    m = c.expect(r"^(@\S+ )?:\S+ BATCH \+(\S+) soju\.im/search$", timeout)
+    ref, out = m.group(2), []
+    while True:
+        line = c.readline(timeout)
+        assert line is not None, "EOF inside a batch"
+        if re.match(r"^:\S+ BATCH -%s$" % re.escape(ref), line):
+            return out
+        assert tags_of(line).get("batch") == ref, line
+        out.append(line)
+
+
+def test_search(natterd, client, irc):
+    """SEARCH text=...: what the rooms the user is in hold, every word in one message, in a
+    soju.im/search batch with time and msgid; in=#room narrows it; nothing of a room the
+    user is not in; FTS5 syntax is just words."""
+    s = serve(natterd)
+    pl = client(s)
+    pl.nick("alice")
+    say_all(pl, ["the quick brown fox", "a quick word", "slow words"])
+    pl.send("/join #secret")
+    pl.expect(r"joined #secret")
+    say_all(pl, ["quick secret plans"])
+    pl.send("/join #dev")
+    pl.expect(r"joined #dev")
+    say_all(pl, ["quick in dev"])
+    c = history_client(s, irc, "bob", caps=HISTORY_CAPS + ["soju.im/search"])
+    joined(c, "#dev")
+    c.send("SEARCH text=quick")
+    got = read_search(c)
+    assert [body_of(l) for l in got] == [":alice!plain@natter/plain PRIVMSG #lobby :the quick brown fox",
+                                         ":alice!plain@natter/plain PRIVMSG #lobby :a quick word",
+                                         ":alice!plain@natter/plain PRIVMSG #dev :quick in dev"], got
+    assert all(re.match(ISO, tags_of(l)["time"]) and tags_of(l)["msgid"] for l in got), got
+    c.send(r"SEARCH text=quick\sfox")  # escaped as a tag value
+    assert [body_of(l).split(" :", 1)[1] for l in read_search(c)] == ["the quick brown fox"]
+    c.send("SEARCH :text=quick fox;limit=5")  # or spaces as they are
+    assert len(read_search(c)) == 1
+    c.send("SEARCH text=brown word")  # both in #lobby, never in one message
+    assert read_search(c) == []
+    c.send("SEARCH in=#dev;text=quick")
+    assert [body_of(l).split(" :", 1)[1] for l in read_search(c)] == ["quick in dev"]
+    c.send("SEARCH text=quick;limit=1")  # the newest
+    assert [body_of(l).split(" :", 1)[1] for l in read_search(c)] == ["quick in dev"]
+    c.send("SEARCH text=secret")
+    assert read_search(c) == []
+    c.send('SEARCH :text="fox" OR NEAR( * : ^')
+    assert read_search(c) == []
+    c.send("SEARCH in=#secret;text=quick")  # exists, bob is not in it
+    c.expect(r"^:natter FAIL SEARCH INVALID_TARGET #secret :Messages could not be retrieved$")
+    c.send("SEARCH in=alice;text=quick")
+    c.expect(r"^:natter FAIL SEARCH INVALID_TARGET alice :")
+    c.send("SEARCH in=#lobby")
+    c.expect(r"^:natter FAIL SEARCH INVALID_PARAMS text :Nothing to search for$")
+    c.send("SEARCH text=x;limit=0")
+    c.expect(r"^:natter FAIL SEARCH INVALID_PARAMS limit :Invalid limit$")
+    c.send("SEARCH")
+    c.expect(r" 461 bob SEARCH :Not enough parameters$")
+
+
+def test_search_without_batch_is_server_notices(natterd, client, irc):
+    s = serve(natterd)
+    pl = client(s)
+    pl.nick("alice")
+    say_all(pl, ["find me here"])
+    c = irc(s).register("bob")
+    joined(c)
+    c.send("SEARCH text=find")
+    line = c.expect(r"^:natter NOTICE bob :(.*)$").group(1)
+    assert re.match(r"^%s #lobby <alice> find me here$" % NOTICE_TIME, line), line
+    c.send("SEARCH text=nowhere")
+    c.expect(r'^:natter NOTICE bob :\*\*\* Search for "nowhere": nothing found$')
+
+
+def test_search_is_rate_limited_and_off_without_history(natterd, client, irc):
+    s = serve(natterd, "--rate", "1", "--burst", "20")
+    c = history_client(s, irc, "bob")
+    for _ in range(6):
+        c.send("SEARCH text=anything")
+    c.expect(r"^:natter NOTICE bob :\*\*\* Slow down: ")  # each search costs 10 lines of flood control
+    off = serve(natterd, "--history", "0")
+    d = irc(off).register("dan")
+    d.send("SEARCH text=x")
+    d.expect(r"^:natter FAIL SEARCH MESSAGE_ERROR :History is off on this server$")
+    d.send("CAP LS 302")
+    assert "soju.im/search" not in d.expect(r" CAP dan LS :(.*)$").group(1)

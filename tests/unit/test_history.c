@@ -126,8 +126,8 @@ static void test_selectors(void)
     g = ask(h, (struct history_query){.sel = HQ_LATEST, .target = "#dev", .a = {.id = ids[7]}, .limit = 50});
     CHECK_STR(texts(g), "m8 m9", "LATEST after a msgid: only what is newer");
 
-    /* Across the line between what is indexed (by_target) and the newest rows
-     * not indexed yet, read from the table itself. */
+    /* Across chunks: history_settle ends a batch (and indexes it), so #split is
+     * two rows, s0-s9 and s10-s14, and a query reads across both. */
     uint64_t sp[15];
     for (int i = 0; i < 15; i++) {
         snprintf(t, sizeof t, "s%d", i);
@@ -145,6 +145,24 @@ static void test_selectors(void)
     g = ask(h, (struct history_query){.sel = HQ_BETWEEN, .target = "#split", .a = {.id = sp[3]}, .b = {.id = sp[6]},
                                       .limit = 9});
     CHECK_STR(texts(g), "s4 s5", "BETWEEN, all indexed");
+
+    /* One batch bigger than a chunk (16 KiB): several rows of one room, read in order. */
+    char line[200];
+    uint64_t big[1000];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(line, sizeof line, "b%d %0100d", i, i);
+        big[i] = say(h, "#big", "bob", line);
+    }
+    g = ask(h, (struct history_query){.sel = HQ_AFTER, .target = "#big", .a = {.id = big[449]}, .limit = 100});
+    int in_order = g->count == 100;
+    for (size_t i = 0; in_order && i < g->count; i++) {
+        snprintf(line, sizeof line, "b%zu %0100zu", i + 450, i + 450);
+        in_order = strncmp(g->text[i], line, sizeof g->text[i] - 1) == 0;
+    }
+    CHECK(in_order, "a room's batch over several chunks: all of it, in order");
+    g = ask(h, (struct history_query){.sel = HQ_BEFORE, .target = "#big", .a = {.id = big[301]}, .limit = 2});
+    CHECK(g->count == 2 && strncmp(g->text[0], "b299 ", 5) == 0 && strncmp(g->text[1], "b300 ", 5) == 0,
+          "BEFORE inside a chunk, from the newest");
 
     /* Search: all words, quoted (FTS syntax is just text), only the targets given. */
     say(h, "#dev", "carol", "the quick brown fox");

@@ -50,6 +50,7 @@ static const struct cap {
     {"multi-prefix", CAP_MULTI_PREFIX},
     {"server-time", CAP_SERVER_TIME},
     {"setname", CAP_SETNAME},
+    {"soju.im/search", CAP_SEARCH},
     {"userhost-in-names", CAP_USERHOST_IN_NAMES},
 };
 #define NCAPS (sizeof caps / sizeof caps[0])
@@ -83,7 +84,7 @@ static int cap_ls(struct conn *c, struct irc_msg *m)
     }
     char list[256] = "";
     for (size_t i = 0; i < NCAPS; i++)
-        if (caps[i].bit != CAP_CHATHISTORY || conn_history(c)) /* offered only with history on */
+        if ((caps[i].bit != CAP_CHATHISTORY && caps[i].bit != CAP_SEARCH) || conn_history(c)) /* with history on */
             append(list, sizeof list, " ", caps[i].name);
     if (irc_conf.sts_port && st->cap_302) { /* sts has values: CAP 302 clients only; never requested */
         char sts[64];
@@ -121,7 +122,7 @@ static int cap_req(struct conn *c, struct irc_msg *m)
         int minus = w[0] == '-';
         const struct cap *cap = find_cap(w + minus);
         if (!cap || (minus && cap->bit == CAP_CAP_NOTIFY && st->cap_302) ||
-            (cap->bit == CAP_CHATHISTORY && !conn_history(c))) { /* offered only with history on */
+            ((cap->bit == CAP_CHATHISTORY || cap->bit == CAP_SEARCH) && !conn_history(c))) { /* only with history */
             ok = 0;
             break;
         }
@@ -912,6 +913,7 @@ static const struct command {
     {"VERSION", cmd_version, 0, 1, FANS_NONE},
     {"TIME", cmd_time, 0, 1, FANS_NONE},
     {"CHATHISTORY", irc_cmd_chathistory, 1, 1, FANS_NONE},
+    {"SEARCH", irc_cmd_search, 1, 1, FANS_NONE},
     /* Room keepers and server operators (ircmodes.c). MODE and KICK tell the
      * channel of their first parameter (a nick's MODE is skipped by the '#'
      * check); INVITE tells one user, OPER/STATS only the asker; KILL tells the

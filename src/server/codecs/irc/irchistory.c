@@ -21,6 +21,8 @@
 /* What an answer needs to be worded: kept until it comes. */
 struct asked {
     int replay;                   /* a replay on join, not a CHATHISTORY */
+    int targets;                  /* CHATHISTORY TARGETS: a list of targets, not of messages */
+    int search;                   /* SEARCH: messages of several rooms, in a soju.im/search batch */
     int keep_newest;              /* when the output queue cannot take it all: drop the oldest */
     const char *sub;              /* CHATHISTORY's subcommand (static) */
     char target[HISTORY_KEY_MAX]; /* as the client sees it: "#dev" or the other's nick */
@@ -144,23 +146,26 @@ static void add_batched(struct out *o, struct conn *c, const char *ref, const st
     }
 }
 
-/* One entry as a server NOTICE to target: "[2026-12-02 14:35:16] <alice> hello". */
-static void add_notice(struct out *o, const struct history_entry *e, const char *target)
+/* One entry as a server NOTICE to target: "[2026-12-02 14:35:16] <alice> hello"
+ * (with_room: "[...] #dev <alice> hello", for search results of several rooms). */
+static void add_notice(struct out *o, const struct history_entry *e, const char *target, int with_room)
 {
     time_t secs = (time_t)(e->time_ms / 1000);
     struct tm tm;
     gmtime_r(&secs, &tm);
-    char when[32], head[IRC_LINE_MAX + HISTORY_KEY_MAX];
+    char when[32], head[IRC_LINE_MAX + 2 * HISTORY_KEY_MAX], room[HISTORY_KEY_MAX + 1] = "";
     strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
+    if (with_room)
+        snprintf(room, sizeof room, "%s ", e->target);
     char text[128];
     switch (e->kind) {
     case HK_SAY:
     case HK_PRIVMSG:
-        snprintf(head, sizeof head, ":%s NOTICE %s :[%s] <%s> ", irc_conf.server_name, target, when, e->from);
+        snprintf(head, sizeof head, ":%s NOTICE %s :[%s] %s<%s> ", irc_conf.server_name, target, when, room, e->from);
         add_cut(o, NULL, NULL, e, head, e->text, "");
         return;
     case HK_ACTION:
-        snprintf(head, sizeof head, ":%s NOTICE %s :[%s] * %s ", irc_conf.server_name, target, when, e->from);
+        snprintf(head, sizeof head, ":%s NOTICE %s :[%s] %s* %s ", irc_conf.server_name, target, when, room, e->from);
         add_cut(o, NULL, NULL, e, head, e->text, "");
         return;
     case HK_GAP:
@@ -209,7 +214,10 @@ static void answer(struct conn *c, const struct asked *a, const struct history_e
         snprintf(ref, sizeof ref, "H%u", ++st->batches);
         if (a->label[0])
             out_printf(&o, "@label=%s ", a->label);
-        out_printf(&o, ":%s BATCH +%s chathistory %s\r\n", irc_conf.server_name, ref, a->target);
+        if (a->search)
+            out_printf(&o, ":%s BATCH +%s soju.im/search\r\n", irc_conf.server_name, ref);
+        else
+            out_printf(&o, ":%s BATCH +%s chathistory %s\r\n", irc_conf.server_name, ref, a->target);
     } else if (a->label[0]) { /* labeled-response needs batch: cannot happen, but answer the label */
         out_printf(&o, "@label=%s :%s ACK\r\n", a->label, irc_conf.server_name);
     }
@@ -220,9 +228,12 @@ static void answer(struct conn *c, const struct asked *a, const struct history_e
         if (batched)
             add_batched(&o, c, ref, &entries[i], notice_to);
         else
-            add_notice(&o, &entries[i], notice_to);
+            add_notice(&o, &entries[i], notice_to, a->search);
     }
-    if (!batched && count == 0 && !a->replay)
+    if (!batched && count == 0 && a->search)
+        out_printf(&o, ":%s NOTICE %s :*** Search for %s: nothing found\r\n", irc_conf.server_name, notice_to,
+                   a->target);
+    else if (!batched && count == 0 && !a->replay)
         out_printf(&o, ":%s NOTICE %s :*** No history of %s\r\n", irc_conf.server_name, notice_to, a->target);
     if (!batched && last < count)
         out_printf(&o, ":%s NOTICE %s :*** %zu newer message%s of history not shown (ask for fewer)\r\n",
@@ -240,9 +251,59 @@ static void answer(struct conn *c, const struct asked *a, const struct history_e
         conn_charge(c, (double)(conn_queued(c) - queued) / IRC_LINE_MAX);
 }
 
+/* "2026-12-02T14:35:16.123Z" */
+static void iso_time(char *out, size_t len, int64_t time_ms)
+{
+    time_t secs = (time_t)(time_ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    snprintf(out, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", (tm.tm_year + 1900) % 10000, (tm.tm_mon + 1) % 100,
+             tm.tm_mday % 100, tm.tm_hour % 100, tm.tm_min % 100, tm.tm_sec % 100, (int)(time_ms % 1000));
+}
+
+/* CHATHISTORY TARGETS' answer: a line per target, with the time of its newest
+ * message, in a draft/chathistory-targets batch when batch was negotiated. */
+static void answer_targets(struct conn *c, const struct asked *a, const struct history_entry *entries, size_t count)
+{
+    struct irc_state *st = irc_st(c);
+    int batched = (st->caps & CAP_BATCH) != 0;
+    struct out o = {0};
+    char ref[16] = "";
+    if (batched) {
+        snprintf(ref, sizeof ref, "H%u", ++st->batches);
+        if (a->label[0])
+            out_printf(&o, "@label=%s ", a->label);
+        out_printf(&o, ":%s BATCH +%s draft/chathistory-targets\r\n", irc_conf.server_name, ref);
+    } else if (a->label[0]) {
+        out_printf(&o, "@label=%s :%s ACK\r\n", a->label, irc_conf.server_name);
+    }
+    for (size_t i = 0; i < count; i++) {
+        const struct history_entry *e = &entries[i];
+        /* a conversation is named by the other side, as the client sees it */
+        const char *name = e->target[0] == '#' ? e->target : text_ieq(e->from, irc_nick(c)) ? e->to : e->from;
+        char when[64];
+        iso_time(when, sizeof when, e->time_ms);
+        out_printf(&o, "%s%s%s:%s CHATHISTORY TARGETS %s %s\r\n", batched ? "@batch=" : "", ref, batched ? " " : "",
+                   irc_conf.server_name, name, when);
+    }
+    if (batched)
+        out_printf(&o, ":%s BATCH -%s\r\n", irc_conf.server_name, ref);
+    struct msg *m = o.failed || o.n == 0 ? NULL : msg_new(o.p, o.n);
+    free(o.p);
+    if (m) {
+        conn_send(c, m);
+        msg_unref(m);
+    }
+}
+
+static void fail_cmd(struct conn *c, const char *cmd, const char *code, const char *context, const char *text)
+{
+    irc_send(c, ":%s FAIL %s %s %s%s:%s", irc_conf.server_name, cmd, code, context, *context ? " " : "", text);
+}
+
 static void fail(struct conn *c, const char *code, const char *context, const char *text)
 {
-    irc_send(c, ":%s FAIL CHATHISTORY %s %s%s:%s", irc_conf.server_name, code, context, *context ? " " : "", text);
+    fail_cmd(c, "CHATHISTORY", code, context, text);
 }
 
 static void on_answer(void *arg, uint64_t cookie, const struct history_result *r)
@@ -255,10 +316,21 @@ static void on_answer(void *arg, uint64_t cookie, const struct history_result *r
     }
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (r->status == HISTORY_OK) {
+    if (r->status == HISTORY_OK && a->targets) {
+        answer_targets(c, a, r->entries, r->count);
+    } else if (r->status == HISTORY_OK) {
         answer(c, a, r->entries, r->count);
     } else if (a->replay) {
         irc_send(c, ":%s NOTICE %s :*** History of %s is unavailable", irc_conf.server_name, a->target, a->target);
+    } else if (a->search) {
+        const char *why = r->status == HISTORY_ESLOW    ? "The search took too long: use rarer words"
+                          : r->status == HISTORY_EWORDS ? "Nothing to search for"
+                                                        : "Messages could not be retrieved";
+        const char *code = r->status == HISTORY_EWORDS ? "INVALID_PARAMS" : "MESSAGE_ERROR";
+        if (a->label[0])
+            irc_send(c, "@label=%s :%s FAIL SEARCH %s :%s", a->label, irc_conf.server_name, code, why);
+        else
+            fail_cmd(c, "SEARCH", code, "", why);
     } else {
         char context[HISTORY_KEY_MAX + 16];
         snprintf(context, sizeof context, "%s %s", a->sub, a->target);
@@ -403,6 +475,70 @@ static const struct sub {
     {"AROUND", HQ_AROUND, 1, 0},  {"BETWEEN", HQ_BETWEEN, 2, 0},
 };
 
+/* A CHATHISTORY limit: 1 or more, clamped to CHATHISTORY=; -1 (FAIL sent) if not a number. */
+static int parse_limit(struct conn *c, const char *limit, unsigned *out)
+{
+    char *end;
+    long n = strtol(limit, &end, 10);
+    if (*limit < '0' || *limit > '9' || *end || n < 1) {
+        fail(c, "INVALID_PARAMS", limit, "Invalid limit");
+        return -1;
+    }
+    unsigned max = irc_history_limit(c);
+    *out = n > (long)max ? max : (unsigned)n;
+    return 0;
+}
+
+/* CHATHISTORY TARGETS timestamp=A timestamp=B limit: the rooms the client is in
+ * and (with --history-private) its private conversations that have messages
+ * between A and B, each with the time of its newest one there. */
+static int chathistory_targets(struct conn *c, struct irc_msg *m)
+{
+    struct irc_state *st = irc_st(c);
+    struct history *h = conn_history(c);
+    if (m->nparams < 4) {
+        fail(c, "NEED_MORE_PARAMS", "TARGETS", "Missing parameters");
+        return 0;
+    }
+    if (!h) {
+        fail(c, "MESSAGE_ERROR", "TARGETS", "History is off on this server");
+        return 0;
+    }
+    struct history_query q = {.sel = HQ_TARGETS};
+    for (int i = 0; i < 2; i++)
+        if (strncmp(m->params[1 + i], "timestamp=", 10) != 0 ||
+            parse_point(m->params[1 + i], 0, i ? &q.b : &q.a) < 0) {
+            fail(c, "INVALID_PARAMS", m->params[1 + i], "Invalid timestamp");
+            return 0;
+        }
+    if (parse_limit(c, m->params[3], &q.limit) < 0)
+        return 0;
+    struct user *u = c->user;
+    const char *rooms[1000];
+    size_t nr = 0;
+    for (uint16_t i = 0; i < u->nrooms && nr < sizeof rooms / sizeof rooms[0]; i++)
+        rooms[nr++] = hub_room_name(u->rooms[i]);
+    q.targets = rooms;
+    q.ntargets = nr;
+    q.target = history_config(h)->private_msgs ? u->name : NULL;
+    struct asked *a = calloc(1, sizeof *a);
+    if (!a) {
+        fail(c, "MESSAGE_ERROR", "TARGETS", "Server out of memory");
+        return 0;
+    }
+    a->targets = 1;
+    a->sub = "TARGETS";
+    snprintf(a->label, sizeof a->label, "%s", st->label);
+    /* Each target asked about is a query of its own on the history thread: charged as lines. */
+    conn_charge(c, 1.0 + (double)nr / 10);
+    if (ask(c, &q, a) < 0) {
+        fail(c, "MESSAGE_ERROR", "TARGETS", "History is busy, try again");
+        return 0;
+    }
+    st->label[0] = '\0';
+    return 0;
+}
+
 int irc_cmd_chathistory(struct conn *c, struct irc_msg *m)
 {
     struct irc_state *st = irc_st(c);
@@ -411,9 +547,10 @@ int irc_cmd_chathistory(struct conn *c, struct irc_msg *m)
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
         if (text_ieq(name, subs[i].name))
             sub = &subs[i];
+    if (text_ieq(name, "TARGETS"))
+        return chathistory_targets(c, m);
     if (!sub) {
-        /* TARGETS needs a query history.c does not have (the newest message of every target). */
-        fail(c, "UNKNOWN_COMMAND", name, text_ieq(name, "TARGETS") ? "TARGETS is not supported" : "Unknown command");
+        fail(c, "UNKNOWN_COMMAND", name, "Unknown command");
         return 0;
     }
     if (m->nparams < 3 + sub->points) {
@@ -434,15 +571,8 @@ int irc_cmd_chathistory(struct conn *c, struct irc_msg *m)
         fail(c, "INVALID_PARAMS", m->params[2], "Invalid message reference");
         return 0;
     }
-    const char *limit = m->params[2 + sub->points];
-    char *end;
-    long n = strtol(limit, &end, 10);
-    if (*limit < '0' || *limit > '9' || *end || n < 1) {
-        fail(c, "INVALID_PARAMS", limit, "Invalid limit");
+    if (parse_limit(c, m->params[2 + sub->points], &q.limit) < 0)
         return 0;
-    }
-    unsigned max = irc_history_limit(c);
-    q.limit = n > (long)max ? max : (unsigned)n;
     struct asked *a = calloc(1, sizeof *a);
     if (!a) {
         fail(c, "MESSAGE_ERROR", sub->name, "Server out of memory");
@@ -487,6 +617,111 @@ int irc_cmd_chathistory(struct conn *c, struct irc_msg *m)
         char context[HISTORY_KEY_MAX + 16];
         snprintf(context, sizeof context, "%s %s", sub->name, target);
         fail(c, "MESSAGE_ERROR", context, "History is busy, try again");
+        return 0;
+    }
+    st->label[0] = '\0';
+    return 0;
+}
+
+/* ==== SEARCH (soju.im/search) ==== */
+
+#define IRC_SEARCH_RESULTS 20 /* the most results of one SEARCH, as /search */
+#define IRC_SEARCH_COST 10    /* flood-control units a search costs up front, as /search */
+
+/* A message-tag value unescaped in place (\s space, \: semicolon, \\ backslash). */
+static void unescape_value(char *s)
+{
+    char *w = s;
+    for (char *r = s; *r; r++) {
+        if (*r != '\\') {
+            *w++ = *r;
+            continue;
+        }
+        r++;
+        if (!*r)
+            break;
+        *w++ = *r == 's' ? ' ' : *r == ':' ? ';' : *r == 'r' ? '\r' : *r == 'n' ? '\n' : *r;
+    }
+    *w = '\0';
+}
+
+int irc_cmd_search(struct conn *c, struct irc_msg *m)
+{
+    struct irc_state *st = irc_st(c);
+    struct history *h = conn_history(c);
+    if (!h) {
+        fail_cmd(c, "SEARCH", "MESSAGE_ERROR", "", "History is off on this server");
+        return 0;
+    }
+    /* The attributes: one parameter, as message tags are written; the rest of the
+     * line too (a client that did not escape its spaces means them). */
+    char attrs[IRC_LINE_MAX + 1] = "";
+    for (int i = 0; i < m->nparams; i++) {
+        size_t n = strlen(attrs);
+        snprintf(attrs + n, sizeof attrs - n, "%s%s", i ? " " : "", m->params[i]);
+    }
+    const char *text = NULL, *in = NULL;
+    long limit = IRC_SEARCH_RESULTS;
+    for (char *save, *kv = strtok_r(attrs, ";", &save); kv; kv = strtok_r(NULL, ";", &save)) {
+        char *eq = strchr(kv, '=');
+        if (!eq)
+            continue;
+        *eq = '\0';
+        char *v = eq + 1;
+        unescape_value(v);
+        if (strcmp(kv, "text") == 0) {
+            text = v;
+        } else if (strcmp(kv, "in") == 0) {
+            in = v;
+        } else if (strcmp(kv, "limit") == 0) {
+            char *end;
+            limit = strtol(v, &end, 10);
+            if (*v < '0' || *v > '9' || *end || limit < 1) {
+                fail_cmd(c, "SEARCH", "INVALID_PARAMS", "limit", "Invalid limit");
+                return 0;
+            }
+        } /* others (from, after, before): not supported, ignored */
+    }
+    while (text && (*text == ' ' || *text == '\t'))
+        text++;
+    if (!text || !*text) {
+        fail_cmd(c, "SEARCH", "INVALID_PARAMS", "text", "Nothing to search for");
+        return 0;
+    }
+    struct user *u = c->user;
+    const char *rooms[1024];
+    size_t nr = 0;
+    if (in) { /* one room, which the asker must be in: what it may read */
+        struct room *r = hub_find_room(conn_hub(c), in);
+        if (in[0] != '#' || !r || !hub_in_room(conn_hub(c), u, in)) {
+            fail_cmd(c, "SEARCH", "INVALID_TARGET", in, "Messages could not be retrieved");
+            return 0;
+        }
+        rooms[nr++] = hub_room_name(r);
+    } else {
+        for (uint16_t i = 0; i < u->nrooms && nr < sizeof rooms / sizeof rooms[0]; i++)
+            rooms[nr++] = hub_room_name(u->rooms[i]);
+    }
+    struct asked *a = calloc(1, sizeof *a);
+    if (!a) {
+        fail_cmd(c, "SEARCH", "MESSAGE_ERROR", "", "Server out of memory");
+        return 0;
+    }
+    a->search = 1;
+    a->sub = "SEARCH";
+    snprintf(a->target, sizeof a->target, "\"%.200s\"", text);
+    snprintf(a->label, sizeof a->label, "%s", st->label);
+    conn_charge(c, IRC_SEARCH_COST);
+    if (nr == 0) { /* in no room: nothing it may read */
+        st->label[0] = '\0';
+        answer(c, a, NULL, 0);
+        free(a);
+        return 0;
+    }
+    struct history_query q = {.sel = HQ_SEARCH, .words = text, .targets = rooms, .ntargets = nr,
+                              .limit = limit > IRC_SEARCH_RESULTS ? IRC_SEARCH_RESULTS : (unsigned)limit};
+    if (ask(c, &q, a) < 0) {
+        fail_cmd(c, "SEARCH", "MESSAGE_ERROR", "", "History is busy, try again");
         return 0;
     }
     st->label[0] = '\0';

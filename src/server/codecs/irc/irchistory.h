@@ -1,5 +1,6 @@
 /* irchistory.h - history for IRC clients: replay on join and IRCv3
- * draft/chathistory (CHATHISTORY LATEST/BEFORE/AFTER/AROUND/BETWEEN).
+ * draft/chathistory (CHATHISTORY LATEST/BEFORE/AFTER/AROUND/BETWEEN/TARGETS), and
+ * soju.im/search's SEARCH.
  *
  * Questions go to history.c and are answered on a later loop turn; the answer
  * finds its connection again by id (it may have gone). How history reads
@@ -23,6 +24,9 @@ struct irc_msg;
 void irc_history_replay(struct conn *c, const char *room);
 /* CHATHISTORY subcommand target ... (the command table's handler). */
 int irc_cmd_chathistory(struct conn *c, struct irc_msg *m);
+/* SEARCH attrs (soju.im/search): "text=words[;in=#room][;limit=N]", the results
+ * in a soju.im/search batch (or server NOTICEs without batch + server-time). */
+int irc_cmd_search(struct conn *c, struct irc_msg *m);
 /* The ISUPPORT token "CHATHISTORY=N" into out (len bytes): 1, or 0 when
  * history is off (no token). */
 int irc_history_isupport(const struct conn *c, char *out, size_t len);

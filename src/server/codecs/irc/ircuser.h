@@ -43,6 +43,7 @@ enum {
     CAP_LABELED_RESPONSE = 1 << 8,
     CAP_CHATHISTORY = 1 << 9, /* draft/chathistory (irchistory.c): no replay on join */
     CAP_MULTI_PREFIX = 1 << 10, /* NAMES and WHO show every member mode (@+), not the highest */
+    CAP_SEARCH = 1 << 11,       /* soju.im/search (irchistory.c): SEARCH is announced; it works without */
 };
 #define IRC_VARIANT_CAPS (CAP_SERVER_TIME | CAP_MESSAGE_TAGS | CAP_AWAY_NOTIFY | CAP_SETNAME)
 #define IRC_REALNAME_MAX 100 /* bytes of a realname (USER, SETNAME), cut between characters */
