@@ -19,7 +19,7 @@
     ws: null, nick: '', registered: false, everRegistered: false, userQuit: false,
     caps: new Set(), offered: [], histMax: 128, serverName: '', attempt: 0, timer: 0,
     buffers: new Map(), order: [], active: null, pending: [], label: 0, switchTo: '',
-    listing: null, names: new Map(), sent: [], sentAt: -1, skew: 0,
+    listing: null, names: new Map(), sent: [], sentAt: -1, skew: 0, searchFor: null,
   };
   // The server's clock, as its live lines tell it: lines are sorted by the server's times,
   // so the page's own notes must use that clock too, or a browser whose clock is off
@@ -385,6 +385,19 @@
   }
   const err = (text, b) => note(b, text, 'err');
 
+  // ---- search (natterd's SEARCH, soju.im/search): results as notes where it was asked ----
+  function endSearch(bt) {
+    const b = (S.searchFor && S.buffers.get(S.searchFor.key)) || S.active || serverBuf();
+    const words = S.searchFor ? S.searchFor.words : '';
+    S.searchFor = null;
+    note(b, 'search for "' + words + '": ' + (bt.lines.length ? bt.lines.length + ' found' : 'nothing found'));
+    for (const m of bt.lines) {
+      const t = Date.parse(m.tags.time || '');
+      const when = t ? new Date(t).toLocaleString() : '';
+      note(b, '[' + when + '] ' + (m.params[0] || '') + ' <' + (m.nick || '') + '> ' + (m.params[1] || ''));
+    }
+  }
+
   function onScroll(b) {
     const log = b.log;
     b.atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
@@ -580,7 +593,7 @@
     }
     if (ref && batches.has(ref)) {
       const bt = batches.get(ref);
-      if (bt.type === 'chathistory') { bt.lines.push(m); return; }
+      if (bt.type === 'chathistory' || bt.type === 'soju.im/search') { bt.lines.push(m); return; }
     }
     const h = HANDLERS[m.command];
     if (h) h(m);
@@ -604,6 +617,7 @@
         const bt = batches.get(ref.slice(1));
         batches.delete(ref.slice(1));
         if (bt && bt.type === 'chathistory') endHistory(bt);
+        else if (bt && bt.type === 'soju.im/search') endSearch(bt);
       }
     },
     PRIVMSG: onMessage,
@@ -932,6 +946,7 @@
     '/rooms [TEXT]         the rooms on the server',
     '/away [text]          mark yourself away; without text: back',
     '/history [N]          load N older messages here',
+    '/search [#room] WORDS find messages with every word (rooms you are in)',
     '/whois NAME, /notice NAME text, /quit [why], /quote RAW IRC LINE',
     '/op /deop /voice /devoice [#room] NAME, /kick [#room] NAME [why], /ban /unban [#room] MASK,',
     '/bans [#room], /invite NAME [#room], /mode [#room] [modes], /oper NAME PASSWORD, /kill NAME [why], /wallops text, /stats',
@@ -998,7 +1013,14 @@
         if (!S.active || S.active.kind === 'server') return err('/history works in a room or a conversation');
         return loadOlder(S.active, n);
       }
-      case 'search': return err('/search is not offered over IRC yet: use the terminal client or nc for it');
+      case 'search': {
+        // As the terminal client: /search [#room] words. ';' would end the attribute.
+        const room = chanArg(w[0]) ? w[0] : '';
+        const words = (room ? w.slice(1) : w).join(' ').replace(/;/g, ' ').trim();
+        if (!words) return usage('/search [#room] WORDS');
+        S.searchFor = { key: S.active ? S.active.key : '', words };
+        return send('SEARCH :text=' + words + (room ? ';in=' + room : ''));
+      }
       case 'quit': case 'exit':
         S.userQuit = true;
         return send('QUIT' + (rest ? ' :' + rest : ''));

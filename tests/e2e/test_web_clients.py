@@ -290,6 +290,11 @@ def test_browser_scrollback_and_reconnect(natterd, client, browser, shots, tmp_p
     b.call("eval", page="a", js=f"{log_of('#lobby')}.scrollTop = 0")
     wait_line(b, "a", "#lobby", r"^The beginning of #lobby$")
     b.call("shot", page="a", path=shots("history-older"))
+    # /search asks natterd's SEARCH and lists what it found where it was asked.
+    b.call("say", page="a", text="/search seed 42")
+    wait_line(b, "a", "#lobby", r'search for "seed 42": 1 found$')
+    wait_line(b, "a", "#lobby", r"#lobby <pat> seed 42$")
+    b.call("shot", page="a", path=shots("search"))
 
     # The server restarts. While the page is away, pat says things (natterd runs
     # without its web port, so the page cannot be back before they are said) ...
