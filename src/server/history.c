@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -1927,6 +1928,11 @@ static void *thread_main(void *arg)
      * priority than the loop (Linux: nice is per thread). History that cannot keep
      * up is marked as a gap; the loop never waits for it. */
     pthread_setname_np(pthread_self(), "natterd-history"); /* (top -H, perf: which thread costs what) */
+    /* SCHED_BATCH: a waking writer does not preempt the loop mid-turn (the
+     * scheduler takes it for CPU-bound); its share is still nice 5's. */
+    struct sched_param sp = {0};
+    if (sched_setscheduler((pid_t)syscall(SYS_gettid), SCHED_BATCH, &sp) < 0)
+        log_errno("history: sched_setscheduler");
     if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), HISTORY_NICE) < 0)
         log_errno("history: setpriority");
     pthread_mutex_lock(&h->mu);
