@@ -2,7 +2,7 @@
 raw sockets for HTTP and for frames (natlib.ws_frame, natlib.WsIrcClient), and
 Debian's python3-websockets as an independent client. The page's own behaviour
 is tested in a browser elsewhere; here: what natterd sends and what it refuses."""
-import gzip, os, re, socket, ssl, time
+import gzip, os, re, select, socket, ssl, time
 
 import pytest
 
@@ -10,6 +10,10 @@ import natlib
 from test_tls import certs, context  # noqa: F401  (the module's certificates: a CA and localhost)
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
+
+
+def is_asan(build):
+    return "asan" in os.path.basename(os.path.normpath(build))
 
 
 def web(natterd, *args):
@@ -341,6 +345,40 @@ def test_ping_is_answered(natterd, closing):
     w = ws_user(s, closing, "pinger")
     w.send_frame(9, b"\x00\xffdata")
     natlib.wait_until(lambda: w._fill(0.05) or (10, b"\x00\xffdata") in w.control, what="pong")
+
+
+def test_pings_from_a_client_that_never_reads_do_not_pile_up(natterd, client, closing, build):
+    """Each ping owes a pong; a client that pings and never reads is not read
+    either, so TCP pushes back on it: what it gets to send, and what natterd
+    holds for it, stay bounded (without the bound it sends all it likes and
+    natterd queues a pong for each)."""
+    s = web(natterd, "--rate", "0")
+    w = ws_user(s, closing, "pinger")
+    w.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    w.sock.setblocking(False)
+    ping = natlib.ws_frame(9, b"p" * 125)
+    burst = ping * 256
+    before = natlib.rss_kib(s.proc.pid)
+    sent, deadline, stalled_since = 0, time.time() + 20, None
+    while sent < 64 * 1024 * 1024 and time.time() < deadline:
+        try:
+            sent += w.sock.send(burst)
+            stalled_since = None
+        except BlockingIOError:
+            stalled_since = stalled_since or time.time()
+            if time.time() - stalled_since > 1.0:
+                break  # pushed back on for a second: natterd stopped reading
+            select.select([], [w.sock], [], 0.05)
+    assert sent < 32 * 1024 * 1024, f"natterd kept reading pings it could not answer: {sent} bytes taken"
+    if not is_asan(build):
+        grown = natlib.rss_kib(s.proc.pid) - before
+        assert grown < 16 * 1024, f"natterd grew {grown} KiB for one pinging client"
+    # The others go on meanwhile.
+    a, b = client(s), client(s)
+    a.nick("amy")
+    b.nick("bo")
+    a.send("still here")
+    b.expect(r"^#lobby <amy> still here$")
 
 
 def expect_close(w, code):

@@ -28,6 +28,7 @@
 
 #define IN_HIGH (64 * 1024)  /* decoded input waiting before reading from below stops */
 #define OUT_HIGH (64 * 1024) /* wslay's frames waiting for below before it must wait too */
+#define QUEUED_HIGH 16        /* wslay's own frames (pongs) queued before reading stops */
 #define FRAMES (96 * 1024)   /* lines are framed into a buffer of this size ... */
 #define FRAMES_WRITE (64 * 1024) /* ... and written once it holds this much */
 
@@ -75,6 +76,15 @@ static int keep_out(struct ws *s, const char *p, size_t n)
     return 0;
 }
 
+/* What we owe the peer is stuck: our buffer for below is full, or wslay holds
+ * more frames of its own than a reading peer would ever leave waiting. */
+static int out_backed(const struct ws *s)
+{
+    if (s->raw_closed)
+        return 0;
+    return s->out_len - s->out_off >= OUT_HIGH || wslay_event_get_queued_msg_count(s->ctx) > QUEUED_HIGH;
+}
+
 static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *ud)
 {
     (void)flags;
@@ -89,6 +99,13 @@ static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
             s->early_len = s->early_off = 0;
         }
         return (ssize_t)n;
+    }
+    /* A client that sends pings and never reads would grow wslay's queue of
+     * pongs without end: while what we owe it cannot leave, it is not read
+     * (TCP pushes back on it; events asks for writability only). */
+    if (out_backed(s)) {
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
     }
     if (s->in_len - s->in_off >= IN_HIGH) {
         s->stopped = 1;
@@ -563,6 +580,8 @@ static int ws_events(struct transport *t, int want)
      * served at all; not while it is paused (want 0), or the loop would spin. */
     if (want && out_waiting(s))
         want |= LOOP_WRITE;
+    if ((want & LOOP_READ) && out_backed(s))
+        want = (want & ~LOOP_READ) | LOOP_WRITE; /* recv_cb will not read: wait to write */
     return s->below->ops->events ? s->below->ops->events(s->below, want) : want;
 }
 
