@@ -68,20 +68,54 @@ static void out_printf(struct out *o, const char *fmt, ...)
 
 /* ==== Entries as lines ==== */
 
+/* A batch's first line (with the request's label) into o, its reference in ref;
+ * without batch only the label's ACK. */
+static void open_batch(struct out *o, struct irc_state *st, const struct asked *a, int batched, char ref[16],
+                       const char *what, const char *target)
+{
+    if (batched) {
+        snprintf(ref, 16, "H%u", ++st->batches);
+        if (a->label[0])
+            out_printf(o, "@label=%s ", a->label);
+        out_printf(o, ":%s BATCH +%s %s%s%s\r\n", irc_conf.server_name, ref, what, target ? " " : "", target ? target : "");
+    } else if (a->label[0]) { /* labeled-response needs batch: cannot happen, but answer the label */
+        out_printf(o, "@label=%s :%s ACK\r\n", a->label, irc_conf.server_name);
+    }
+}
+
+/* The whole answer as one message to c. */
+static void send_out(struct conn *c, struct out *o)
+{
+    struct msg *m = o->failed || o->n == 0 ? NULL : msg_new(o->p, o->n);
+    free(o->p);
+    if (m) {
+        conn_send(c, m);
+        msg_unref(m);
+    }
+}
+
 static int batch_form(const struct irc_state *st)
 {
     return (st->caps & CAP_BATCH) && (st->caps & CAP_SERVER_TIME);
+}
+
+/* "2026-12-02T14:35:16.123Z" */
+static void iso_time(char *out, size_t len, int64_t time_ms)
+{
+    time_t secs = (time_t)(time_ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    snprintf(out, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", (tm.tm_year + 1900) % 10000, (tm.tm_mon + 1) % 100,
+             tm.tm_mday % 100, tm.tm_hour % 100, tm.tm_min % 100, tm.tm_sec % 100, (int)(time_ms % 1000));
 }
 
 /* The tags of one line of entry e in batch ref: "@batch=..;time=..[;msgid=..] ". */
 static void entry_tags(char *out, size_t len, const struct irc_state *st, const char *ref,
                        const struct history_entry *e, int part)
 {
-    time_t secs = (time_t)(e->time_ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    int n = snprintf(out, len, "@batch=%s;time=%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", ref, tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(e->time_ms % 1000));
+    char when[32];
+    iso_time(when, sizeof when, e->time_ms);
+    int n = snprintf(out, len, "@batch=%s;time=%s", ref, when);
     if ((st->caps & CAP_MESSAGE_TAGS) && e->kind != HK_GAP && n > 0 && (size_t)n < len) {
         n += snprintf(out + n, len - (size_t)n, ";msgid=%" PRIx64, e->id);
         if (part > 1 && (size_t)n < len) /* as ircencode.c names the parts of a long message */
@@ -210,17 +244,10 @@ static void answer(struct conn *c, const struct asked *a, const struct history_e
     /* Private history is shown as the client's own conversation with the other. */
     const char *notice_to = a->target[0] == '#' ? a->target : irc_nick(c);
     char ref[16];
-    if (batched) {
-        snprintf(ref, sizeof ref, "H%u", ++st->batches);
-        if (a->label[0])
-            out_printf(&o, "@label=%s ", a->label);
-        if (a->search)
-            out_printf(&o, ":%s BATCH +%s soju.im/search\r\n", irc_conf.server_name, ref);
-        else
-            out_printf(&o, ":%s BATCH +%s chathistory %s\r\n", irc_conf.server_name, ref, a->target);
-    } else if (a->label[0]) { /* labeled-response needs batch: cannot happen, but answer the label */
-        out_printf(&o, "@label=%s :%s ACK\r\n", a->label, irc_conf.server_name);
-    }
+    if (a->search)
+        open_batch(&o, st, a, batched, ref, "soju.im/search", NULL);
+    else
+        open_batch(&o, st, a, batched, ref, "chathistory", a->target);
     if (!batched && first > 0)
         out_printf(&o, ":%s NOTICE %s :*** %zu older message%s of history not shown (ask for fewer)\r\n",
                    irc_conf.server_name, notice_to, first, first == 1 ? "" : "s");
@@ -240,25 +267,10 @@ static void answer(struct conn *c, const struct asked *a, const struct history_e
                    irc_conf.server_name, notice_to, count - last, count - last == 1 ? "" : "s");
     if (batched)
         out_printf(&o, ":%s BATCH -%s\r\n", irc_conf.server_name, ref);
-    struct msg *m = o.failed || o.n == 0 ? NULL : msg_new(o.p, o.n);
-    free(o.p);
-    if (m) {
-        conn_send(c, m);
-        msg_unref(m);
-    }
+    send_out(c, &o);
     /* A CHATHISTORY costs the server in proportion to its size: charge the asker. */
     if (!a->replay && conn_queued(c) > queued)
         conn_charge(c, (double)(conn_queued(c) - queued) / IRC_LINE_MAX);
-}
-
-/* "2026-12-02T14:35:16.123Z" */
-static void iso_time(char *out, size_t len, int64_t time_ms)
-{
-    time_t secs = (time_t)(time_ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    snprintf(out, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", (tm.tm_year + 1900) % 10000, (tm.tm_mon + 1) % 100,
-             tm.tm_mday % 100, tm.tm_hour % 100, tm.tm_min % 100, tm.tm_sec % 100, (int)(time_ms % 1000));
 }
 
 /* CHATHISTORY TARGETS' answer: a line per target, with the time of its newest
@@ -269,14 +281,7 @@ static void answer_targets(struct conn *c, const struct asked *a, const struct h
     int batched = (st->caps & CAP_BATCH) != 0;
     struct out o = {0};
     char ref[16] = "";
-    if (batched) {
-        snprintf(ref, sizeof ref, "H%u", ++st->batches);
-        if (a->label[0])
-            out_printf(&o, "@label=%s ", a->label);
-        out_printf(&o, ":%s BATCH +%s draft/chathistory-targets\r\n", irc_conf.server_name, ref);
-    } else if (a->label[0]) {
-        out_printf(&o, "@label=%s :%s ACK\r\n", a->label, irc_conf.server_name);
-    }
+    open_batch(&o, st, a, batched, ref, "draft/chathistory-targets", NULL);
     for (size_t i = 0; i < count; i++) {
         const struct history_entry *e = &entries[i];
         /* a conversation is named by the other side, as the client sees it */
@@ -288,12 +293,7 @@ static void answer_targets(struct conn *c, const struct asked *a, const struct h
     }
     if (batched)
         out_printf(&o, ":%s BATCH -%s\r\n", irc_conf.server_name, ref);
-    struct msg *m = o.failed || o.n == 0 ? NULL : msg_new(o.p, o.n);
-    free(o.p);
-    if (m) {
-        conn_send(c, m);
-        msg_unref(m);
-    }
+    send_out(c, &o);
 }
 
 static void fail_cmd(struct conn *c, const char *cmd, const char *code, const char *context, const char *text)
