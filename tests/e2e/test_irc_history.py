@@ -30,7 +30,12 @@ def body_of(line):
 
 def read_batch(c, target, timeout=natlib.DEFAULT_WAIT):
     """Read up to 'BATCH +ref chathistory TARGET' and its end: (start line, [lines inside])."""
-    m = c.expect(r"^(@\S+ )?:\S+ BATCH \+(\S+) chathistory %s$" % re.escape(target), timeout)
+    return read_batch_of(c, "chathistory %s" % re.escape(target), timeout)
+
+
+def read_batch_of(c, kind, timeout=natlib.DEFAULT_WAIT):
+    """Read up to 'BATCH +ref KIND' (a pattern) and its end: (start line, [lines inside])."""
+    m = c.expect(r"^(@\S+ )?:\S+ BATCH \+(\S+) %s$" % kind, timeout)
     start, ref = m.group(0), m.group(2)
     inside = []
     while True:
@@ -409,17 +414,12 @@ def test_private_history_both_ways(natterd, client, irc):
 
 def read_targets(c, timeout=natlib.DEFAULT_WAIT):
     """Read a draft/chathistory-targets batch: [(target, time)]."""
-    m = c.expect(r"^(@\S+ )?:\S+ BATCH \+(\S+) draft/chathistory-targets$", timeout)
-    ref, out = m.group(2), []
-    while True:
-        line = c.readline(timeout)
-        assert line is not None, "EOF inside a batch"
-        if re.match(r"^:\S+ BATCH -%s$" % re.escape(ref), line):
-            return out
-        assert tags_of(line).get("batch") == ref, line
+    out = []
+    for line in read_batch_of(c, "draft/chathistory-targets", timeout)[1]:
         t = re.match(r"^:natter CHATHISTORY TARGETS (\S+) (%s)$" % ISO, body_of(line))
         assert t, line
         out.append((t.group(1), t.group(2)))
+    return out
 
 
 def test_chathistory_targets(natterd, client, irc):
@@ -510,15 +510,7 @@ def test_an_answer_bigger_than_the_output_queue_keeps_the_newest(natterd, client
 
 def read_search(c, timeout=natlib.DEFAULT_WAIT):
     """Read a soju.im/search batch: its PRIVMSG lines."""
-    m = c.expect(r"^(@\S+ )?:\S+ BATCH \+(\S+) soju\.im/search$", timeout)
-    ref, out = m.group(2), []
-    while True:
-        line = c.readline(timeout)
-        assert line is not None, "EOF inside a batch"
-        if re.match(r"^:\S+ BATCH -%s$" % re.escape(ref), line):
-            return out
-        assert tags_of(line).get("batch") == ref, line
-        out.append(line)
+    return read_batch_of(c, r"soju\.im/search", timeout)[1]
 
 
 def test_search(natterd, client, irc):
