@@ -234,15 +234,15 @@ build-fuzz/webfiles.c: web/embed.sh $(WEB_FILES)
 	@mkdir -p build-fuzz
 	sh web/embed.sh $@ $(WEB_FILES)
 
-build-fuzz/fuzz_framing: tests/fuzz/fuzz_framing.c tests/fuzz/fuzz_util.h $(FUZZ_SERVER) $(HEADERS) build-fuzz/webfiles.c
+build-fuzz/fuzz_framing: tests/fuzz/fuzz_framing.c tests/fuzz/fuzz_util.h tests/fuzz/fuzz_nolog.h $(FUZZ_SERVER) $(HEADERS) build-fuzz/webfiles.c
 	@mkdir -p build-fuzz
 	$(FUZZ_CC) $(ALL_CPPFLAGS) $(CFLAGS_SQLITE) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_framing.c $(FUZZ_SERVER) build-fuzz/webfiles.c $(LIBS_D) $(LIBS_CORE) $(LDLIBS_SSL) $(LDLIBS_SQLITE) $(LDLIBS_SODIUM) $(LDLIBS_WEB) -lpthread
 
-build-fuzz/fuzz_irc: tests/fuzz/fuzz_irc.c tests/fuzz/fuzz_util.h $(FUZZ_SERVER) $(HEADERS) build-fuzz/webfiles.c
+build-fuzz/fuzz_irc: tests/fuzz/fuzz_irc.c tests/fuzz/fuzz_util.h tests/fuzz/fuzz_nolog.h $(FUZZ_SERVER) $(HEADERS) build-fuzz/webfiles.c
 	@mkdir -p build-fuzz
 	$(FUZZ_CC) $(ALL_CPPFLAGS) $(CFLAGS_SQLITE) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_irc.c $(FUZZ_SERVER) build-fuzz/webfiles.c $(LIBS_D) $(LIBS_CORE) $(LDLIBS_SSL) $(LDLIBS_SQLITE) $(LDLIBS_SODIUM) $(LDLIBS_WEB) -lpthread
 
-build-fuzz/fuzz_web: tests/fuzz/fuzz_web.c tests/fuzz/fuzz_util.h $(FUZZ_SERVER) $(HEADERS) build-fuzz/webfiles.c
+build-fuzz/fuzz_web: tests/fuzz/fuzz_web.c tests/fuzz/fuzz_util.h tests/fuzz/fuzz_nolog.h $(FUZZ_SERVER) $(HEADERS) build-fuzz/webfiles.c
 	@mkdir -p build-fuzz
 	$(FUZZ_CC) $(ALL_CPPFLAGS) $(CFLAGS_SQLITE) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_web.c $(FUZZ_SERVER) build-fuzz/webfiles.c $(LIBS_D) $(LIBS_CORE) $(LDLIBS_SSL) $(LDLIBS_SQLITE) $(LDLIBS_SODIUM) $(LDLIBS_WEB) -lpthread
 

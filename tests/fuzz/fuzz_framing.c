@@ -35,6 +35,7 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/text.h"
+#include "fuzz_nolog.h"
 #include "fuzz_util.h"
 #include "server/codec.h"
 #include "server/codecs/line/linecodec.h"
@@ -44,12 +45,6 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
-/* natterd logs every connect and disconnect: keep the fuzzer's output readable. */
-void log_init(const char *progname, int verbose) { (void)progname, (void)verbose; }
-void log_set_verbose(int verbose) { (void)verbose; }
-void log_syslog(int on) { (void)on; }
-void log_msg(enum log_level lv, const char *fmt, ...) { (void)lv, (void)fmt; }
-void log_errno(const char *fmt, ...) { (void)fmt; }
 
 static uint32_t rnd(uint32_t *s)
 {

@@ -29,6 +29,7 @@
 #include "core/loop.h"
 #include "core/log.h"
 #include "core/text.h"
+#include "fuzz_nolog.h"
 #include "fuzz_util.h"
 #include "server/codec.h"
 #include "server/codecs/irc/irccodec.h"
@@ -40,12 +41,6 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
-/* natterd logs every connect, rename and disconnect: keep the fuzzer's output readable. */
-void log_init(const char *progname, int verbose) { (void)progname, (void)verbose; }
-void log_set_verbose(int verbose) { (void)verbose; }
-void log_syslog(int on) { (void)on; }
-void log_msg(enum log_level lv, const char *fmt, ...) { (void)lv, (void)fmt; }
-void log_errno(const char *fmt, ...) { (void)fmt; }
 
 static int format_code(unsigned char c)
 {
